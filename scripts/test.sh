@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Sets up (missing Debian packages), builds everything and runs the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+build_dir=${GCL_BUILD_DIR:-build}
+jobs=${GCL_JOBS:-$(nproc)}
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release
+cmake --build "$build_dir" -j "$jobs"
+ctest --test-dir "$build_dir" --output-on-failure -j "$jobs"
