@@ -329,14 +329,18 @@ public:
     // Reads and validates a whole checkpoint file.
     static Checkpoint read(const std::filesystem::path& path) {
         const std::string source = path.string();
-        std::ifstream in(path, std::ios::binary | std::ios::ate);
+        std::error_code ec;
+        const auto status = std::filesystem::status(path, ec);
+        check(!ec && std::filesystem::exists(status), "read_checkpoint", "cannot open ", source, ": no such file");
+        check(std::filesystem::is_regular_file(status), "read_checkpoint", source, " is not a regular file");
+        const std::uintmax_t size = std::filesystem::file_size(path, ec);
+        check(!ec, "read_checkpoint", "cannot determine the size of ", source, ": ", ec.message());
+        std::ifstream in(path, std::ios::binary);
         check(static_cast<bool>(in), "read_checkpoint", "cannot open ", source);
-        const std::streamoff size = in.tellg();
-        check(size >= 0, "read_checkpoint", "cannot determine the size of ", source);
         std::vector<unsigned char> bytes(static_cast<std::size_t>(size));
-        in.seekg(0);
-        if (size > 0) in.read(reinterpret_cast<char*>(bytes.data()), size);
-        check(static_cast<bool>(in), "read_checkpoint", "reading ", source, " failed");
+        if (size > 0) in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
+        check(static_cast<bool>(in) && static_cast<std::uintmax_t>(in.gcount()) == size, "read_checkpoint", "reading ",
+              source, " failed");
         return from_bytes(std::move(bytes), source);
     }
 
