@@ -136,6 +136,22 @@ TEST_CASE("Checkpoint round trip of every dtype and rank", "[checkpoint]") {
     CHECK(back(2, 1) == sample.weights(1, 2));
     CHECK(back(0, 1) == sample.weights(1, 0));
 
+    // add copies; add_view reads the memory when write() runs.
+    Tensor<float> source = Tensor<float>::from(Shape{2}, {1, 2});
+    CheckpointWriter views;
+    views.add("copied", source);
+    views.add_view("viewed", source.cview());
+    Tensor<float> square = Tensor<float>::from(Shape{2, 2}, {1, 2, 3, 4});
+    views.add_view("strided", square.cview().transpose(0, 1));  // not contiguous: copied
+    source(0) = 9;
+    square(0, 1) = 9;
+    views.write(dir / "v.gclc");
+    const Checkpoint v = Checkpoint::read(dir / "v.gclc");
+    CHECK(v.get<float>("copied")(0) == 1);
+    CHECK(v.get<float>("viewed")(0) == 9);
+    CHECK(v.get<float>("strided")(1, 0) == 2);
+    CHECK_THROWS_AS(views.add_view("viewed", source.cview()), gcl::Error);
+
     // Writing again replaces the file.
     CheckpointWriter again;
     again.add_scalar<double>("only", 2.5);

@@ -2,8 +2,9 @@
 // Checkpoint files: named tensors (float32, float64, int64, int32, uint8) with their shapes, in a
 // versioned binary format guarded by CRC-32 checksums (byte layout in docs/checkpoints.md).
 //
-// CheckpointWriter collects named views and writes them atomically: into "<path>.tmp", fsync'ed,
-// then renamed over <path>, so a crash or a failed write never destroys the previous checkpoint.
+// CheckpointWriter collects named tensors (copies, or views with add_view) and writes them
+// atomically: into "<path>.tmp", fsync'ed, then renamed over <path>, so a crash or a failed write
+// never destroys the previous checkpoint.
 // Checkpoint::read loads and validates a whole file (magic, version, checksums, every length)
 // before anything is used; a truncated, corrupt or foreign file raises gcl::Error, never crashes.
 // Tensors are then fetched by name with dtype and shape checks.
@@ -196,30 +197,10 @@ private:
 
 class CheckpointWriter {
 public:
-    // Adds a tensor without copying it: its memory must stay valid until write() returns.
-    // Views that are not contiguous are copied.
+    // Adds a copy of a tensor (any layout).
     template <class V>
         requires is_checkpoint_type_v<std::remove_const_t<V>>
     void add(std::string name, TensorView<V, cpu> view) {
-        using T = std::remove_const_t<V>;
-        check_name(name);
-        if (!view.is_contiguous()) {
-            add_copy(std::move(name), TensorView<const T, cpu>(view));
-            return;
-        }
-        entries_.push_back(Entry{std::move(name), dtype_of<T>(), view.shape(), view.data(),
-                                 static_cast<std::size_t>(view.numel()) * sizeof(T)});
-    }
-    template <class T>
-        requires is_checkpoint_type_v<T>
-    void add(std::string name, const Tensor<T, cpu>& tensor) {
-        add(std::move(name), tensor.cview());
-    }
-
-    // Adds a private copy of a tensor.
-    template <class V>
-        requires is_checkpoint_type_v<std::remove_const_t<V>>
-    void add_copy(std::string name, TensorView<V, cpu> view) {
         using T = std::remove_const_t<V>;
         check_name(name);
         auto copy = std::make_unique<Tensor<T, cpu>>(Tensor<T, cpu>::copy_of(TensorView<const T, cpu>(view)));
@@ -228,6 +209,26 @@ public:
         owned_.push_back(std::shared_ptr<void>(std::move(copy)));
         entries_.push_back(Entry{std::move(name), dtype_of<T>(), view.shape(), data, bytes});
     }
+    template <class T>
+        requires is_checkpoint_type_v<T>
+    void add(std::string name, const Tensor<T, cpu>& tensor) {
+        add(std::move(name), tensor.cview());
+    }
+
+    // Adds a tensor without copying it: its memory must stay valid, and unchanged, until write()
+    // returns. (Views that are not contiguous are copied.)
+    template <class V>
+        requires is_checkpoint_type_v<std::remove_const_t<V>>
+    void add_view(std::string name, TensorView<V, cpu> view) {
+        using T = std::remove_const_t<V>;
+        if (!view.is_contiguous()) {
+            add(std::move(name), view);
+            return;
+        }
+        check_name(name);
+        entries_.push_back(Entry{std::move(name), dtype_of<T>(), view.shape(), view.data(),
+                                 static_cast<std::size_t>(view.numel()) * sizeof(T)});
+    }
 
     // Adds a single value as a rank-0 tensor (copied).
     template <class T>
@@ -235,14 +236,14 @@ public:
     void add_scalar(std::string name, T value) {
         Tensor<T, cpu> t{Shape{}};
         t.data()[0] = value;
-        add_copy(std::move(name), t.cview());
+        add(std::move(name), t.cview());
     }
 
     // Adds text as a one-dimensional uint8 tensor (copied).
     void add_text(std::string name, std::string_view text) {
         Tensor<std::uint8_t, cpu> t{Shape{static_cast<index_t>(text.size())}};
         if (!text.empty()) std::memcpy(t.data(), text.data(), text.size());
-        add_copy(std::move(name), t.cview());
+        add(std::move(name), t.cview());
     }
 
     bool contains(std::string_view name) const {

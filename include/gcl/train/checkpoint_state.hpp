@@ -38,13 +38,14 @@ struct LoadReport {
 
 // ---- parameters and buffers ----
 
-// Adds every parameter and buffer of `arena` (without copying: the arena must outlive write()).
+// Adds every parameter and buffer of `arena` without copying them: the arena must stay alive and
+// unchanged until write() returns.
 template <class T>
 void add_parameters(CheckpointWriter& writer, const nn::ParameterArena<T, cpu>& arena) {
     for (std::size_t i = 0; i < arena.parameter_count(); ++i)
-        writer.add(std::string(parameter_prefix) + arena.parameters()[i].name, arena.value(nn::ParamHandle{i}));
+        writer.add_view(std::string(parameter_prefix) + arena.parameters()[i].name, arena.value(nn::ParamHandle{i}));
     for (std::size_t i = 0; i < arena.buffer_count(); ++i)
-        writer.add(std::string(buffer_prefix) + arena.buffers()[i].name, arena.buffer_value(nn::BufferHandle{i}));
+        writer.add_view(std::string(buffer_prefix) + arena.buffers()[i].name, arena.buffer_value(nn::BufferHandle{i}));
 }
 
 namespace detail {
@@ -118,7 +119,8 @@ inline bool holds_state(const Checkpoint& checkpoint, const std::vector<std::str
 }  // namespace detail
 
 // Adds the optimizer's algorithm, step count and state, split per parameter of `arena` (the
-// parameters it steps). The optimizer must outlive write().
+// parameters it steps), without copying the state: the optimizer must stay alive and unchanged
+// until write() returns.
 template <class T, class Rule>
 void add_optimizer(CheckpointWriter& writer, const optim::FlatOptimizer<T, Rule>& optimizer,
                    const nn::ParameterArena<T, cpu>& arena, std::string_view prefix = default_optimizer_prefix) {
@@ -128,7 +130,7 @@ void add_optimizer(CheckpointWriter& writer, const optim::FlatOptimizer<T, Rule>
     writer.add_scalar<std::int64_t>(detail::join(prefix, "step"), optimizer.step_count());
     for (const optim::NamedState<const T>& s : optimizer.state())
         for (const nn::ParameterInfo& p : arena.parameters())
-            writer.add(detail::join(prefix, s.name, p.name),
+            writer.add_view(detail::join(prefix, s.name, p.name),
                        TensorView<const T, cpu>(s.values.data() + p.offset, p.shape));
 }
 
