@@ -1,4 +1,5 @@
 // Behaviour of the optimizer driver: per-parameter options, blocks and threads, state, errors.
+#include <array>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -294,4 +295,55 @@ TEMPLATE_TEST_CASE("Each optimizer minimises a least-squares problem", "[optim]"
     CHECK(run(optim::SGD<T>({.learning_rate = 0.01, .momentum = 0.9, .nesterov = true})) < 1e-3);
     CHECK(run(optim::Adam<T>({.learning_rate = 0.02})) < 1e-3);
     CHECK(run(optim::AdamW<T>({.learning_rate = 0.02, .weight_decay = 1e-4})) < 1e-3);
+}
+
+namespace {
+
+// The host range update against the element-wise reference form, on the same data.
+template <class T, class Rule>
+void check_range_matches_reference(const typename Rule::options_type& options) {
+    const Rule rule{options};
+    const index_t n = 1037;  // not a multiple of any chunk or vector width
+    const Tensor<T> g = random_tensor<T>(Shape{n}, 21);
+    Tensor<T> p_range = random_tensor<T>(Shape{n}, 22);
+    Tensor<T> p_ref = p_range;
+    std::array<Tensor<T>, 3> s_range, s_ref;
+    for (int k = 0; k < 3; ++k) {
+        s_range[k] = random_tensor<T>(Shape{n}, 23 + k);
+        for (index_t i = 0; i < n; ++i) s_range[k].data()[i] = std::abs(s_range[k].data()[i]);  // moments >= 0
+        s_ref[k] = s_range[k];
+    }
+    std::array<T*, 3> range_ptr{s_range[0].data(), s_range[1].data(), s_range[2].data()};
+    std::array<T*, 3> ref_ptr{s_ref[0].data(), s_ref[1].data(), s_ref[2].data()};
+    for (std::int64_t step = 1; step <= 3; ++step) {
+        const auto c = rule.constants(step);
+        for (const bool decay : {true, false}) {
+            Rule::update_range(c, decay, p_range.data(), g.data(), range_ptr.data(), 0, n);
+            for (index_t i = 0; i < n; ++i) Rule::update(c, decay, p_ref.data()[i], g.data()[i], ref_ptr.data(), i);
+        }
+    }
+    CHECK(bitwise_equal<T>(p_range.cview(), p_ref.cview()));
+    for (int k = 0; k < rule.state_count(); ++k) CHECK(bitwise_equal<T>(s_range[k].cview(), s_ref[k].cview()));
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("The vectorised range update equals the element-wise reference bit for bit", "[optim]", float,
+                   double) {
+    using T = TestType;
+    using Sgd = optim::SgdRule<T>;
+    using Adam = optim::AdamRule<T, optim::WeightDecay::coupled>;
+    using AdamW = optim::AdamRule<T, optim::WeightDecay::decoupled>;
+    check_range_matches_reference<T, Sgd>({.learning_rate = 0.1});
+    check_range_matches_reference<T, Sgd>({.learning_rate = 0.1, .momentum = 0.9, .dampening = 0.3,
+                                           .weight_decay = 0.01, .maximize = true});
+    check_range_matches_reference<T, Sgd>({.learning_rate = 0.1, .momentum = 0.9, .weight_decay = 0.01,
+                                           .nesterov = true});
+    for (const bool amsgrad : {false, true})
+        for (const bool maximize : {false, true}) {
+            const optim::AdamOptions o{.learning_rate = 0.01, .weight_decay = 0.1, .amsgrad = amsgrad,
+                                       .maximize = maximize};
+            check_range_matches_reference<T, Adam>(o);
+            check_range_matches_reference<T, AdamW>(o);
+        }
 }

@@ -8,15 +8,39 @@
 //   v = beta2 * v + (1 - beta2) * g * g
 //   amsgrad: v_max = max(v_max, v), and v_max replaces v below
 //   p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string_view>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "gcl/core/config.hpp"
 #include "gcl/core/error.hpp"
 #include "gcl/optim/flat_optimizer.hpp"
 
 namespace gcl::optim {
+
+namespace detail {
+// x[i] = sqrt(x[i]) for non-negative x, correctly rounded (as std::sqrt). std::sqrt itself keeps
+// a loop from vectorising (it may set errno), so SSE2's sqrt instructions are used where present.
+inline void sqrt_in_place(float* x, index_t n) {
+    index_t i = 0;
+#if defined(__SSE2__)
+    for (; i + 4 <= n; i += 4) _mm_storeu_ps(x + i, _mm_sqrt_ps(_mm_loadu_ps(x + i)));
+#endif
+    for (; i < n; ++i) x[i] = std::sqrt(x[i]);
+}
+inline void sqrt_in_place(double* x, index_t n) {
+    index_t i = 0;
+#if defined(__SSE2__)
+    for (; i + 2 <= n; i += 2) _mm_storeu_pd(x + i, _mm_sqrt_pd(_mm_loadu_pd(x + i)));
+#endif
+    for (; i < n; ++i) x[i] = std::sqrt(x[i]);
+}
+}  // namespace detail
 
 // Adam's defaults are PyTorch's. Note that torch.optim.AdamW defaults to weight_decay = 0.01;
 // here both start at 0, so set it explicitly for AdamW.
@@ -90,32 +114,71 @@ struct AdamRule {
                          o.maximize};
     }
 
-    GCL_HOST_DEVICE static void update(const Constants& c, bool decay, T& p, T g, T* const* state, index_t i) {
-        if (c.maximize) g = -g;
-        if (decay && c.use_weight_decay) {
+    // The first half of element i's update, with the options' flags fixed at compile time:
+    // weight decay, the moments, and the second moment the denominator uses (v, or v_max with
+    // amsgrad), whose square root the second half takes.
+    template <bool Maximize, bool ApplyDecay, bool Amsgrad>
+    GCL_HOST_DEVICE static T update_moments(const Constants& c, T& p, T g, T* exp_avg, T* exp_avg_sq,
+                                            T* max_exp_avg_sq, index_t i) {
+        if constexpr (Maximize) g = -g;
+        if constexpr (ApplyDecay) {
             if constexpr (Decay == WeightDecay::coupled)
                 g = g + c.weight_decay * p;
             else
                 p = p * c.decay_factor;
         }
-        T& m = state[0][i];
-        T& v = state[1][i];
+        T& m = exp_avg[i];
+        T& v = exp_avg_sq[i];
         m = m * c.beta1 + c.one_minus_beta1 * g;
         v = v * c.beta2 + c.one_minus_beta2 * g * g;
-        T second = v;
-        if (c.amsgrad) {
-            T& v_max = state[2][i];
+        if constexpr (Amsgrad) {
+            T& v_max = max_exp_avg_sq[i];
             v_max = v_max > v ? v_max : v;
-            second = v_max;
+            return v_max;
+        } else {
+            return v;
         }
-        const T denom = sqrt_of(second) / c.bias_correction2_sqrt + c.eps;
+    }
+    // The second half: the step, given the square root of the second moment.
+    GCL_HOST_DEVICE static void apply_step(const Constants& c, T& p, T m, T sqrt_second) {
+        const T denom = sqrt_second / c.bias_correction2_sqrt + c.eps;
         p = p + c.neg_step_size * m / denom;
     }
 
+    // Element i of the flat vectors, one at a time: the reference the range form is tested against.
+    static void update(const Constants& c, bool decay, T& p, T g, T* const* state, index_t i) {
+        detail::with_flags(
+            [&](auto... flag) {
+                const T second = update_moments<decltype(flag)::value...>(c, p, g, state[0], state[1], state[2], i);
+                apply_step(c, p, state[0][i], std::sqrt(second));
+            },
+            c.maximize, decay && c.use_weight_decay, c.amsgrad);
+    }
+
+    // Elements [begin, end) in chunks, each as a branch-free moments loop, an exact vectorised
+    // square root, and a step loop, all of which vectorise.
+    static void update_range(const Constants& c, bool decay, T* p, const T* g, T* const* state, index_t begin,
+                             index_t end) {
+        detail::with_flags(
+            [&](auto... flag) {
+                range<decltype(flag)::value...>(c, p, g, state[0], state[1], state[2], begin, end);
+            },
+            c.maximize, decay && c.use_weight_decay, c.amsgrad);
+    }
+
 private:
-    GCL_HOST_DEVICE static T sqrt_of(T x) {
-        using std::sqrt;
-        return sqrt(x);
+    // Constants by value and state pointers as arguments: nothing the loops store can alias them.
+    template <bool Maximize, bool ApplyDecay, bool Amsgrad>
+    static void range(const Constants c, T* p, const T* g, T* m, T* v, T* v_max, index_t begin, index_t end) {
+        constexpr index_t chunk = 512;
+        alignas(64) T root[chunk];
+        for (index_t lo = begin; lo < end; lo += chunk) {
+            const index_t n = std::min(chunk, end - lo);
+            for (index_t j = 0; j < n; ++j)
+                root[j] = update_moments<Maximize, ApplyDecay, Amsgrad>(c, p[lo + j], g[lo + j], m, v, v_max, lo + j);
+            detail::sqrt_in_place(root, n);
+            for (index_t j = 0; j < n; ++j) apply_step(c, p[lo + j], m[lo + j], root[j]);
+        }
     }
 };
 

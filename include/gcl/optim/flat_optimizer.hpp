@@ -11,8 +11,14 @@
 //   int state_count() const;                  how many this configuration uses
 //   static std::string_view state_name(int k);
 //   Constants constants(std::int64_t step) const;   per-step scalars, step counted from 1
+//   static void update_range(const Constants&, bool decay, T* params, const T* grads,
+//                            T* const* state, index_t begin, index_t end);
+//       the update of elements [begin, end), written to vectorise
 //   static void update(const Constants&, bool decay, T& param, T grad, T* const* state, index_t i);
-// `decay` says whether weight decay applies to this element's parameter.
+//       the same update of element i alone: the reference update_range is tested against
+// `decay` says whether weight decay applies to these elements' parameter. Both forms call one
+// GCL_HOST_DEVICE element function with the options' flags as template arguments, which is
+// also what a device kernel calls.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -28,6 +34,23 @@
 #include "gcl/nn/parameter_arena.hpp"
 
 namespace gcl::optim {
+
+namespace detail {
+// Calls f(std::bool_constant<flag>{}...) for runtime flags, so that an update rule branches on
+// its options once per range, at compile time, and its loops have no branches in them (the
+// compiler does not turn floating-point branches into selects by itself).
+template <class F>
+void with_flags(F&& f) {
+    f();
+}
+template <class F, class... Rest>
+void with_flags(F&& f, bool first, Rest... rest) {
+    if (first)
+        with_flags([&](auto... tail) { f(std::true_type{}, tail...); }, rest...);
+    else
+        with_flags([&](auto... tail) { f(std::false_type{}, tail...); }, rest...);
+}
+}  // namespace detail
 
 // A run of the flat parameter vector whose parameters share their optimizer options.
 struct Segment {
@@ -188,8 +211,7 @@ private:
                 if (!seg->trainable) continue;
                 const index_t lo = std::max(begin, seg->begin);
                 const index_t hi = std::min(end, seg->end);
-                const bool decay = seg->weight_decay;
-                for (index_t i = lo; i < hi; ++i) Rule::update(c, decay, params[i], grads[i], s, i);
+                Rule::update_range(c, seg->weight_decay, params, grads, s, lo, hi);
             }
         }
         ++steps_;

@@ -73,15 +73,42 @@ struct SgdRule {
                          o.weight_decay != 0};
     }
 
-    GCL_HOST_DEVICE static void update(const Constants& c, bool decay, T& p, T g, T* const* state, index_t i) {
-        T d = c.maximize ? -g : g;
-        if (decay && c.use_weight_decay) d = d + c.weight_decay * p;
-        if (c.use_momentum) {
-            T& b = state[0][i];
-            b = c.first_step ? d : b * c.momentum + c.one_minus_dampening * d;
-            d = c.nesterov ? d + c.momentum * b : b;
+    // The update of element i, with the options' flags fixed at compile time; `buffer` is the
+    // momentum buffer (untouched without momentum).
+    template <bool Maximize, bool Decay, bool Momentum, bool FirstStep, bool Nesterov>
+    GCL_HOST_DEVICE static void update_element(const Constants& c, T& p, T g, T* buffer, index_t i) {
+        T d = g;
+        if constexpr (Maximize) d = -g;
+        if constexpr (Decay) d = d + c.weight_decay * p;
+        if constexpr (Momentum) {
+            T b = d;
+            if constexpr (!FirstStep) b = buffer[i] * c.momentum + c.one_minus_dampening * d;
+            buffer[i] = b;
+            if constexpr (Nesterov)
+                d = d + c.momentum * b;
+            else
+                d = b;
         }
         p = p + (-c.lr) * d;
+    }
+
+    // Element i of the flat vectors, one at a time: the reference the range form is tested against.
+    static void update(const Constants& c, bool decay, T& p, T g, T* const* state, index_t i) {
+        T* buffer = c.use_momentum ? state[0] : nullptr;
+        detail::with_flags([&](auto... flag) { update_element<decltype(flag)::value...>(c, p, g, buffer, i); },
+                           c.maximize, decay && c.use_weight_decay, c.use_momentum, c.first_step, c.nesterov);
+    }
+
+    // Elements [begin, end): one branch-free, vectorisable loop per combination of options.
+    static void update_range(const Constants& c, bool decay, T* p, const T* g, T* const* state, index_t begin,
+                             index_t end) {
+        T* buffer = c.use_momentum ? state[0] : nullptr;
+        detail::with_flags(
+            [&](auto... flag) {
+                for (index_t i = begin; i < end; ++i)
+                    update_element<decltype(flag)::value...>(c, p[i], g[i], buffer, i);
+            },
+            c.maximize, decay && c.use_weight_decay, c.use_momentum, c.first_step, c.nesterov);
     }
 };
 
