@@ -91,7 +91,7 @@ void BM_AdamWArena(benchmark::State& state) {
 
 }  // namespace
 
-// 16M elements: far beyond the caches, about the size of a base-48 2D U-Net's parameters x 2.
+// 16M elements (8M in double): far beyond the caches.
 BENCHMARK_TEMPLATE(BM_Triad, float)->Arg(1 << 24)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_SgdMomentum, float)->Arg(1 << 24)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_Adam, float)->Arg(1 << 24)->Unit(benchmark::kMillisecond)->UseRealTime();
