@@ -2,6 +2,12 @@
 #include "gcl/ops/conv_transpose2d.hpp"
 #include "support.hpp"
 
+#include <array>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
 using namespace ops_test;
 namespace ops = gcl::ops;
 using gcl::ConstView;
@@ -241,6 +247,38 @@ TEST_CASE("conv_transpose2d gradients pass the finite-difference check", "[ops][
         }
     }
 }
+
+#if defined(_OPENMP)
+TEST_CASE("convolution gives the same results on one thread and on several", "[ops][conv2d][threads]") {
+    // Batches at least as large as the thread count run image-parallel; smaller ones run image by
+    // image with Eigen's threads; one thread runs everything in turn.
+    gcl::Rng rng(205);
+    const ConvCase& c = conv_cases[7];
+    const auto p = conv_params(c);
+    const Shape ys = ops::conv2d_output_shape(c.x, c.w, p);
+    const auto x = random<float>(c.x, rng), w = random<float>(c.w, rng), dy = random<float>(ys, rng);
+    auto run = [&] {
+        Tensor<float> y(ys), dx(c.x), dw(c.w);
+        ops::conv2d_forward(x, w, y.view(), p);
+        ops::conv2d_backward_data(dy, w, dx.view(), p);
+        ops::conv2d_backward_weight(dy, x, dw.view(), p);
+        return std::array<Tensor<float>, 3>{y, dx, dw};
+    };
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    const auto serial = run();
+    for (int threads : {2, 3, 8}) {
+        omp_set_num_threads(threads);
+        const auto parallel = run();
+        const auto again = run();
+        for (int k = 0; k < 3; ++k) {
+            require_close(parallel[k], cast<double>(serial[k]));
+            require_equal(again[k], parallel[k]);  // the same thread count repeats exactly
+        }
+    }
+    omp_set_num_threads(saved);
+}
+#endif
 
 TEST_CASE("convolution output shapes", "[ops][conv2d][shape]") {
     using ops::Conv2dParams;
