@@ -2,7 +2,10 @@
 // ReLU and LeakyReLU. Element by element: y may be x itself and dx may be dy itself.
 //
 //   ops::leaky_relu_forward(x, y.view(), 0.01);
-//   ops::leaky_relu_backward(dy, x, dx.view(), 0.01);   // x: the forward's input
+//   ops::leaky_relu_backward(dy, x, dx.view(), 0.01);   // x: the forward's input or output
+//
+// The backward passes only look at the signs of x, so the forward's output (same signs, for a
+// non-negative slope) serves as well, which lets the forward pass run in place.
 //
 // At x == 0 the gradient is the negative side's (0 for ReLU), as in PyTorch.
 #include "gcl/backend/cpu/activation.hpp"
@@ -45,7 +48,6 @@ void relu_forward(Input<T, Device> x, TensorView<T, Device> y) {
     backend::Activation<Device>::relu_forward(x, y);
 }
 
-// x may also be the forward's output y (same sign pattern).
 template <class T, class Device>
 void relu_backward(Input<T, Device> dy, Input<T, Device> x, TensorView<T, Device> dx) {
     constexpr std::string_view op = "ops::relu_backward";
