@@ -1,5 +1,5 @@
 #pragma once
-// OpenMP helpers of the CPU backend. Loops are parallel only where the work pays for the
+// OpenMP loops of the CPU backend. Loops are parallel only where the work pays for the
 // threads, and every result is computed in an order fixed by the data and the thread count, so
 // a run repeats exactly.
 #include "gcl/core/shape.hpp"

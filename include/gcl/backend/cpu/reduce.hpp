@@ -86,6 +86,15 @@ struct Reduce<cpu> {
     template <class T>
     static void sum_dim(ConstView<T, cpu> x, TensorView<T, cpu> out, index_t outer, index_t extent, index_t inner,
                         double scale) {
+        if (inner == 1) {  // contiguous lines: one accumulator each
+            cpu_detail::parallel_for(outer, cpu_detail::worth_parallel(outer, extent), [&](index_t o) {
+                const T* in = x.data() + o * extent;
+                double acc = 0;
+                for (index_t k = 0; k < extent; ++k) acc += static_cast<double>(in[k]);
+                out.data()[o] = static_cast<T>(scale * acc);
+            });
+            return;
+        }
         cpu_detail::parallel_for(outer, cpu_detail::worth_parallel(outer, extent * inner), [&](index_t o) {
             std::vector<double> acc(static_cast<std::size_t>(inner), 0.0);
             const T* in = x.data() + o * extent * inner;
