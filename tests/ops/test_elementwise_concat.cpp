@@ -147,6 +147,19 @@ TEMPLATE_TEST_CASE("concat and split along any dimension are inverse", "[ops][co
     }
 }
 
+TEST_CASE("concat and split accept empty parts", "[ops][concat]") {
+    gcl::Rng rng(513);
+    const auto a = random<float>(Shape{2, 3, 4, 4}, rng);
+    const Tensor<float> none(Shape{2, 0, 4, 4});
+    Tensor<float> out(Shape{2, 3, 4, 4});
+    // An empty slice occupies no memory, so it overlaps nothing, not even the output it lies in.
+    ops::concat({none.cview(), a.cview(), gcl::ConstView<float>(out.view().narrow(1, 1, 0))}, out.view());
+    require_equal(out, a);
+    Tensor<float> back(Shape{2, 3, 4, 4}), empty(Shape{2, 0, 4, 4});
+    ops::split(out, {empty.view(), back.view()});
+    require_equal(back, a);
+}
+
 TEST_CASE("concat's gradient is split, checked by finite differences", "[ops][concat][gradcheck]") {
     gcl::Rng rng(512);
     auto a = random<double>(Shape{2, 3, 2, 2}, rng);

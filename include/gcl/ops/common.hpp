@@ -103,7 +103,8 @@ void require_disjoint(std::string_view op, const TensorView<T, Device>& out, con
                       std::string_view out_name, std::string_view in_name) {
     const auto a = detail::address_range(out);
     const auto b = detail::address_range(in);
-    if (a.first < b.second && b.first < a.second)
+    const bool empty = a.first == a.second || b.first == b.second;
+    if (!empty && a.first < b.second && b.first < a.second)
         fail(op, out_name, " of shape ", out.shape(), " overlaps ", in_name, " of shape ", in.shape(),
              "; this op cannot run in place");
 }
