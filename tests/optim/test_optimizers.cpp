@@ -322,14 +322,31 @@ void check_range_matches_reference(const typename Rule::options_type& options) {
             for (index_t i = 0; i < n; ++i) Rule::update(c, decay, p_ref.data()[i], g.data()[i], ref_ptr.data(), i);
         }
     }
-    CHECK(bitwise_equal<T>(p_range.cview(), p_ref.cview()));
-    for (int k = 0; k < rule.state_count(); ++k) CHECK(bitwise_equal<T>(s_range[k].cview(), s_ref[k].cview()));
+    // Identical formulas; where the compiler fuses multiply-adds (FMA targets) it may do so
+    // differently in the vector and scalar loops, so a few roundings may differ. The difference
+    // is measured against the vector's largest element, as cancellation (m near 0) makes
+    // element-wise relative differences meaningless.
+    const double limit = 32 * std::numeric_limits<T>::epsilon();
+    const auto worst = [](const Tensor<T>& a, const Tensor<T>& b) {
+        double diff = 0, scale = 0;
+        for (index_t i = 0; i < a.numel(); ++i) {
+            const double x = a.data()[i], y = b.data()[i];
+            diff = std::max(diff, std::abs(x - y));
+            scale = std::max({scale, std::abs(x), std::abs(y)});
+        }
+        return scale > 0 ? diff / scale : diff;
+    };
+    INFO(Rule::name << ": worst difference of parameters " << worst(p_range, p_ref));
+    CHECK(worst(p_range, p_ref) <= limit);
+    for (int k = 0; k < rule.state_count(); ++k) {
+        INFO("state " << Rule::state_name(k) << ": worst difference " << worst(s_range[k], s_ref[k]));
+        CHECK(worst(s_range[k], s_ref[k]) <= limit);
+    }
 }
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("The vectorised range update equals the element-wise reference bit for bit", "[optim]", float,
-                   double) {
+TEMPLATE_TEST_CASE("The vectorised range update equals the element-wise reference", "[optim]", float, double) {
     using T = TestType;
     using Sgd = optim::SgdRule<T>;
     using Adam = optim::AdamRule<T, optim::WeightDecay::coupled>;

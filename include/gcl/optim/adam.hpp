@@ -13,7 +13,9 @@
 #include <cstdint>
 #include <string_view>
 
-#if defined(__SSE2__)
+#if defined(__AVX__)
+#include <immintrin.h>
+#elif defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 
@@ -25,9 +27,13 @@ namespace gcl::optim {
 
 namespace detail {
 // x[i] = sqrt(x[i]) for non-negative x, correctly rounded (as std::sqrt). std::sqrt itself keeps
-// a loop from vectorising (it may set errno), so SSE2's sqrt instructions are used where present.
+// a loop from vectorising (it may set errno), so the exact AVX / SSE2 square-root instructions
+// are used where the target has them.
 inline void sqrt_in_place(float* x, index_t n) {
     index_t i = 0;
+#if defined(__AVX__)
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_sqrt_ps(_mm256_loadu_ps(x + i)));
+#endif
 #if defined(__SSE2__)
     for (; i + 4 <= n; i += 4) _mm_storeu_ps(x + i, _mm_sqrt_ps(_mm_loadu_ps(x + i)));
 #endif
@@ -35,6 +41,9 @@ inline void sqrt_in_place(float* x, index_t n) {
 }
 inline void sqrt_in_place(double* x, index_t n) {
     index_t i = 0;
+#if defined(__AVX__)
+    for (; i + 4 <= n; i += 4) _mm256_storeu_pd(x + i, _mm256_sqrt_pd(_mm256_loadu_pd(x + i)));
+#endif
 #if defined(__SSE2__)
     for (; i + 2 <= n; i += 2) _mm_storeu_pd(x + i, _mm_sqrt_pd(_mm_loadu_pd(x + i)));
 #endif
