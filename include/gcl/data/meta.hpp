@@ -81,10 +81,11 @@ inline Tensor<double> encode_positions(std::span<const SliceMeta> meta) {
 inline std::vector<index_t> min_positives(ConstView<std::int64_t> meta) {
     check(meta.rank() == 2, "min_positives", "expected a K x N meta-label matrix, got shape ", meta.shape());
     std::vector<index_t> out;
-    for (index_t r = 0; r < meta.dim(0); ++r) {
+    const index_t k = meta.shape()[0], n = meta.shape()[1];
+    for (index_t r = 0; r < k; ++r) {
         std::map<std::int64_t, index_t> counts;
-        for (index_t c = 0; c < meta.dim(1); ++c) ++counts[meta(r, c)];
-        index_t least = meta.dim(1) == 0 ? 0 : meta.dim(1);
+        for (index_t c = 0; c < n; ++c) ++counts[meta(r, c)];
+        index_t least = n;
         for (const auto& [value, count] : counts) least = std::min(least, count - 1);
         out.push_back(least);
     }

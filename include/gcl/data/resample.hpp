@@ -27,8 +27,8 @@ struct Warp2D {
 
 // Bilinear sample of a (H, W) image at (r, c). Positions within half a pixel of the border are
 // clamped to it; anything farther out reads `fill`.
-inline float sample_bilinear(ConstView<float> in, double r, double c, float fill) {
-    const index_t h = in.dim(0), w = in.dim(1);
+inline float sample_bilinear(const ConstView<float>& in, double r, double c, float fill) {
+    const index_t h = in.shape()[0], w = in.shape()[1];
     if (!(r >= -0.5 && r <= static_cast<double>(h) - 0.5 && c >= -0.5 && c <= static_cast<double>(w) - 0.5)) return fill;
     r = std::clamp(r, 0.0, static_cast<double>(h - 1));
     c = std::clamp(c, 0.0, static_cast<double>(w - 1));
@@ -42,9 +42,9 @@ inline float sample_bilinear(ConstView<float> in, double r, double c, float fill
 
 // Nearest-neighbour sample of a (H, W) map at (r, c); `fill` outside.
 template <class T>
-T sample_nearest(ConstView<T> in, double r, double c, T fill) {
+T sample_nearest(const ConstView<T>& in, double r, double c, T fill) {
     const auto ri = static_cast<index_t>(std::floor(r + 0.5)), ci = static_cast<index_t>(std::floor(c + 0.5));
-    if (ri < 0 || ri >= in.dim(0) || ci < 0 || ci >= in.dim(1)) return fill;
+    if (ri < 0 || ri >= in.shape()[0] || ci < 0 || ci >= in.shape()[1]) return fill;
     return in(ri, ci);
 }
 
@@ -57,8 +57,9 @@ inline void warp_image(ConstView<float> in, TensorView<float> out, const Warp2D&
     check_2d("warp_image", in.shape(), "input");
     check_2d("warp_image", out.shape(), "output");
     check(in.numel() > 0, "warp_image", "empty input of shape ", in.shape());
-    for (index_t r = 0; r < out.dim(0); ++r)
-        for (index_t c = 0; c < out.dim(1); ++c) {
+    const index_t h = out.shape()[0], w = out.shape()[1];
+    for (index_t r = 0; r < h; ++r)
+        for (index_t c = 0; c < w; ++c) {
             const auto p = warp(static_cast<double>(r), static_cast<double>(c));
             out(r, c) = sample_bilinear(in, p[0], p[1], fill);
         }
@@ -69,8 +70,10 @@ template <class T>
 void warp_label(ConstView<T> in, TensorView<T> out, const Warp2D& warp, T fill = T(0)) {
     check_2d("warp_label", in.shape(), "input");
     check_2d("warp_label", out.shape(), "output");
-    for (index_t r = 0; r < out.dim(0); ++r)
-        for (index_t c = 0; c < out.dim(1); ++c) {
+    check(in.numel() > 0, "warp_label", "empty input of shape ", in.shape());
+    const index_t h = out.shape()[0], w = out.shape()[1];
+    for (index_t r = 0; r < h; ++r)
+        for (index_t c = 0; c < w; ++c) {
             const auto p = warp(static_cast<double>(r), static_cast<double>(c));
             out(r, c) = sample_nearest<T>(in, p[0], p[1], fill);
         }
@@ -129,14 +132,15 @@ Tensor<T> crop_or_pad(ConstView<T> in, index_t height, index_t width, T fill = T
     check_2d("crop_or_pad", in.shape(), "input");
     check(height > 0 && width > 0, "crop_or_pad", "target size must be positive, got ", height, " x ", width);
     Tensor<T> out(Shape{height, width}, fill);
+    const index_t in_h = in.shape()[0], in_w = in.shape()[1];
     // Offset of the output window inside the input (negative: padding before the input).
-    const index_t dr = (in.dim(0) - height) / 2, dc = (in.dim(1) - width) / 2;
+    const index_t dr = (in_h - height) / 2, dc = (in_w - width) / 2;
     for (index_t r = 0; r < height; ++r) {
         const index_t ir = r + dr;
-        if (ir < 0 || ir >= in.dim(0)) continue;
+        if (ir < 0 || ir >= in_h) continue;
         for (index_t c = 0; c < width; ++c) {
             const index_t ic = c + dc;
-            if (ic >= 0 && ic < in.dim(1)) out(r, c) = in(ir, ic);
+            if (ic >= 0 && ic < in_w) out(r, c) = in(ir, ic);
         }
     }
     return out;
