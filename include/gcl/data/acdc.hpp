@@ -182,8 +182,9 @@ inline Volume load_acdc_volume(const std::filesystem::path& root, std::int64_t p
           " must be a 3D stack, got NIfTI dims of rank ", image.header.rank());
     const index_t nx = image.header.dim[0], ny = image.header.dim[1], nz = image.header.dim[2];
     image.data.reshape(Shape{nz, ny, nx});
+    const std::string image_name = image_path.string(), label_name = label_path.string();
     for (index_t i = 0; i < image.data.numel(); ++i)
-        check(std::isfinite(image.data.data()[i]), op, image_path.string(), " holds a non-finite value at element ", i);
+        check(std::isfinite(image.data.data()[i]), op, image_name, " holds a non-finite value at element ", i);
     Tensor<std::uint8_t> label;
     if (options.labels) {
         check(std::filesystem::exists(label_path), op, "missing ", label_path.string());
@@ -193,7 +194,7 @@ inline Volume load_acdc_volume(const std::filesystem::path& root, std::int64_t p
         label = std::move(gt.data);
         label.reshape(Shape{nz, ny, nx});
         for (index_t i = 0; i < label.numel(); ++i)
-            check(label.data()[i] < cls::count, op, label_path.string(), " holds label ", int(label.data()[i]),
+            check(label.data()[i] < cls::count, op, label_name, " holds label ", int(label.data()[i]),
                   " at element ", i, "; ACDC classes are 0 to 3");
     }
     normalize(image.data.view(), options.normalize);
