@@ -48,7 +48,7 @@ TEST_CASE("make_batch stacks images, labels and meta labels", "[data][batch]") {
     // Unlabelled slices give a batch without labels.
     std::vector<gd::Slice> unlabelled(data.begin(), data.begin() + 2);
     unlabelled[1].label = gcl::Tensor<std::uint8_t>();
-    CHECK(gd::make_batch(unlabelled, std::vector<index_t>{0, 1}).labels.rank() == 0);
+    CHECK(gd::make_batch(unlabelled, std::vector<index_t>{0, 1}).labels.empty());
 }
 
 TEST_CASE("two_view_batch pairs two augmentations of each slice, whatever the thread count", "[data][batch]") {

@@ -10,11 +10,11 @@
 
 namespace gcl::data {
 
-// Whether a tensor holds elements: false for a default-constructed (rank 0) tensor, which is how
+// Whether a tensor holds elements: false for a default-constructed (empty) tensor, which is how
 // a missing label map or label batch is represented.
 template <class T>
 bool has_elements(const Tensor<T>& t) {
-    return t.rank() > 0 && t.numel() > 0;
+    return !t.empty();
 }
 
 // Ground-truth classes, in the ACDC challenge's numbering.
