@@ -111,11 +111,12 @@ public:
         MitigateReport report;
         report.gram = Tensor<double>(Shape{K, K});
         report.weights = Tensor<double>(Shape{K});
+        report.coefficients = Tensor<double>(Shape{K, K});
         double* gram = report.gram.data();
         detail::gram_pass(rows.data(), K, P, static_cast<double*>(workspace), gram);
         detail::check_finite_gram("GradMitigator", gram, K, [&](index_t k) { return rows[k]; }, P);
 
-        const GramWeightCounts counts = gram_weights(gram, K, options_, args.step, 0, report.weights.data());
+        const GramWeightCounts counts = gram_weights(gram, K, options_, args.step, 0, report.weights.data(), report.coefficients.data());
         report.conflicting_pairs = counts.conflicting_pairs;
         report.projections = counts.projections;
         report.skipped_rows = counts.skipped_rows;

@@ -2,7 +2,10 @@
 // Reference PCGrad, written straight from the definition (Yu et al. 2020) with explicit
 // P-length vectors and double arithmetic: for each i, copy g_i; for each other j in the seeded
 // order, if g_i' . g_j < 0 subtract (g_i' . g_j / ||g_j||^2) g_j; add up (or average) the g_i'.
+// "< 0" and the rows that may serve as targets follow the same noise floor as the kernel
+// (gram_weights.hpp: conflicts, usable_row).
 // Slow on purpose (K^2 passes over P values); the tests compare GradMitigator against it.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -24,7 +27,8 @@ MitigateReport mitigate(ConstView<T> grads, TensorView<T> out, const MitigateOpt
           grads.shape());
     check(out.rank() == 1 && out.dim(0) == grads.dim(1), "reference::mitigate", "out must have shape [",
           grads.dim(1), "], got ", out.shape());
-    const index_t K = grads.dim(0), P = grads.dim(1);
+    // (dims are positive here; std::max tells the compiler so for the allocations below)
+    const index_t K = std::max<index_t>(grads.dim(0), 1), P = std::max<index_t>(grads.dim(1), 1);
     for (index_t k = 0; k < K; ++k)
         for (index_t p = 0; p < P; ++p)
             check(std::isfinite(grads(k, p)), "reference::mitigate", "gradient row ", k,
@@ -55,7 +59,7 @@ MitigateReport mitigate(ConstView<T> grads, TensorView<T> out, const MitigateOpt
             if (!usable[i] || !usable[j]) continue;
             double s = 0;
             for (index_t p = 0; p < P; ++p) s += static_cast<double>(grads(i, p)) * static_cast<double>(grads(j, p));
-            report.conflicting_pairs += s < 0;
+            report.conflicting_pairs += conflicts(s, norm2[i], norm2[j], options.eps);
         }
 
     std::vector<double> total(static_cast<std::size_t>(P), 0.0), g(static_cast<std::size_t>(P));
@@ -67,7 +71,7 @@ MitigateReport mitigate(ConstView<T> grads, TensorView<T> out, const MitigateOpt
             const index_t j = order[t];
             if (!usable[j]) continue;
             const double d = dot(g, j);
-            if (d < 0) {
+            if (conflicts(d, norm2[i], norm2[j], options.eps)) {
                 const double scale = d / norm2[j];
                 for (index_t p = 0; p < P; ++p) g[p] -= scale * static_cast<double>(grads(j, p));
                 ++report.projections;
