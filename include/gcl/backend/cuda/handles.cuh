@@ -1,0 +1,45 @@
+#pragma once
+// cuBLAS and cuDNN handles, created lazily and cached per host thread and device (a handle must
+// not be shared between threads that use it concurrently).
+#include <map>
+#include <memory>
+
+#include "gcl/backend/cuda/check.cuh"
+
+namespace gcl::cuda_detail {
+
+inline int current_device() {
+    int device = 0;
+    GCL_CUDA_CHECK(cudaGetDevice(&device));
+    return device;
+}
+
+inline cublasHandle_t cublas_handle() {
+    struct Deleter {
+        void operator()(cublasContext* h) const { cublasDestroy(h); }
+    };
+    thread_local std::map<int, std::unique_ptr<cublasContext, Deleter>> handles;
+    auto& slot = handles[current_device()];
+    if (!slot) {
+        cublasHandle_t h = nullptr;
+        GCL_CUBLAS_CHECK(cublasCreate(&h));
+        slot.reset(h);
+    }
+    return slot.get();
+}
+
+inline cudnnHandle_t cudnn_handle() {
+    struct Deleter {
+        void operator()(cudnnContext* h) const { cudnnDestroy(h); }
+    };
+    thread_local std::map<int, std::unique_ptr<cudnnContext, Deleter>> handles;
+    auto& slot = handles[current_device()];
+    if (!slot) {
+        cudnnHandle_t h = nullptr;
+        GCL_CUDNN_CHECK(cudnnCreate(&h));
+        slot.reset(h);
+    }
+    return slot.get();
+}
+
+}  // namespace gcl::cuda_detail

@@ -1,0 +1,9 @@
+#pragma once
+// gcl's CUDA backend umbrella: include from nvcc translation units only (after or instead of
+// gcl/gcl.hpp). Link with gcl::cuda (cudart, cuBLAS, cuDNN).
+#include "gcl/core/random.hpp"
+#include "gcl/core/tensor.hpp"
+#include "gcl/backend/cuda/buffer.cuh"
+#include "gcl/backend/cuda/check.cuh"
+#include "gcl/backend/cuda/device.cuh"
+#include "gcl/backend/cuda/handles.cuh"
