@@ -22,7 +22,7 @@ void combine_fixed(const T* const* rows, const T* w, index_t begin, index_t end,
     index_t p = begin;
     for (; p + W <= end; p += W) {
         V s = wv[0] * load(r[0] + p);
-#pragma GCC unroll 8
+GCL_SIMD_UNROLL(8)
         for (int k = 1; k < K; ++k) s += wv[k] * load(r[k] + p);
         store(out + p, s);
     }

@@ -41,12 +41,12 @@ void gram_all_pairs(const T* const* rows, index_t begin, index_t end, double* ac
         V s[NP] = {};
         for (; p + W <= stop; p += W) {
             V x[K];
-#pragma GCC unroll 8
+GCL_SIMD_UNROLL(8)
             for (int k = 0; k < K; ++k) x[k] = load(r[k] + p);
             int q = 0;
-#pragma GCC unroll 8
+GCL_SIMD_UNROLL(8)
             for (int i = 0; i < K; ++i)
-#pragma GCC unroll 8
+GCL_SIMD_UNROLL(8)
                 for (int j = i; j < K; ++j) s[q++] += x[i] * x[j];
         }
         for (int q = 0; q < NP; ++q) acc[q] += lane_sum<T>(s[q]);
@@ -68,13 +68,13 @@ void cross_tile(const T* const* a, const T* const* b, index_t begin, index_t end
     index_t p = begin;
     for (; p + W <= end; p += W) {
         V x[RI], y[RJ];
-#pragma GCC unroll 2
+GCL_SIMD_UNROLL(2)
         for (int i = 0; i < RI; ++i) x[i] = load(a[i] + p);
-#pragma GCC unroll 4
+GCL_SIMD_UNROLL(4)
         for (int j = 0; j < RJ; ++j) y[j] = load(b[j] + p);
-#pragma GCC unroll 2
+GCL_SIMD_UNROLL(2)
         for (int i = 0; i < RI; ++i)
-#pragma GCC unroll 4
+GCL_SIMD_UNROLL(4)
             for (int j = 0; j < RJ; ++j) s[i * RJ + j] += x[i] * y[j];
     }
     for (int i = 0; i < RI; ++i)

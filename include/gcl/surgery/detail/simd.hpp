@@ -4,6 +4,15 @@
 // AVX-512), so the same code is a few registers wide everywhere and needs no intrinsics.
 #include <cstring>
 
+// Full unrolling of the short loops over rows and lanes (nvcc's host front end does not know the
+// pragma and gets nothing).
+#define GCL_SIMD_PRAGMA(text) _Pragma(#text)
+#if defined(__CUDACC__)
+#define GCL_SIMD_UNROLL(n)
+#else
+#define GCL_SIMD_UNROLL(n) GCL_SIMD_PRAGMA(GCC unroll n)
+#endif
+
 namespace gcl::surgery::detail {
 
 #if defined(__AVX512F__)
