@@ -88,6 +88,26 @@ TEST_CASE("SupCon matches PyTorch: anchors without positives contribute nothing"
     for (index_t i = 0; i < n * z.dim(1); ++i) REQUIRE(r.grads.data()[n * z.dim(1) + i] == 0.0);
 }
 
+TEST_CASE("SupCon with a K x N label matrix equals the PositivePairs route", "[loss][supcon]") {
+    const Tensor<double> z = loss_fixture<double>("supcon_z");
+    const Tensor<index_t> patient = loss_fixture<index_t>("supcon_patient");
+    const index_t B = patient.dim(0);
+    Tensor<index_t> labels(Shape{2, 2 * B});
+    for (index_t i = 0; i < 2 * B; ++i) {
+        labels(0, i) = patient(i % B);
+        labels(1, i) = (i % B) / 2;
+    }
+    const ContrastResult<double> a = gcl::loss::supcon<double>(z.cview(), labels.cview(), {.normalize = true});
+    PositivePairs pairs(B);
+    pairs.add_labels(labels.cview().select(0, 0).narrow(0, 0, B)).add_labels(labels.cview().select(0, 1).narrow(0, 0, B));
+    const ContrastResult<double> b = gcl::loss::supcon<double>(z.cview(), pairs, {.normalize = true});
+    CHECK(a.losses(0) == b.losses(0));
+    CHECK(a.losses(1) == b.losses(1));
+    CHECK(worst_ratio(a.grads.data(), b.grads.data(), a.grads.numel(), 0.0, 1e-300) <= 1.0);
+    labels(1, B) = 7;  // the two views of image 0 disagree
+    CHECK_THROWS_WITH(gcl::loss::supcon<double>(z.cview(), labels.cview()), Catch::Contains("two views of image 0"));
+}
+
 TEST_CASE("SupCon gradients pass the finite-difference check", "[loss][supcon][gradcheck]") {
     const index_t B = 5, D = 6;
     Tensor<double> z(Shape{2 * B, D});
