@@ -27,10 +27,11 @@ cmake --build "$build" --target bench_surgery -j2 >/dev/null
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-# The headline case must be in the run whatever the filter says.
+# The headline case must be in the run whatever the filter says. Repetitions of different
+# benchmarks are interleaved, so the triad and the kernels see the same machine conditions.
 OMP_NUM_THREADS=$threads OMP_PROC_BIND=spread "$build/benchmarks/bench_surgery" \
     --benchmark_filter="BM_Triad|BM_Mitigate<float>/K:4/P:16000000/|$filter" \
-    --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=false \
+    --benchmark_repetitions="$reps" --benchmark_enable_random_interleaving=true \
     --benchmark_out="$out/bench.json" --benchmark_out_format=json | grep -v -E "_(mean|median|stddev|cv) "
 
 OMP_NUM_THREADS=$threads "$python" benchmarks/pytorch_pcgrad.py --K 4 --P 16000000 --threads "$threads" \
