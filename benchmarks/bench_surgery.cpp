@@ -4,11 +4,14 @@
 //
 // BM_Triad is a STREAM-style triad (a = b + s c over arrays far larger than the last-level cache)
 // in the same binary and with the same threads: the bandwidth the mitigation is compared with.
+// BM_MitigatePairedWithTriad alternates the two in every iteration, for a ratio measured under
+// the same conditions.
 // BM_Mitigate reports bytes_per_second counted as (2 K P + P) * sizeof(T) per call: the Gram pass
 // reads G, the combine pass reads G again and writes P values. benchmarks/run_surgery.sh runs this
 // beside benchmarks/pytorch_pcgrad.py and prints the summary.
 #include <benchmark/benchmark.h>
 
+#include <chrono>
 #include <cstdint>
 #include <vector>
 
@@ -41,29 +44,83 @@ gcl::Tensor<T> conflicting_gradients(index_t K, index_t P, std::uint64_t seed) {
     return g;
 }
 
-void BM_Triad(benchmark::State& state) {
-    const index_t n = state.range(0);
-    std::vector<float> a(static_cast<std::size_t>(n)), b(a.size()), c(a.size());
+// STREAM triad a = b + s c over three arrays of n floats (first touched by the threads that use them).
+class Triad {
+public:
+    explicit Triad(index_t n) : n_(n), a_(static_cast<std::size_t>(n)), b_(a_.size()), c_(a_.size()) {
 #pragma omp parallel for schedule(static)
-    for (index_t i = 0; i < n; ++i) {
-        a[i] = 0.0f;
-        b[i] = 1.0f;
-        c[i] = 2.0f;
+        for (index_t i = 0; i < n_; ++i) {
+            a_[i] = 0.0f;
+            b_[i] = 1.0f;
+            c_[i] = 2.0f;
+        }
     }
-    const float s = 3.0f;
-    float* pa = a.data();
-    const float* pb = b.data();
-    const float* pc = c.data();
-    for (auto _ : state) {
+    void run() {
+        const float s = 3.0f;
+        float* pa = a_.data();
+        const float* pb = b_.data();
+        const float* pc = c_.data();
 #pragma omp parallel for schedule(static)
-        for (index_t i = 0; i < n; ++i) pa[i] = pb[i] + s * pc[i];
+        for (index_t i = 0; i < n_; ++i) pa[i] = pb[i] + s * pc[i];
         benchmark::DoNotOptimize(pa);
         benchmark::ClobberMemory();
     }
-    state.SetBytesProcessed(state.iterations() * 3 * n * static_cast<index_t>(sizeof(float)));
-}
+    index_t bytes() const { return 3 * n_ * static_cast<index_t>(sizeof(float)); }
+
+private:
+    index_t n_;
+    std::vector<float> a_, b_, c_;
+};
+
 // 3 x 2^26 floats (768 MiB), far beyond the last-level cache.
-BENCHMARK(BM_Triad)->Arg(index_t{1} << 26)->UseRealTime()->Unit(benchmark::kMillisecond);
+constexpr index_t triad_size = index_t{1} << 26;
+
+void BM_Triad(benchmark::State& state) {
+    Triad triad(state.range(0));
+    for (auto _ : state) triad.run();
+    state.SetBytesProcessed(state.iterations() * triad.bytes());
+}
+BENCHMARK(BM_Triad)->Arg(triad_size)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// Mitigation and triad alternating in every iteration, timed separately: the two bandwidths are
+// measured under the same conditions (this machine's memory bandwidth drifts with its neighbours).
+// The reported time and bytes_per_second are the mitigation's; triad_GBps is the triad measured
+// alongside, fraction_of_triad their ratio.
+void BM_MitigatePairedWithTriad(benchmark::State& state) {
+    using clock = std::chrono::steady_clock;
+    const index_t K = state.range(0), P = state.range(1);
+    const gcl::Tensor<float> g = conflicting_gradients<float>(K, P, 1);
+    gcl::Tensor<float> out(gcl::Shape{P});
+    const gcl::surgery::GradMitigator<float> mitigator({.reduction = gcl::surgery::Reduction::sum, .seed = 7});
+    const gcl::surgery::GradMitigator<float>::Arguments args{g.cview(), out.view(), 0};
+    std::vector<double> workspace(mitigator.workspace_size(args) / sizeof(double) + 1);
+    Triad triad(triad_size);
+    double mitigate_seconds = 0, triad_seconds = 0;
+    for (auto _ : state) {
+        const auto t0 = clock::now();
+        mitigator.run(args, workspace.data());
+        benchmark::DoNotOptimize(out.data());
+        benchmark::ClobberMemory();
+        const auto t1 = clock::now();
+        triad.run();
+        const auto t2 = clock::now();
+        const double m = std::chrono::duration<double>(t1 - t0).count();
+        mitigate_seconds += m;
+        triad_seconds += std::chrono::duration<double>(t2 - t1).count();
+        state.SetIterationTime(m);
+    }
+    const double bytes = static_cast<double>((2 * K * P + P) * static_cast<index_t>(sizeof(float)));
+    const double iterations = static_cast<double>(state.iterations());
+    state.SetBytesProcessed(state.iterations() * static_cast<index_t>(bytes));
+    const double triad_gbps = iterations * static_cast<double>(triad.bytes()) / triad_seconds / 1e9;
+    state.counters["triad_GBps"] = triad_gbps;
+    state.counters["fraction_of_triad"] = (iterations * bytes / mitigate_seconds / 1e9) / triad_gbps;
+}
+BENCHMARK(BM_MitigatePairedWithTriad)
+    ->ArgNames({"K", "P"})
+    ->Args({4, 16000000})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 template <class T>
 void BM_Mitigate(benchmark::State& state) {
