@@ -1,0 +1,52 @@
+#pragma once
+// Softmax cross-entropy for segmentation, with class weights and an ignore index, as
+// torch.nn.functional.cross_entropy(logits, targets, weight, ignore_index) with mean reduction:
+//   L = sum_i w_{y_i} (-log softmax(x_i)_{y_i}) / sum_i w_{y_i}      over pixels i not ignored
+//   dL/dx_ic = w_{y_i} (softmax(x_i)_c - [c = y_i]) / sum_i w_{y_i}
+// A batch whose pixels are all ignored (or weigh zero) gives L = 0 and a zero gradient, with
+// counted = 0 in the result, never a NaN.
+#include <vector>
+
+#include "gcl/loss/segmentation_input.hpp"
+
+namespace gcl::loss {
+
+struct CrossEntropyOptions {
+    std::vector<double> class_weights;  // C values, empty: all 1
+    index_t ignore_index = -100;
+};
+
+// logits: N x C x ... (any spatial rank, or none); targets: N x ... (int64 class indices).
+template <class T>
+SegmentationLoss<T> softmax_cross_entropy(ConstView<T> logits, ConstView<index_t> targets,
+                                          const CrossEntropyOptions& options = {}) {
+    const auto [N, C, S] = detail::check_segmentation_input<T>("softmax_cross_entropy", logits, targets,
+                                                              options.class_weights, options.ignore_index);
+    const auto weight = [&](index_t c) { return options.class_weights.empty() ? 1.0 : options.class_weights[c]; };
+    SegmentationLoss<T> r;
+    r.grad = Tensor<T>(logits.shape());
+    double total_weight = 0, loss = 0;
+    std::vector<double> p(static_cast<std::size_t>(C));
+    for (index_t n = 0; n < N; ++n)
+        for (index_t s = 0; s < S; ++s) {
+            const index_t y = targets.data()[n * S + s];
+            if (y == options.ignore_index) continue;
+            ++r.counted;
+            const double w = weight(y);
+            total_weight += w;
+            detail::pixel_softmax(logits.data(), C, S, n, s, p.data());
+            loss -= w * std::log(std::max(p[y], 1e-300));
+            T* g = r.grad.data() + n * C * S + s;
+            for (index_t c = 0; c < C; ++c) g[c * S] = static_cast<T>(w * (p[c] - (c == y ? 1.0 : 0.0)));
+        }
+    if (total_weight <= 0) {
+        r.grad.fill(T(0));
+        return r;
+    }
+    r.loss = loss / total_weight;
+    for (index_t i = 0; i < r.grad.numel(); ++i)
+        r.grad.data()[i] = static_cast<T>(static_cast<double>(r.grad.data()[i]) / total_weight);
+    return r;
+}
+
+}  // namespace gcl::loss

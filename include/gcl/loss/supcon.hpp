@@ -1,0 +1,45 @@
+#pragma once
+// Image-wise contrast under several meta labels: the supervised contrastive loss L_img^m of the
+// N = 2B image embeddings (B images x 2 views) for each meta label m (multi_label_contrast.hpp).
+//
+//   gcl::loss::PositivePairs pairs(B);
+//   pairs.add_labels(patient_ids.cview()).add_bins<float>(positions.cview(), 4);
+//   auto r = gcl::loss::supcon<float>(z.cview() /* N x D */, pairs, {.temperature = 0.1, .normalize = true});
+//   r.losses (K), r.grads (K x N x D, for representation-level mitigation), r.grad_sum (N x D)
+#include "gcl/loss/multi_label_contrast.hpp"
+#include "gcl/loss/positive_pairs.hpp"
+
+namespace gcl::loss {
+
+template <class T>
+ContrastResult<T> supcon(ConstView<T> z, const PositivePairs& pairs, const ContrastOptions& options = {}) {
+    check_rank("supcon", z.shape(), 2, "embeddings");
+    check(pairs.embeddings() == z.dim(0), "supcon", "the positive pairs describe ", pairs.embeddings(),
+          " embeddings but z has shape ", z.shape());
+    check(pairs.labels() >= 1, "supcon", "no meta label was added to the positive pairs");
+    return multi_label_contrast<T>(
+        "supcon", z, pairs.labels(), [&](index_t m, index_t i, index_t a) { return pairs.positive(m, i, a); }, options);
+}
+
+// Meta labels as an integer matrix [K x N], one value per embedding, in the SupCon layout
+// (embedding i is a view of image i mod N/2, so both views of an image carry the same values;
+// negative: unknown). Equivalent to PositivePairs(N / 2) with add_labels for each row.
+template <class T>
+ContrastResult<T> supcon(ConstView<T> z, ConstView<index_t> labels, const ContrastOptions& options = {}) {
+    check_rank("supcon", labels.shape(), 2, "labels (K x N)");
+    check_rank("supcon", z.shape(), 2, "embeddings");
+    const index_t K = labels.dim(0), N = labels.dim(1);
+    check(N == z.dim(0), "supcon", "labels of shape ", labels.shape(), " do not match embeddings of shape ", z.shape());
+    check(N >= 2 && N % 2 == 0, "supcon", "the SupCon layout needs an even number of embeddings (two views), got ", N);
+    const index_t B = N / 2;
+    PositivePairs pairs(B);
+    for (index_t m = 0; m < K; ++m) {
+        for (index_t b = 0; b < B; ++b)
+            check(labels(m, b) == labels(m, b + B), "supcon", "label ", m, " differs between the two views of image ",
+                  b, " (", labels(m, b), " vs ", labels(m, b + B), ")");
+        pairs.add_labels(labels.select(0, m).narrow(0, 0, B));
+    }
+    return supcon<T>(z, pairs, options);
+}
+
+}  // namespace gcl::loss

@@ -1,0 +1,147 @@
+#pragma once
+// GradMitigator: PCGrad (Yu et al. 2020) on K per-meta-label gradients, combined into one.
+//
+//   gcl::surgery::GradMitigator<float> mitigator({.reduction = Reduction::sum, .seed = 1});
+//   auto report = mitigator({.grads = G /* K x P */, .out = g /* P */, .step = step});
+//
+// Semantics: for each i, g_i' starts as g_i and, over the other rows j in a seeded random order,
+// when g_i' . g_j < 0 it is projected onto the normal plane of the *original* g_j:
+// g_i' -= (g_i' . g_j / ||g_j||^2) g_j. The output is sum_i g_i' (or the mean).
+//
+// The kernel never forms g_i'. It reads G twice: one pass forms Q = G G^T, a K x K host loop finds
+// the weights w with sum_i g_i' = w^T G (gram_weights.hpp), and one pass writes w^T G. That is
+// (2K + 1) P values of memory traffic, the bandwidth limit the benchmarks measure against.
+//
+// Operator object in the CUTLASS manner: Arguments, can_implement / check, workspace_size, run.
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "gcl/core/error.hpp"
+#include "gcl/core/tensor.hpp"
+#include "gcl/core/tensor_view.hpp"
+#include "gcl/surgery/detail/combine_pass.hpp"
+#include "gcl/surgery/detail/gram_pass.hpp"
+#include "gcl/surgery/gram_weights.hpp"
+#include "gcl/surgery/mitigate_options.hpp"
+
+namespace gcl::surgery {
+
+namespace detail {
+// Names the first non-finite element of row `row` (length P), or says that its squared norm overflowed.
+template <class T>
+[[noreturn]] void fail_non_finite_row(std::string_view op, const T* data, index_t row, index_t P) {
+    for (index_t p = 0; p < P; ++p)
+        if (!std::isfinite(data[p]))
+            fail(op, "gradient row ", row, " holds a non-finite value (", data[p], ") at column ", p);
+    fail(op, "the dot products of gradient row ", row, " overflow; the gradients are too large to combine");
+}
+
+// NaN or Inf anywhere in a row shows in its squared norm Q_kk; an infinite off-diagonal entry with
+// finite norms is an overflow. Either raises gcl::Error naming the row (and the column if any).
+template <class RowOf>
+void check_finite_gram(std::string_view op, const double* gram, index_t K, RowOf row_of, index_t P) {
+    for (index_t k = 0; k < K; ++k)
+        if (!std::isfinite(gram[k * K + k])) fail_non_finite_row(op, row_of(k), k, P);
+    for (index_t i = 0; i < K; ++i)
+        for (index_t j = 0; j < K; ++j)
+            if (!std::isfinite(gram[i * K + j])) fail_non_finite_row(op, row_of(i), i, P);
+}
+}  // namespace detail
+
+template <class T>
+class GradMitigator {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "GradMitigator works on float or double");
+
+public:
+    struct Arguments {
+        ConstView<T> grads;      // K x P, one gradient per row; rows contiguous, any row stride
+        TensorView<T> out;       // P, contiguous; may be one of the rows of grads, but no other overlap
+        std::uint64_t step = 0;  // the training step: with the seed, fixes the projection orders
+    };
+
+    explicit GradMitigator(MitigateOptions options = {}) : options_(options) {}
+    const MitigateOptions& options() const { return options_; }
+
+    // Empty when the arguments can be run, else the reason.
+    static std::string why_not(const Arguments& args) {
+        const ConstView<T>& g = args.grads;
+        if (g.rank() != 2) return "grads must be K x P (rank 2), got shape " + g.shape().str();
+        if (g.dim(0) < 1 || g.dim(1) < 1) return "grads must be non-empty, got shape " + g.shape().str();
+        if (g.dim(1) > 1 && g.stride(1) != 1)
+            return "rows of grads must be contiguous, got column stride " + std::to_string(g.stride(1));
+        if (args.out.rank() != 1 || args.out.dim(0) != g.dim(1))
+            return "out must have shape [" + std::to_string(g.dim(1)) + "] for grads of shape " + g.shape().str() +
+                   ", got " + args.out.shape().str();
+        if (!args.out.is_contiguous()) return "out must be contiguous";
+        const index_t K = g.dim(0), P = g.dim(1);
+        const T* o0 = args.out.data();
+        const T* o1 = o0 + P;
+        for (index_t k = 0; k < K && P > 0; ++k) {
+            const T* r0 = g.data() + k * g.stride(0);
+            const T* r1 = r0 + P;
+            const bool overlap = o0 < r1 && r0 < o1;
+            if (overlap && r0 != o0)
+                return "out overlaps row " + std::to_string(k) + " of grads without being that row";
+        }
+        return {};
+    }
+    static bool can_implement(const Arguments& args) { return why_not(args).empty(); }
+    static void check(const Arguments& args) {
+        const std::string reason = why_not(args);
+        if (!reason.empty()) fail("GradMitigator", reason);
+    }
+
+    // Bytes of workspace `run` needs (per-chunk partial Gram matrices).
+    static std::size_t workspace_size(const Arguments& args) {
+        check(args);
+        return detail::gram_workspace(args.grads.dim(0), args.grads.dim(1)) * sizeof(double);
+    }
+
+    // Runs with caller-provided workspace of at least workspace_size(args) bytes, aligned for double.
+    MitigateReport run(const Arguments& args, void* workspace) const {
+        check(args);
+        const index_t K = args.grads.dim(0), P = args.grads.dim(1);
+        std::vector<const T*> rows(static_cast<std::size_t>(K));
+        for (index_t k = 0; k < K; ++k) rows[k] = args.grads.data() + k * args.grads.stride(0);
+
+        MitigateReport report;
+        report.gram = Tensor<double>(Shape{K, K});
+        report.weights = Tensor<double>(Shape{K});
+        report.coefficients = Tensor<double>(Shape{K, K});
+        double* gram = report.gram.data();
+        detail::gram_pass(rows.data(), K, P, static_cast<double*>(workspace), gram);
+        detail::check_finite_gram("GradMitigator", gram, K, [&](index_t k) { return rows[k]; }, P);
+
+        const GramWeightCounts counts = gram_weights(gram, K, options_, args.step, 0, report.weights.data(), report.coefficients.data());
+        report.conflicting_pairs = counts.conflicting_pairs;
+        report.projections = counts.projections;
+        report.skipped_rows = counts.skipped_rows;
+
+        std::vector<T> w(static_cast<std::size_t>(K));
+        for (index_t k = 0; k < K; ++k) w[k] = static_cast<T>(report.weights(k));
+        detail::combine_pass(rows.data(), K, P, w.data(), args.out.data());
+        return report;
+    }
+
+    // Runs with workspace it allocates itself.
+    MitigateReport operator()(const Arguments& args) const {
+        std::vector<double> workspace(workspace_size(args) / sizeof(double) + 1);
+        return run(args, workspace.data());
+    }
+
+private:
+    MitigateOptions options_;
+};
+
+// One-call form: out = PCGrad-combined rows of grads (K x P).
+template <class T>
+MitigateReport mitigate(ConstView<T> grads, TensorView<T> out, const MitigateOptions& options = {},
+                        std::uint64_t step = 0) {
+    return GradMitigator<T>(options)({grads, out, step});
+}
+
+}  // namespace gcl::surgery
