@@ -36,7 +36,7 @@
 namespace gcl::nn {
 
 struct PretrainModelOptions {
-    UNetEncoderOptions encoder;
+    UNetEncoderOptions encoder = {};
     index_t image_hidden = 256;  // image head: hidden and embedding sizes
     index_t image_out = 128;
     index_t pixel_hidden = 256;  // pixel head: hidden and embedding channels
@@ -59,8 +59,8 @@ public:
     struct Gradients {
         ConstView<T> input;                // dL/dx
         ConstView<T> features;             // dL/dF, both heads together
-        ConstView<T> features_from_image;  // dL/dF through the image head (empty if it got no gradient)
-        ConstView<T> features_from_pixel;  // dL/dF through the pixel head (empty if it got no gradient)
+        ConstView<T> features_from_image;  // dL/dF through the image head (data() == nullptr without one)
+        ConstView<T> features_from_pixel;  // dL/dF through the pixel head (data() == nullptr without one)
     };
 
     PretrainModel(const Scope<T>& scope, const PretrainModelOptions& options)
@@ -92,14 +92,14 @@ public:
         return out;
     }
 
-    // Backward from the gradients of the loss with respect to the embeddings; an empty view
-    // (ConstView<T>{}) means the loss does not depend on that head (its parameters receive no
+    // Backward from the gradients of the loss with respect to the embeddings; an absent view
+    // (ConstView<T>{}, or any view without elements) means the loss does not depend on that head (its parameters receive no
     // gradient, which in overwrite mode leaves them at 0). Parameter gradients are added into the
     // arena's current gradient target. May be called any number of times after one forward.
     Gradients backward(ConstView<T> d_image, ConstView<T> d_pixel) {
         constexpr std::string_view op = "nn::PretrainModel::backward";
         detail::require_forward(forward_done_, op, {});
-        const bool image = !d_image.empty(), pixel = !d_pixel.empty();
+        const bool image = present(d_image), pixel = present(d_pixel);
         check(image || pixel, op, "needs the gradient of at least one head; both are empty");
         Gradients g;
         if (image) g.features_from_image = image_head_.backward(d_image);
@@ -148,6 +148,8 @@ public:
     const PretrainModelOptions& options() const { return options_; }
 
 private:
+    static bool present(const ConstView<T>& v) { return v.data() != nullptr && v.numel() > 0; }
+
     PretrainModelOptions options_;
     UNetEncoder<T> encoder_;
     ImageHead<T> image_head_;

@@ -31,8 +31,8 @@
 namespace gcl::nn {
 
 struct TransferOptions {
-    std::string source_prefix;                 // only source entries whose names start with this
-    std::optional<std::string> target_prefix;  // replaces source_prefix in the target's names
+    std::string source_prefix = {};            // only source entries whose names start with this
+    std::optional<std::string> target_prefix = std::nullopt;  // replaces source_prefix in the target's names
     bool buffers = true;                       // also copy buffers (batch-norm running statistics)
 };
 
