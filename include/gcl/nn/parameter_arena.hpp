@@ -233,6 +233,12 @@ public:
         begin_backward(matrix.select(0, row), mode);
     }
 
+    // Ends the current pass: writing a gradient raises gcl::Error until the next begin_backward.
+    void end_backward() {
+        target_kind_ = TargetKind::none;
+        external_target_ = view_type();
+    }
+
     bool in_backward() const { return target_kind_ != TargetKind::none; }
     GradMode grad_mode() const { return mode_; }
 
