@@ -86,6 +86,48 @@ TEST_CASE("two_view_batch pairs two augmentations of each slice, whatever the th
     CHECK(std::memcmp(expected.image.data(), one.images.data() + 2 * 48 * 48, sizeof(float) * 48 * 48) == 0);
 }
 
+TEST_CASE("two_view_batch with shared geometry differs between views in intensity only", "[data][batch]") {
+    const auto& data = data_set();
+    const std::vector<index_t> idx{0, 9, 21, 50};
+    gd::AugmentOptions ao;
+    ao.height = ao.width = 48;
+    ao.max_rotation = 30;
+    ao.max_shift = 0.1;
+    const Rng rng(12);
+    // Without intensity changes the two views of a slice are identical, pixel for pixel.
+    gd::AugmentOptions geometric = ao;
+    geometric.gamma_probability = geometric.contrast_probability = geometric.noise_probability = 0;
+    const gd::TwoViewBatch same = gd::two_view_batch(data, idx, geometric, {}, rng, gd::ViewGeometry::shared);
+    const gd::TwoViewBatch independent = gd::two_view_batch(data, idx, geometric, {}, rng);
+    const index_t hw = 48 * 48;
+    int differing_independent = 0;
+    for (index_t i = 0; i < 4; ++i) {
+        CHECK(std::memcmp(same.images.data() + i * hw, same.images.data() + (i + 4) * hw, sizeof(float) * hw) == 0);
+        differing_independent +=
+            std::memcmp(independent.images.data() + i * hw, independent.images.data() + (i + 4) * hw, sizeof(float) * hw) != 0;
+    }
+    CHECK(differing_independent >= 3);
+    // View 0 is the same in both modes; with intensity changes on, view 1 keeps view 0's geometry:
+    // where view 0 is exactly the fill value (outside the input), so is view 1 before noise...
+    CHECK(std::memcmp(same.images.data(), independent.images.data(), sizeof(float) * hw) == 0);
+    gd::AugmentOptions intensity_only = ao;
+    intensity_only.noise_probability = 0;
+    const gd::TwoViewBatch shared = gd::two_view_batch(data, idx, intensity_only, {}, rng, gd::ViewGeometry::shared);
+    for (index_t i = 0; i < 4; ++i) {
+        // ... and gamma and contrast are monotone, so the brightness order of pixels is kept.
+        const float* a = shared.images.data() + i * hw;
+        const float* b = shared.images.data() + (i + 4) * hw;
+        int reversed = 0, pairs = 0;
+        for (index_t p = 0; p + 37 < hw; p += 37) {
+            const index_t q = p + 37;
+            pairs += a[p] != a[q];
+            reversed += (a[p] < a[q] && b[p] > b[q]) || (a[p] > a[q] && b[p] < b[q]);
+        }
+        CHECK(pairs > 20);
+        CHECK(reversed == 0);
+    }
+}
+
 TEST_CASE("augmented_batch warps labels with their images", "[data][batch]") {
     const auto& data = data_set();
     const std::vector<index_t> idx{0, 9, 21, 50, 66, 70};

@@ -119,9 +119,17 @@ inline Batch augmented_batch(const std::vector<Slice>& data, std::span<const ind
     return batch;
 }
 
-// The contrastive pre-training batch: two independent augmentations of every slice.
+// How the two views of a slice relate geometrically.
+enum class ViewGeometry {
+    independent,  // each view draws its own crop, flip, rotation and scale
+    shared,       // both views share one geometric draw and differ in intensity only, so a pixel
+                  // location means the same anatomy in both (what a pixel-wise contrast needs)
+};
+
+// The contrastive pre-training batch: two augmentations of every slice.
 inline TwoViewBatch two_view_batch(const std::vector<Slice>& data, std::span<const index_t> indices,
-                                   const AugmentOptions& options, const MetaSpec& spec, const Rng& rng) {
+                                   const AugmentOptions& options, const MetaSpec& spec, const Rng& rng,
+                                   ViewGeometry geometry = ViewGeometry::independent) {
     constexpr const char* op = "two_view_batch";
     detail::check_batch_indices(data, indices, op);
     detail::check_augment_options(options);
@@ -147,7 +155,19 @@ inline TwoViewBatch two_view_batch(const std::vector<Slice>& data, std::span<con
         const index_t k = t % b, view = t / b;
         const Slice& sl = data[static_cast<std::size_t>(indices[static_cast<std::size_t>(k)])];
         Rng sample = rng.split(static_cast<std::uint64_t>(k)).split(static_cast<std::uint64_t>(view));
-        const Augmented a = augment(sl.image.cview(), ConstView<std::uint8_t>(), o, sample);
+        AugmentDraw d = draw_augment(o, sl.image.dim(0), sl.image.dim(1), h, w, sample);
+        if (geometry == ViewGeometry::shared) {
+            // The geometry of view 0, the intensity changes of this view's own draw.
+            Rng first_view = rng.split(static_cast<std::uint64_t>(k)).split(0);
+            const AugmentDraw g = draw_augment(o, sl.image.dim(0), sl.image.dim(1), h, w, first_view);
+            d.flip_h = g.flip_h;
+            d.flip_v = g.flip_v;
+            d.angle = g.angle;
+            d.scale = g.scale;
+            d.offset_r = g.offset_r;
+            d.offset_c = g.offset_c;
+        }
+        const Augmented a = apply_augment(d, sl.image.cview(), ConstView<std::uint8_t>(), h, w, o.fill, sample);
         std::copy(a.image.data(), a.image.data() + h * w, batch.images.data() + t * h * w);
     }
     const std::vector<SliceMeta> once = detail::batch_meta(data, indices);

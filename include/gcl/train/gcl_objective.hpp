@@ -1,0 +1,385 @@
+#pragma once
+// train::GclObjective: the gradient of GCL's pre-training objective for one two-view batch,
+// written into the model's parameter arena, ready for an optimizer step.
+//
+//   sum over meta labels m of  L_img^m  +  pixel_weight * L_pix^m
+//
+// L_img^m is SupCon over the 2B image embeddings with m's positives; L_pix^m the pixel-wise
+// contrast of S sampled locations per feature map. GradFilter keeps the most discriminating
+// pixels (ranked by the closed-form |dL/ds| of their pairs, weighted by the image branch's
+// gradient magnitude at their location), and GradMitigator resolves the conflicts between the
+// per-label gradients, either over the parameters (K backward passes after one forward) or per
+// sample on the embeddings (one backward pass). See docs/training.md for the choices and why.
+//
+//   nn::ParameterArena<float> arena;
+//   nn::PretrainModel<float> model(arena, model_options, seed);
+//   train::GclObjective<float> objective(model, arena, {.mitigation = train::Mitigation::parameters});
+//   optim::SGD<float> sgd({.learning_rate = 0.01, .momentum = 0.9});
+//   for (step ...) {
+//       data::TwoViewBatch b = ...;
+//       train::GclStepReport r = objective.gradient(b.images.cview(), b.meta.cview(), step);
+//       sgd.step(arena);
+//   }
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "gcl/core/error.hpp"
+#include "gcl/core/random.hpp"
+#include "gcl/core/tensor.hpp"
+#include "gcl/loss/pixel_contrast.hpp"
+#include "gcl/loss/positive_pairs.hpp"
+#include "gcl/loss/supcon.hpp"
+#include "gcl/nn/parameter_arena.hpp"
+#include "gcl/nn/pretrain_model.hpp"
+#include "gcl/ops/elementwise.hpp"
+#include "gcl/ops/finite.hpp"
+#include "gcl/ops/normalize.hpp"
+#include "gcl/surgery/filter.hpp"
+#include "gcl/surgery/mitigate.hpp"
+#include "gcl/surgery/mitigate_batched.hpp"
+
+namespace gcl::train {
+
+// Where GradMitigator acts.
+enum class Mitigation {
+    none,            // plain sum of the per-label gradients (the baseline without surgery)
+    parameters,      // g_m = dL_m/dtheta over all parameters: K backward passes, one K x P mitigation
+    representation,  // g_m = dL_m/dz per embedding (image and pixel), mitigated per sample, one backward pass
+};
+
+// Which embedding space each meta label's contrast uses.
+enum class LabelSpace {
+    shared,     // every label contrasts the whole embedding (one space for all perspectives)
+    per_label,  // the embedding is cut into K equal parts, label m contrasts part m (each re-normalised)
+};
+
+// What GradFilter selects among the sampled pixels.
+enum class PixelFilter {
+    none,     // every pixel pair takes part
+    anchors,  // the anchors (pixels) whose pairs carry the largest gradient, all pairs of each kept anchor
+    pairs,    // the largest pairs per anchor or globally (FilterOptions' rule), other pairs dropped
+};
+
+inline const char* to_string(Mitigation m) {
+    switch (m) {
+        case Mitigation::none: return "none";
+        case Mitigation::parameters: return "parameters";
+        case Mitigation::representation: return "representation";
+    }
+    return "?";
+}
+inline const char* to_string(LabelSpace s) { return s == LabelSpace::shared ? "shared" : "per_label"; }
+inline const char* to_string(PixelFilter f) {
+    switch (f) {
+        case PixelFilter::none: return "none";
+        case PixelFilter::anchors: return "anchors";
+        case PixelFilter::pairs: return "pairs";
+    }
+    return "?";
+}
+
+struct GclObjectiveOptions {
+    double temperature = 0.1;
+    Mitigation mitigation = Mitigation::parameters;
+    surgery::MitigateOptions mitigate = {};  // reduction, seed of the projection orders, eps
+    // per_label (default): with contradicting meta labels a single space has no good minimum (the
+    // summed losses are lowest when all similarities are equal), so each label gets its own part
+    // of the embedding and the contradiction moves to the shared encoder, where GradMitigator acts.
+    LabelSpace label_space = LabelSpace::per_label;
+    bool pixel_contrast = true;
+    double pixel_weight = 1.0;   // weight of every pixel loss against the image losses
+    index_t pixel_samples = 16;  // S locations per feature map (memory grows with (2B S)^2)
+    // GradFilter on the pixel contrast. `anchors` (the default) ranks every sampled pixel by the
+    // summed magnitude of its pair gradients |dL/ds| (times the image guidance) and keeps the top
+    // `anchor_ratio` of them with all their pairs: the exact gradient of the pixel loss over the
+    // kept anchors. `pairs` applies filter_options to the pair matrix itself; dropping some of an
+    // anchor's pairs breaks the balance between its positives' pull and its negatives' push, and
+    // with few pairs kept the pixel embeddings collapse.
+    PixelFilter filter = PixelFilter::anchors;
+    double anchor_ratio = 0.5;
+    surgery::FilterOptions filter_options = {.rule = surgery::FilterRule::top_k_per_anchor, .k = 64};
+    bool image_guidance = true;  // filter scores weighted by |d(sum_m L_img^m)/dF| at each anchor
+    std::uint64_t seed = 0;      // location sampling
+};
+
+// What one gradient computation saw.
+struct GclStepReport {
+    std::vector<double> image_losses;  // [K] L_img^m
+    std::vector<double> pixel_losses;  // [K] L_pix^m (empty without the pixel contrast)
+    double total = 0;                  // sum_m L_img^m + pixel_weight L_pix^m
+    index_t conflicting_pairs = 0;     // gradient pairs in conflict before mitigation (summed over samples at the representation level)
+    index_t projections = 0;           // projections applied
+    index_t kept_pairs = 0;            // pixel pairs kept by the filter
+    index_t candidate_pairs = 0;       // pixel pairs it chose from
+    std::vector<index_t> image_anchors_without_positives;  // [K]
+};
+
+template <class T>
+class GclObjective {
+public:
+    GclObjective(nn::PretrainModel<T>& model, nn::ParameterArena<T, cpu>& arena, const GclObjectiveOptions& options)
+        : model_(&model), arena_(&arena), options_(options) {
+        constexpr std::string_view op = "train::GclObjective";
+        check(options.temperature > 0, op, "temperature must be positive, got ", options.temperature);
+        check(options.pixel_weight >= 0, op, "pixel_weight must not be negative, got ", options.pixel_weight);
+        check(!options.pixel_contrast || options.pixel_samples >= 1, op, "pixel_samples must be at least 1, got ",
+              options.pixel_samples);
+        check(options.anchor_ratio > 0 && options.anchor_ratio <= 1, op, "anchor_ratio must be in (0, 1], got ",
+              options.anchor_ratio);
+    }
+
+    const GclObjectiveOptions& options() const { return options_; }
+
+    // Forward, losses, filter, mitigation and backward for one batch: images [2B, C, H, W] (rows i
+    // and B + i are the two views of image i) and meta labels [K, 2B]. Leaves the combined gradient
+    // in the arena's own gradient buffer. `step` seeds the location sampling and the projection
+    // orders, so a run repeats exactly.
+    GclStepReport gradient(ConstView<T> images, ConstView<std::int64_t> meta, std::uint64_t step) {
+        constexpr std::string_view op = "train::GclObjective::gradient";
+        check(images.rank() == 4, op, "images must be [2B, C, H, W], got ", images.shape());
+        check(images.dim(0) >= 2 && images.dim(0) % 2 == 0, op, "images must hold two views of B >= 1 images, got ",
+              images.dim(0), " rows");
+        check(meta.rank() == 2 && meta.dim(1) == images.dim(0) && meta.dim(0) >= 1, op,
+              "meta must be [K, 2B] = [K, ", images.dim(0), "] with K >= 1, got ", meta.shape());
+        const index_t N = images.dim(0), B = N / 2, K = meta.dim(0);
+        for (index_t k = 0; k < K; ++k)
+            for (index_t i = 0; i < B; ++i)
+                check(meta(k, i) == meta(k, i + B), op, "meta label ", k, " differs between the two views of image ", i,
+                      " (", meta(k, i), " vs ", meta(k, i + B), ")");
+
+        model_->set_training(true);
+        const auto out = model_->forward(images);
+        GclStepReport report;
+
+        // ---- per-label gradients on the image embeddings [K, N, D] and sampled pixels [K, A, C] ----
+        const PerLabel img = image_contrast(out.image, meta, report);
+        PerLabel pix;
+        Tensor<index_t> locations;
+        if (options_.pixel_contrast) {
+            const Shape ps = out.pixel.shape();  // [N, C, h, w]
+            Rng rng(options_.seed, mix64(step));
+            locations = loss::sample_locations(ps[2], ps[3], std::min(options_.pixel_samples, ps[2] * ps[3]), rng);
+            pix = pixel_contrast(out.pixel, meta, locations, img, report);
+            if (options_.pixel_weight != 1.0)
+                ops::scale(pix.grads.cview(), static_cast<T>(options_.pixel_weight), pix.grads.view());
+        }
+
+        // ---- mitigation and backward ----
+        const Shape pixel_shape = options_.pixel_contrast ? out.pixel.shape() : Shape{0};
+        switch (options_.mitigation) {
+            case Mitigation::parameters: {
+                grads_.resize(Shape{K, arena_->size()});
+                for (index_t m = 0; m < K; ++m) {
+                    arena_->begin_backward(grads_.view(), m, nn::GradMode::overwrite);
+                    const ConstView<T> d_pixel = options_.pixel_contrast
+                                                     ? dense_pixel_grad(pix.grads.cview().select(0, m), locations, pixel_shape)
+                                                     : ConstView<T>();
+                    model_->backward(img.grads.cview().select(0, m), d_pixel);
+                }
+                arena_->end_backward();
+                const surgery::MitigateReport r =
+                    surgery::mitigate<T>(grads_.cview(), arena_->flat_grads(), options_.mitigate, step);
+                report.conflicting_pairs = r.conflicting_pairs;
+                report.projections = r.projections;
+                break;
+            }
+            case Mitigation::representation: {
+                Tensor<T> d_image(Shape{N, img.grads.dim(2)});
+                const surgery::MitigateReport ri = surgery::mitigate_batched<T>(
+                    img.grads.cview().transpose(0, 1), d_image.view(), options_.mitigate, step);
+                report.conflicting_pairs = ri.conflicting_pairs;
+                report.projections = ri.projections;
+                ConstView<T> d_pixel;
+                if (options_.pixel_contrast) {
+                    Tensor<T> combined(Shape{pix.grads.dim(1), pix.grads.dim(2)});
+                    // The pixels' projection orders come from another step stream than the images'.
+                    const surgery::MitigateReport rp = surgery::mitigate_batched<T>(
+                        pix.grads.cview().transpose(0, 1), combined.view(), options_.mitigate, mix64(step + 1));
+                    report.conflicting_pairs += rp.conflicting_pairs;
+                    report.projections += rp.projections;
+                    d_pixel = dense_pixel_grad(combined.cview(), locations, pixel_shape);
+                }
+                arena_->begin_backward(nn::GradMode::overwrite);
+                model_->backward(d_image.cview(), d_pixel);
+                arena_->end_backward();
+                break;
+            }
+            case Mitigation::none: {
+                ConstView<T> d_pixel;
+                if (options_.pixel_contrast) d_pixel = dense_pixel_grad(pix.grad_sum.cview(), locations, pixel_shape);
+                arena_->begin_backward(nn::GradMode::overwrite);
+                model_->backward(img.grad_sum.cview(), d_pixel);
+                arena_->end_backward();
+                break;
+            }
+        }
+        ops::check_finite("train::GclObjective", arena_->flat_grads(), "the combined gradient");
+        return report;
+    }
+
+private:
+    // Per-label losses and gradients with respect to one set of embeddings [rows, D].
+    struct PerLabel {
+        std::vector<double> losses;  // [K]
+        Tensor<T> grads;             // [K, rows, D]
+        Tensor<T> grad_sum;          // [rows, D]
+    };
+
+    index_t part_size(index_t width, index_t K, const char* what) const {
+        if (options_.label_space == LabelSpace::shared) return width;
+        check(width % K == 0, "train::GclObjective", "per-label spaces need the ", what, " width (", width,
+              ") to be a multiple of the number of meta labels (", K, ")");
+        return width / K;
+    }
+
+    // A contiguous copy of channels [first, first + count) of [rows, width] or [N, width, h, w].
+    static Tensor<T> columns(ConstView<T> x, index_t first, index_t count) {
+        return Tensor<T>::copy_of(x.narrow(1, first, count));
+    }
+
+    PerLabel image_contrast(ConstView<T> z, ConstView<std::int64_t> meta, GclStepReport& report) {
+        const index_t K = meta.dim(0), N = z.dim(0), D = z.dim(1);
+        const Tensor<std::int64_t> labels = Tensor<std::int64_t>::copy_of(meta);
+        PerLabel r;
+        if (options_.label_space == LabelSpace::shared) {
+            loss::ContrastResult<T> c =
+                loss::supcon<T>(z, labels.cview(), {.temperature = options_.temperature, .normalize = false});
+            for (index_t m = 0; m < K; ++m) r.losses.push_back(static_cast<double>(c.losses(m)));
+            report.image_anchors_without_positives = c.anchors_without_positives;
+            r.grads = std::move(c.grads);
+            r.grad_sum = std::move(c.grad_sum);
+        } else {
+            const index_t d = part_size(D, K, "image embedding");
+            r.grads = Tensor<T>(Shape{K, N, D});
+            r.grad_sum = Tensor<T>(Shape{N, D});
+            Tensor<T> unit(Shape{N, d}), grad(Shape{N, d});
+            for (index_t m = 0; m < K; ++m) {
+                const Tensor<T> part = columns(z, m * d, d);
+                ops::l2_normalize_forward(part.cview(), unit.view(), 1);
+                const Tensor<std::int64_t> row = Tensor<std::int64_t>::copy_of(labels.cview().narrow(0, m, 1));
+                const loss::ContrastResult<T> c =
+                    loss::supcon<T>(unit.cview(), row.cview(), {.temperature = options_.temperature, .normalize = false});
+                ops::l2_normalize_backward(c.grads.cview().select(0, 0), part.cview(), grad.view(), 1);
+                r.losses.push_back(static_cast<double>(c.losses(0)));
+                report.image_anchors_without_positives.push_back(c.anchors_without_positives[0]);
+                for (index_t n = 0; n < N; ++n)
+                    for (index_t j = 0; j < d; ++j) {
+                        r.grads(m, n, m * d + j) = grad(n, j);
+                        r.grad_sum(n, m * d + j) = grad(n, j);
+                    }
+            }
+        }
+        report.image_losses = r.losses;
+        for (double l : r.losses) report.total += l;
+        return r;
+    }
+
+    PerLabel pixel_contrast(ConstView<T> features, ConstView<std::int64_t> meta, const Tensor<index_t>& locations,
+                            const PerLabel& img, GclStepReport& report) {
+        const index_t K = meta.dim(0), N = features.dim(0), C = features.dim(1), B = N / 2;
+        const index_t S = locations.dim(0), A = N * S;
+        std::vector<Tensor<index_t>> values;
+        for (index_t m = 0; m < K; ++m) {
+            values.emplace_back(Shape{B});
+            for (index_t i = 0; i < B; ++i) values[m](i) = meta(m, i);
+        }
+        // Anchor weights from the image branch: |d(sum_m L_img^m)/dF| at each sampled location.
+        Tensor<T> guidance;
+        if (options_.filter != PixelFilter::none && options_.image_guidance)
+            guidance = loss::location_magnitudes<T>(model_->image_feature_gradient(img.grad_sum.cview()), locations.cview());
+
+        PerLabel r;
+        r.grads = Tensor<T>(Shape{K, A, C});
+        r.grad_sum = Tensor<T>(Shape{A, C});
+        const bool shared = options_.label_space == LabelSpace::shared;
+        const index_t c = part_size(C, K, "pixel embedding");
+        // One contrast for all labels in a shared space, one per label (on its channels) otherwise.
+        for (index_t group = 0; group < (shared ? 1 : K); ++group) {
+            loss::PositivePairs pairs(B);
+            for (index_t m = (shared ? 0 : group); m < (shared ? K : group + 1); ++m) pairs.add_labels(values[m].cview());
+            // A label's own channels, re-normalised at every location.
+            Tensor<T> part, unit;
+            if (!shared) {
+                part = columns(features, group * c, c);
+                unit.resize(part.shape());
+                ops::l2_normalize_forward(part.cview(), unit.view(), 1);
+            }
+            const loss::ContrastResult<T> result = loss::pixel_contrast<T>(
+                shared ? features : unit.cview(), locations.cview(), pairs,
+                {.temperature = options_.temperature, .normalize = false,
+                 .keep_pair_grads = options_.filter != PixelFilter::none});
+            Tensor<T> grads;  // [labels in this group, A, c]
+            if (options_.filter != PixelFilter::none) {
+                const Tensor<std::uint8_t> mask = filter_mask(result, guidance, report);
+                const Tensor<T> masked = loss::masked_pair_grads(result, mask.cview());
+                grads = loss::contrast_backward<T>(result, masked.cview());
+            } else {
+                grads = result.grads;
+            }
+            if (!shared) {  // through the re-normalisation, pixel by pixel
+                const Tensor<T> raw = loss::gather_pixels<T>(part.cview(), locations.cview());
+                ops::l2_normalize_backward(grads.cview().select(0, 0), raw.cview(), grads.view().select(0, 0), 1);
+            }
+            for (index_t k = 0; k < grads.dim(0); ++k) {
+                const index_t m = shared ? k : group;
+                r.losses.push_back(static_cast<double>(result.losses(k)));
+                const index_t offset = shared ? 0 : group * c;
+                for (index_t a = 0; a < A; ++a)
+                    for (index_t j = 0; j < grads.dim(2); ++j) {
+                        r.grads(m, a, offset + j) = grads(k, a, j);
+                        r.grad_sum(a, offset + j) += grads(k, a, j);
+                    }
+            }
+        }
+        report.pixel_losses = r.losses;
+        for (double l : r.losses) report.total += options_.pixel_weight * l;
+        return r;
+    }
+
+    // The A x A mask of the pixel pairs GradFilter keeps for one contrast.
+    Tensor<std::uint8_t> filter_mask(const loss::ContrastResult<T>& pix, const Tensor<T>& guidance, GclStepReport& report) {
+        const Tensor<T> magnitudes = loss::pair_grad_magnitudes(pix);  // |sum_m dL_m/ds|, A x A
+        const index_t A = magnitudes.dim(0);
+        const ConstView<T> anchor_weights = guidance.empty() ? ConstView<T>() : guidance.cview();
+        report.candidate_pairs += A * A;
+        if (options_.filter == PixelFilter::pairs) {
+            surgery::FilterResult kept = surgery::filter_pairs<T>(magnitudes.cview(), options_.filter_options, anchor_weights);
+            report.kept_pairs += kept.indices.dim(0);
+            return std::move(kept.mask);
+        }
+        // Anchors: each scored by the summed magnitude of its pair gradients; GradFilter ranks the
+        // A x 1 scores globally (times the guidance weights) and keeps the top anchor_ratio.
+        Tensor<T> scores(Shape{A, 1});
+        for (index_t i = 0; i < A; ++i) {
+            double sum = 0;
+            for (index_t a = 0; a < A; ++a) sum += static_cast<double>(magnitudes(i, a));
+            scores(i, 0) = static_cast<T>(sum);
+        }
+        const surgery::FilterResult kept = surgery::filter_pairs<T>(
+            scores.cview(), {.rule = surgery::FilterRule::top_ratio_global, .ratio = options_.anchor_ratio},
+            anchor_weights);
+        Tensor<std::uint8_t> mask(Shape{A, A});
+        for (index_t i = 0; i < A; ++i)
+            if (kept.mask(i, 0)) std::fill(mask.data() + i * A, mask.data() + (i + 1) * A, std::uint8_t{1});
+        report.kept_pairs += kept.indices.dim(0) * A;
+        return mask;
+    }
+
+    // Gradients of the A = N S sampled pixels [A, C] scattered into a zeroed [N, C, h, w] map.
+    ConstView<T> dense_pixel_grad(ConstView<T> sampled, const Tensor<index_t>& locations, const Shape& shape) {
+        dense_.resize(shape);
+        ops::fill(dense_.view(), T(0));
+        loss::scatter_pixel_grads<T>(sampled, locations.cview(), dense_.view());
+        return dense_.cview();
+    }
+
+    nn::PretrainModel<T>* model_;
+    nn::ParameterArena<T, cpu>* arena_;
+    GclObjectiveOptions options_;
+    Tensor<T> grads_;  // K x P per-label parameter gradients
+    Tensor<T> dense_;
+};
+
+}  // namespace gcl::train

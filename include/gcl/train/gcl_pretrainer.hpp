@@ -1,0 +1,94 @@
+#pragma once
+// train::GclPretrainer: contrastive pre-training of an encoder with GCL on slices with meta labels.
+// Each step draws a batch with positives under every meta label (data::BatchSampler), makes two
+// augmented views of every slice, computes the GCL gradient (GclObjective: image- and pixel-wise
+// contrast per meta label, GradFilter, GradMitigator) and takes an SGD step on a cosine schedule
+// with linear warm-up. Everything is seeded: the same options and thread count repeat exactly.
+//
+//   std::vector<data::Slice> unlabelled = data::phantom_slices({.patients = 48, .size = 64});
+//   nn::ParameterArena<float> arena;
+//   nn::PretrainModel<float> model(arena, {.encoder = {.depth = 3, .base_width = 16}}, seed);
+//   train::GclPretrainer<float> pretrainer(model, arena, unlabelled, options);
+//   while (!pretrainer.done()) { auto r = pretrainer.step(); ... }
+//   nn::transfer_parameters(arena, unet_arena, {.source_prefix = "encoder."});
+#include <cstdint>
+#include <vector>
+
+#include "gcl/data/batch.hpp"
+#include "gcl/data/sampler.hpp"
+#include "gcl/data/slice.hpp"
+#include "gcl/nn/parameter_arena.hpp"
+#include "gcl/nn/pretrain_model.hpp"
+#include "gcl/optim/schedule.hpp"
+#include "gcl/optim/sgd.hpp"
+#include "gcl/train/gcl_objective.hpp"
+
+namespace gcl::train {
+
+struct GclPretrainerOptions {
+    std::int64_t steps = 200;
+    std::int64_t warmup_steps = 10;
+    optim::SgdOptions sgd = {.learning_rate = 0.1, .momentum = 0.9, .weight_decay = 1e-4};
+    double min_learning_rate = 0.0;  // the cosine schedule's floor
+    // Batch size B (2B views per step), the meta labels whose positives every batch guarantees
+    // (and that the losses contrast, in this order), position partitions, sampler seed.
+    data::SamplerOptions sampler = {};
+    data::AugmentOptions augment = {};
+    data::ViewGeometry geometry = data::ViewGeometry::shared;  // pixel locations correspond across views
+    GclObjectiveOptions objective = {};
+    std::uint64_t seed = 0;  // augmentation
+};
+
+template <class T>
+class GclPretrainer {
+public:
+    GclPretrainer(nn::PretrainModel<T>& model, nn::ParameterArena<T, cpu>& arena, const std::vector<data::Slice>& slices,
+                  const GclPretrainerOptions& options)
+        : arena_(&arena), slices_(&slices), options_(options), sampler_(data::meta_of(slices), options.sampler),
+          objective_(model, arena, options.objective), sgd_(options.sgd),
+          schedule_(options.sgd.learning_rate, options.warmup_steps, options.steps, options.min_learning_rate),
+          spec_{options.sampler.positives, options.sampler.position_partitions} {
+        check(!slices.empty(), "train::GclPretrainer", "no slices to pre-train on");
+    }
+
+    bool done() const { return step_ >= options_.steps; }
+    std::int64_t steps_done() const { return step_; }
+    double learning_rate() const { return sgd_.learning_rate(); }
+    optim::SGD<T>& optimizer() { return sgd_; }
+    const data::MetaSpec& meta_spec() const { return spec_; }
+
+    // One pre-training step; returns what the objective saw.
+    GclStepReport step() {
+        check(!done(), "train::GclPretrainer::step", "all ", options_.steps, " steps are done");
+        const auto s = static_cast<std::uint64_t>(step_);
+        const std::vector<index_t> indices = sampler_.batch(s);
+        const data::TwoViewBatch batch =
+            data::two_view_batch(*slices_, indices, options_.augment, spec_, Rng(options_.seed).split(s), options_.geometry);
+        const GclStepReport report = [&] {
+            if constexpr (std::is_same_v<T, float>) {
+                return objective_.gradient(batch.images.cview(), batch.meta.cview(), s);
+            } else {
+                Tensor<T> images(batch.images.shape());
+                std::copy(batch.images.data(), batch.images.data() + images.numel(), images.data());
+                return objective_.gradient(images.cview(), batch.meta.cview(), s);
+            }
+        }();
+        sgd_.set_learning_rate(schedule_(step_));
+        sgd_.step(*arena_);
+        ++step_;
+        return report;
+    }
+
+private:
+    nn::ParameterArena<T, cpu>* arena_;
+    const std::vector<data::Slice>* slices_;
+    GclPretrainerOptions options_;
+    data::BatchSampler sampler_;
+    GclObjective<T> objective_;
+    optim::SGD<T> sgd_;
+    optim::CosineWarmupSchedule schedule_;
+    data::MetaSpec spec_;
+    std::int64_t step_ = 0;
+};
+
+}  // namespace gcl::train

@@ -1,0 +1,98 @@
+#pragma once
+// train::SegmentationObjective: the fine-tuning loss of a segmentation network, cross-entropy
+// plus soft Dice, and its gradient written into the network's parameter arena.
+//
+//   nn::UNet<float> unet(arena, {.in_channels = 1, .classes = 4, .depth = 4, .base_width = 16}, seed);
+//   train::SegmentationObjective<float> objective({.dice_weight = 1.0});
+//   optim::Adam<float> adam(arena.size(), {.lr = 1e-3});
+//   auto r = objective.gradient(unet, arena, batch.images.cview(), batch.labels.cview());
+//   adam.step(arena);
+#include <cstdint>
+#include <type_traits>
+
+#include "gcl/core/error.hpp"
+#include "gcl/core/tensor.hpp"
+#include "gcl/loss/cross_entropy.hpp"
+#include "gcl/loss/dice.hpp"
+#include "gcl/nn/parameter_arena.hpp"
+#include "gcl/ops/elementwise.hpp"
+
+namespace gcl::train {
+
+struct SegmentationObjectiveOptions {
+    double cross_entropy_weight = 1.0;
+    double dice_weight = 1.0;
+    loss::CrossEntropyOptions cross_entropy = {};
+    // Dice over the foreground classes by default: set class_weights to include the background.
+    loss::DiceOptions dice = {};
+    bool dice_without_background = true;  // when dice.class_weights is empty: weight 0 for class 0
+};
+
+struct SegmentationStepReport {
+    double loss = 0;
+    double cross_entropy = 0;
+    double dice_loss = 0;
+};
+
+template <class T>
+class SegmentationObjective {
+public:
+    explicit SegmentationObjective(const SegmentationObjectiveOptions& options = {}) : options_(options) {
+        check(options.cross_entropy_weight >= 0 && options.dice_weight >= 0 &&
+                  options.cross_entropy_weight + options.dice_weight > 0,
+              "train::SegmentationObjective", "loss weights must be non-negative and not both zero, got ",
+              options.cross_entropy_weight, " and ", options.dice_weight);
+    }
+
+    // Loss of logits [N, C, H, W] against labels [N, H, W]; the gradient goes to `d_logits`.
+    template <class L>
+    SegmentationStepReport loss(ConstView<T> logits, ConstView<L> labels, Tensor<T>& d_logits) {
+        static_assert(std::is_integral_v<L>, "labels are class indices");
+        check(labels.is_contiguous(), "train::SegmentationObjective", "labels must be contiguous");
+        targets_.resize(labels.shape());
+        for (index_t i = 0; i < labels.numel(); ++i) targets_.data()[i] = static_cast<index_t>(labels.data()[i]);
+
+        SegmentationStepReport r;
+        d_logits.resize(logits.shape());
+        ops::fill(d_logits.view(), T(0));
+        if (options_.cross_entropy_weight > 0) {
+            const loss::SegmentationLoss<T> ce =
+                loss::softmax_cross_entropy<T>(logits, targets_.cview(), options_.cross_entropy);
+            r.cross_entropy = ce.loss;
+            ops::axpy(static_cast<T>(options_.cross_entropy_weight), ce.grad.cview(), d_logits.view());
+        }
+        if (options_.dice_weight > 0) {
+            loss::DiceOptions dice = options_.dice;
+            if (dice.class_weights.empty() && options_.dice_without_background) {
+                dice.class_weights.assign(static_cast<std::size_t>(logits.dim(1)), 1.0);
+                dice.class_weights[0] = 0.0;
+            }
+            const loss::SegmentationLoss<T> d = loss::soft_dice<T>(logits, targets_.cview(), dice);
+            r.dice_loss = d.loss;
+            ops::axpy(static_cast<T>(options_.dice_weight), d.grad.cview(), d_logits.view());
+        }
+        r.loss = options_.cross_entropy_weight * r.cross_entropy + options_.dice_weight * r.dice_loss;
+        return r;
+    }
+
+    // Forward in training mode, loss, and backward into the arena's own gradient buffer.
+    template <class Net, class L>
+    SegmentationStepReport gradient(Net& net, nn::ParameterArena<T, cpu>& arena, ConstView<T> images,
+                                    ConstView<L> labels) {
+        check(!labels.empty(), "train::SegmentationObjective", "the batch has no labels (an unlabelled slice?)");
+        net.set_training(true);
+        const ConstView<T> logits = net.forward(images);
+        const SegmentationStepReport r = loss(logits, labels, d_logits_);
+        arena.begin_backward(nn::GradMode::overwrite);
+        net.backward(d_logits_.cview());
+        arena.end_backward();
+        return r;
+    }
+
+private:
+    SegmentationObjectiveOptions options_;
+    Tensor<index_t> targets_;
+    Tensor<T> d_logits_;
+};
+
+}  // namespace gcl::train
