@@ -15,8 +15,6 @@
 #include <vector>
 
 #include "gcl/gcl.hpp"
-#include "gcl/nn/transfer.hpp"
-#include "gcl/nn/unet.hpp"
 
 namespace gd = gcl::data;
 namespace nn = gcl::nn;
