@@ -48,10 +48,6 @@ void add_parameters(CheckpointWriter& writer, const nn::ParameterArena<T, cpu>& 
         writer.add_view(std::string(buffer_prefix) + arena.buffers()[i].name, arena.buffer_value(nn::BufferHandle{i}));
 }
 
-namespace detail {
-inline bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
-}  // namespace detail
-
 // Checks that `checkpoint` can be loaded into `arena` in `mode`; changes nothing.
 template <class T>
 LoadReport check_parameters(const Checkpoint& checkpoint, const nn::ParameterArena<T, cpu>& arena,
@@ -72,10 +68,10 @@ LoadReport check_parameters(const Checkpoint& checkpoint, const nn::ParameterAre
     for (const nn::BufferInfo& b : arena.buffers()) visit(std::string(buffer_prefix) + b.name, b.shape);
     if (mode == LoadMode::strict) {
         for (const Checkpoint::EntryInfo& e : checkpoint.entries()) {
-            if (detail::starts_with(e.name, parameter_prefix)) {
+            if (e.name.starts_with(parameter_prefix)) {
                 check(arena.find_parameter(std::string_view(e.name).substr(parameter_prefix.size())).has_value(),
                       "load_parameters", checkpoint.source(), " holds '", e.name, "' which the model does not have");
-            } else if (detail::starts_with(e.name, buffer_prefix)) {
+            } else if (e.name.starts_with(buffer_prefix)) {
                 check(arena.find_buffer(std::string_view(e.name).substr(buffer_prefix.size())).has_value(),
                       "load_parameters", checkpoint.source(), " holds '", e.name, "' which the model does not have");
             }
@@ -113,7 +109,7 @@ inline bool holds_state(const Checkpoint& checkpoint, const std::vector<std::str
                         std::string_view prefix) {
     for (const Checkpoint::EntryInfo& e : checkpoint.entries())
         for (std::string_view s : names)
-            if (starts_with(e.name, join(prefix, s) + "/")) return true;
+            if (e.name.starts_with(join(prefix, s) + "/")) return true;
     return false;
 }
 }  // namespace detail
