@@ -12,9 +12,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <vector>
 
 #include "gcl/gcl.hpp"
+#include "gcl/train/segmentation_metrics.hpp"
 
 namespace {
 
@@ -24,9 +24,9 @@ using gcl::Tensor;
 constexpr index_t kImages = 8, kSize = 32, kClasses = 3;
 
 // Images [N, 1, S, S] and labels [N, S, S]: one disc (class 1) and one ring (class 2) per image.
-void make_data(Tensor<float>& images, std::vector<std::int64_t>& labels, gcl::Rng& rng) {
+void make_data(Tensor<float>& images, Tensor<std::int64_t>& labels, gcl::Rng& rng) {
     images.resize({kImages, 1, kSize, kSize});
-    labels.assign(static_cast<std::size_t>(kImages * kSize * kSize), 0);
+    labels.resize({kImages, kSize, kSize});
     for (index_t n = 0; n < kImages; ++n) {
         // Centres in opposite halves so that the shapes never touch.
         const bool disc_left = rng.uniform() < 0.5;
@@ -40,14 +40,14 @@ void make_data(Tensor<float>& images, std::vector<std::int64_t>& labels, gcl::Rn
                 std::int64_t label = 0;
                 if (d_disc <= disc_r) label = 1;
                 if (d_ring <= ring_r && d_ring >= ring_r - ring_w) label = 2;
-                labels[static_cast<std::size_t>((n * kSize + i) * kSize + j)] = label;
+                labels(n, i, j) = label;
                 images(n, 0, i, j) = static_cast<float>((label > 0 ? 1.0 : 0.0) + rng.normal(0, 0.15));
             }
     }
 }
 
 // Mean cross-entropy over every pixel, and its gradient with respect to the logits.
-double cross_entropy(gcl::ConstView<float> logits, const std::vector<std::int64_t>& labels, Tensor<float>& dlogits) {
+double cross_entropy(gcl::ConstView<float> logits, const Tensor<std::int64_t>& labels, Tensor<float>& dlogits) {
     const index_t N = logits.dim(0), C = logits.dim(1), HW = logits.dim(2) * logits.dim(3);
     Tensor<float> log_p(logits.shape());
     gcl::ops::log_softmax_forward(logits, log_p.view(), 1);
@@ -58,7 +58,7 @@ double cross_entropy(gcl::ConstView<float> logits, const std::vector<std::int64_
         for (index_t c = 0; c < C; ++c)
             for (index_t i = 0; i < HW; ++i) {
                 const index_t k = (n * C + c) * HW + i;
-                const bool target = labels[static_cast<std::size_t>(n * HW + i)] == c;
+                const bool target = labels.data()[n * HW + i] == c;
                 if (target) loss -= log_p.data()[k];
                 dlogits.data()[k] = static_cast<float>((std::exp(log_p.data()[k]) - (target ? 1.0 : 0.0)) / count);
             }
@@ -66,22 +66,15 @@ double cross_entropy(gcl::ConstView<float> logits, const std::vector<std::int64_
 }
 
 // Dice of the arg-max prediction for each foreground class, averaged over the classes.
-double mean_foreground_dice(gcl::ConstView<float> logits, const std::vector<std::int64_t>& labels) {
-    const index_t N = logits.dim(0), C = logits.dim(1), HW = logits.dim(2) * logits.dim(3);
-    std::vector<double> overlap(C, 0), predicted(C, 0), actual(C, 0);
-    for (index_t n = 0; n < N; ++n)
-        for (index_t i = 0; i < HW; ++i) {
-            index_t best = 0;
-            for (index_t c = 1; c < C; ++c)
-                if (logits.data()[(n * C + c) * HW + i] > logits.data()[(n * C + best) * HW + i]) best = c;
-            const auto truth = static_cast<index_t>(labels[static_cast<std::size_t>(n * HW + i)]);
-            predicted[best] += 1;
-            actual[truth] += 1;
-            if (best == truth) overlap[best] += 1;
-        }
-    double dice = 0;
-    for (index_t c = 1; c < C; ++c) dice += 2 * overlap[c] / std::max(1.0, predicted[c] + actual[c]);
-    return dice / static_cast<double>(C - 1);
+double mean_foreground_dice(gcl::ConstView<float> logits, const Tensor<std::int64_t>& labels) {
+    const gcl::Shape maps{logits.dim(0), logits.dim(2), logits.dim(3)};
+    Tensor<float> best(maps);
+    Tensor<gcl::index_t> prediction(maps);
+    gcl::ops::max(logits, best.view(), prediction.view(), 1);
+    const auto dice = gcl::train::dice_per_class<std::int64_t>(prediction.cview(), labels.cview(), kClasses);
+    double sum = 0;
+    for (index_t c = 1; c < kClasses; ++c) sum += dice[static_cast<std::size_t>(c)];
+    return sum / static_cast<double>(kClasses - 1);
 }
 
 }  // namespace
@@ -96,7 +89,7 @@ int main(int argc, char** argv) {
 
     gcl::Rng rng(20230908);
     Tensor<float> images;
-    std::vector<std::int64_t> labels;
+    Tensor<std::int64_t> labels;
     make_data(images, labels, rng);
 
     gcl::nn::ParameterArena<float> arena;
