@@ -1,6 +1,6 @@
 // U-Net and pre-training model, float, on the host: forward, forward + backward, and one forward
 // followed by K backward passes into the rows of a K x P matrix (GradMitigator's parameter level).
-// scripts/bench/nn_torch.py times the same models in PyTorch with the same batch and threads.
+// benchmarks/nn_torch.py times the same models in PyTorch with the same batch and threads.
 //
 //   OMP_NUM_THREADS=2 ./build/benchmarks/nn_unet --benchmark_min_time=3
 #include <benchmark/benchmark.h>

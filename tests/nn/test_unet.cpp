@@ -5,10 +5,13 @@
 #include "gcl/nn/pretrain_model.hpp"
 #include "gcl/nn/transfer.hpp"
 #include "gcl/nn/unet.hpp"
+#include "gcl/train/checkpoint_state.hpp"
 #include "support.hpp"
 
+#include <filesystem>
 #include <limits>
 #include <set>
+#include <unistd.h>
 
 using namespace nn_test;
 namespace nn = gcl::nn;
@@ -354,4 +357,32 @@ TEST_CASE("Transfer: renamed prefixes; shape and kind mismatches copy nothing", 
     a.add_parameter("x", {2});
     b.add_buffer("x", {2});
     require_error([&] { nn::transfer_parameters(a, b); }, {"'x' is a parameter in the source but 'x' is a buffer"});
+}
+
+TEST_CASE("Transfer through a checkpoint: a saved pre-training model loads partially into a U-Net",
+          "[nn][transfer][checkpoint]") {
+    gcl::Rng rng(40);
+    Arena pretrain_arena;
+    nn::PretrainModel<double> pretrain(pretrain_arena, tiny_pretrain, 13);
+    gcl::fill_uniform<double>(pretrain_arena.flat_values(), rng, -1, 1);
+    gcl::fill_uniform<double>(pretrain_arena.flat_buffers(), rng, 0.5, 1);
+    const auto path = std::filesystem::temp_directory_path() /
+                      ("gcl_nn_transfer_" + std::to_string(::getpid()) + ".gclc");
+    gcl::train::CheckpointWriter writer;
+    gcl::train::add_parameters(writer, pretrain_arena);
+    writer.write(path);
+
+    Arena unet_arena;
+    nn::UNet<double> unet(unet_arena, tiny_unet, 14);
+    const auto head_before = copy(unet_arena.value("decoder.head.weight"));
+    const auto checkpoint = gcl::train::Checkpoint::read(path);
+    std::filesystem::remove(path);
+    const auto report = gcl::train::load_parameters(checkpoint, unet_arena, gcl::train::LoadMode::partial);
+    REQUIRE(report.loaded.size() == 30);
+    for (const auto& name : report.missing) REQUIRE(name.find("decoder.") != std::string::npos);
+    require_equal(unet_arena.value("encoder.block1.conv2.weight"), pretrain_arena.value("encoder.block1.conv2.weight"),
+                  "encoder weight");
+    require_equal(unet_arena.buffer_value("encoder.block2.bn1.running_var"),
+                  pretrain_arena.buffer_value("encoder.block2.bn1.running_var"), "encoder running variance");
+    require_equal(unet_arena.value("decoder.head.weight"), head_before, "decoder untouched");
 }

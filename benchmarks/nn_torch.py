@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch timings of the models in benchmarks/nn_unet.cpp (same architecture, batch, threads).
 
-    OMP_NUM_THREADS=2 /usr/bin/python3 scripts/bench/nn_torch.py [threads]
+    OMP_NUM_THREADS=2 /usr/bin/python3 benchmarks/nn_torch.py [threads]
 
 Prints the median wall time in ms of: U-Net forward; U-Net forward + backward; the pre-training
 model's forward + 1 backward and forward + 4 backward passes (retain_graph, one gradient per pass).
