@@ -294,6 +294,29 @@ TEST_CASE("Dropout: seeded, deterministic masks; inverted scaling; identity in e
     require_error([&] { nn::Dropout<double>(root.child("bad"), {.p = 1.0}); }, {"nn::Dropout", "'bad'", "[0, 1)"});
 }
 
+TEST_CASE("Dropout: finite-difference check with the mask held fixed", "[nn][dropout][gradcheck]") {
+    // Each evaluation of the objective uses a fresh twin (same seed and name), so every forward
+    // call draws the same mask and the objective is a smooth function of x.
+    gcl::Rng rng(41);
+    Arena arena;
+    const Scope scope = Scope(arena, 5).child("drop");
+    auto x = random<double>({2, 3, 4, 4}, rng);
+    const auto w = random<double>(x.shape(), rng);
+    const auto objective = [&] {
+        nn::Dropout<double> twin(scope, {.p = 0.4});
+        const auto y = twin.forward(x.cview());
+        double s = 0;
+        for (index_t i = 0; i < y.numel(); ++i) s += w.data()[i] * y.data()[i];
+        return s;
+    };
+    nn::Dropout<double> drop(scope, {.p = 0.4});
+    drop.forward(x.cview());
+    const auto dx = copy(drop.backward(w.cview()));
+    const auto result = gcl::testing::check_gradient(objective, x.view(), dx.cview());
+    INFO(result.message);
+    REQUIRE(result.passed);
+}
+
 TEMPLATE_TEST_CASE("Layers run in float and double and give the same results", "[nn][types]", float, double) {
     using T = TestType;
     gcl::Rng rng(19);
