@@ -12,11 +12,8 @@ namespace {
 namespace nn = gcl::nn;
 constexpr gcl::index_t kBatch = 4, kSize = 128;
 const nn::UNetOptions kUNet{.in_channels = 1, .classes = 4, .depth = 4, .base_width = 16};
-const nn::PretrainModelOptions kPretrain{.encoder = kUNet.encoder(),
-                                         .image_hidden = 128,
-                                         .image_out = 64,
-                                         .pixel_hidden = 128,
-                                         .pixel_out = 64};
+const nn::PretrainModelOptions kPretrain{
+    .encoder = kUNet.encoder(), .image_hidden = 128, .image_out = 64, .pixel_hidden = 128, .pixel_out = 64};
 
 gcl::Tensor<float> input() {
     gcl::Rng rng(1);

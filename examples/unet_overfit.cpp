@@ -96,8 +96,8 @@ int main(int argc, char** argv) {
     gcl::nn::UNet<float> unet(arena, {.in_channels = 1, .classes = kClasses, .depth = 2, .base_width = 8}, /*seed=*/1);
     gcl::optim::Adam<float> adam({.learning_rate = 1e-2});
     std::printf("U-Net with %lld parameters, %lld images of %lldx%lld, %d iterations\n",
-                static_cast<long long>(arena.size()), static_cast<long long>(kImages),
-                static_cast<long long>(kSize), static_cast<long long>(kSize), iterations);
+                static_cast<long long>(arena.size()), static_cast<long long>(kImages), static_cast<long long>(kSize),
+                static_cast<long long>(kSize), iterations);
 
     Tensor<float> dlogits;
     for (int it = 0; it < iterations; ++it) {

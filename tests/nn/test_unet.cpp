@@ -1,17 +1,18 @@
 // The U-Net, the pre-training model and weight transfer: names and shapes, gradient checks of
 // the whole models in double, K backward passes after one forward against K separate runs, the
 // image-branch feature gradient, errors.
+#include <unistd.h>
+
+#include <filesystem>
+#include <limits>
+#include <set>
+
 #include "gcl/nn/layer_gradcheck.hpp"
 #include "gcl/nn/pretrain_model.hpp"
 #include "gcl/nn/transfer.hpp"
 #include "gcl/nn/unet.hpp"
 #include "gcl/train/checkpoint_state.hpp"
 #include "support.hpp"
-
-#include <filesystem>
-#include <limits>
-#include <set>
-#include <unistd.h>
 
 using namespace nn_test;
 namespace nn = gcl::nn;
@@ -134,8 +135,11 @@ TEST_CASE("UNet: evaluation mode, input checks", "[nn][unet][errors]") {
     require_equal(unet.forward(x.cview()), a, "evaluation is repeatable");
     require_equal(arena.flat_buffers(), buffers, "evaluation leaves the running statistics");
 
-    require_error([&] { unet.forward(Tensor<double>({2, 1, 8, 6}).cview()); },
-                  {"nn::UNet", "divisible by 4", "[2, 1, 8, 6]"});
+    require_error(
+        [&] {
+            unet.forward(Tensor<double>({2, 1, 8, 6}).cview());
+        },
+        {"nn::UNet", "divisible by 4", "[2, 1, 8, 6]"});
     require_error([&] { unet.forward(Tensor<double>({2, 3, 8, 8}).cview()); }, {"[N, 1, H, W]", "[2, 3, 8, 8]"});
     Tensor<double> bad = x;
     bad(1, 0, 3, 4) = std::numeric_limits<double>::quiet_NaN();
@@ -160,7 +164,8 @@ TEST_CASE("PretrainModel: names, shapes, gradient check of both heads through th
     REQUIRE(arena.info(arena.parameter("pixel_head.conv2.weight")).shape == Shape{3, 4, 1, 1});
 
     // Random head biases: no embedding starts near zero length, where normalising is ill-conditioned.
-    for (const char* bias : {"image_head.fc1.bias", "image_head.fc2.bias", "pixel_head.conv1.bias", "pixel_head.conv2.bias"})
+    for (const char* bias :
+         {"image_head.fc1.bias", "image_head.fc2.bias", "pixel_head.conv1.bias", "pixel_head.conv2.bias"})
         gcl::fill_uniform<double>(arena.value(bias), rng, -0.5, 0.5);
     auto x = random<double>({3, 1, 8, 8}, rng);
     REQUIRE(model.feature_shape(x.shape()) == Shape{3, 8, 2, 2});
@@ -185,7 +190,8 @@ TEST_CASE("PretrainModel: names, shapes, gradient check of both heads through th
                                                     analytic.cview(), options);
     INFO(param_check.message);
     REQUIRE(param_check.passed);
-    auto input_check = gcl::testing::check_gradient([&] { return objective(x.cview()); }, x.view(), dx.cview(), options);
+    auto input_check =
+        gcl::testing::check_gradient([&] { return objective(x.cview()); }, x.view(), dx.cview(), options);
     INFO(input_check.message);
     REQUIRE(input_check.passed);
 }
@@ -194,8 +200,12 @@ TEST_CASE("PretrainModel: K backward passes into a K x P matrix equal K separate
           "[nn][pretrain][target]") {
     gcl::Rng rng(36);
     nn::ParameterArena<float> arena;
-    nn::PretrainModel<float> model(arena, {.encoder = {.in_channels = 1, .depth = 2, .base_width = 4},
-                                           .image_hidden = 8, .image_out = 4, .pixel_hidden = 8, .pixel_out = 4},
+    nn::PretrainModel<float> model(arena,
+                                   {.encoder = {.in_channels = 1, .depth = 2, .base_width = 4},
+                                    .image_hidden = 8,
+                                    .image_out = 4,
+                                    .pixel_hidden = 8,
+                                    .pixel_out = 4},
                                    7);
     const auto x = random<float>({4, 1, 16, 16}, rng);
     const index_t K = 3, P = arena.size();
@@ -254,7 +264,8 @@ TEST_CASE("PretrainModel: K backward passes into a K x P matrix equal K separate
     require_error([&] { model.backward({}, {}); }, {"nn::PretrainModel::backward", "at least one head"});
 }
 
-TEST_CASE("PretrainModel: the image branch's feature gradient writes no parameter gradient", "[nn][pretrain][guidance]") {
+TEST_CASE("PretrainModel: the image branch's feature gradient writes no parameter gradient",
+          "[nn][pretrain][guidance]") {
     gcl::Rng rng(37);
     Arena arena;
     nn::PretrainModel<double> model(arena, tiny_pretrain, 8);
@@ -337,10 +348,12 @@ TEST_CASE("Transfer: renamed prefixes; shape and kind mismatches copy nothing", 
     gcl::fill_uniform<double>(source.flat_values(), rng, -1, 1);
     Arena target;
     nn::UNet<double> unet(target, tiny_unet, 2);
-    const auto report = nn::transfer_parameters(source, target, {.source_prefix = "backbone.", .target_prefix = "encoder."});
+    const auto report =
+        nn::transfer_parameters(source, target, {.source_prefix = "backbone.", .target_prefix = "encoder."});
     REQUIRE(report.copied.size() == 30);
     REQUIRE(report.copied.front() == "encoder.block0.conv1.weight");
-    REQUIRE(target.value("encoder.block2.conv1.weight")(3, 1, 2, 0) == source.value("backbone.block2.conv1.weight")(3, 1, 2, 0));
+    REQUIRE(target.value("encoder.block2.conv1.weight")(3, 1, 2, 0) ==
+            source.value("backbone.block2.conv1.weight")(3, 1, 2, 0));
 
     // A wider U-Net: every encoder shape differs; nothing is copied and the message lists them.
     Arena wide;
@@ -366,8 +379,8 @@ TEST_CASE("Transfer through a checkpoint: a saved pre-training model loads parti
     nn::PretrainModel<double> pretrain(pretrain_arena, tiny_pretrain, 13);
     gcl::fill_uniform<double>(pretrain_arena.flat_values(), rng, -1, 1);
     gcl::fill_uniform<double>(pretrain_arena.flat_buffers(), rng, 0.5, 1);
-    const auto path = std::filesystem::temp_directory_path() /
-                      ("gcl_nn_transfer_" + std::to_string(::getpid()) + ".gclc");
+    const auto path =
+        std::filesystem::temp_directory_path() / ("gcl_nn_transfer_" + std::to_string(::getpid()) + ".gclc");
     gcl::train::CheckpointWriter writer;
     gcl::train::add_parameters(writer, pretrain_arena);
     writer.write(path);

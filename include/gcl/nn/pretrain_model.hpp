@@ -64,7 +64,8 @@ public:
     };
 
     PretrainModel(const Scope<T>& scope, const PretrainModelOptions& options)
-        : options_(options), encoder_(scope.child("encoder"), options.encoder),
+        : options_(options),
+          encoder_(scope.child("encoder"), options.encoder),
           image_head_(scope.child("image_head"), {.in_channels = options.encoder.width(options.encoder.depth),
                                                   .hidden_features = options.image_hidden,
                                                   .out_features = options.image_out}),
@@ -93,9 +94,9 @@ public:
     }
 
     // Backward from the gradients of the loss with respect to the embeddings; an absent view
-    // (ConstView<T>{}, or any view without elements) means the loss does not depend on that head (its parameters receive no
-    // gradient, which in overwrite mode leaves them at 0). Parameter gradients are added into the
-    // arena's current gradient target. May be called any number of times after one forward.
+    // (ConstView<T>{}, or any view without elements) means the loss does not depend on that head (its parameters
+    // receive no gradient, which in overwrite mode leaves them at 0). Parameter gradients are added into the arena's
+    // current gradient target. May be called any number of times after one forward.
     Gradients backward(ConstView<T> d_image, ConstView<T> d_pixel) {
         constexpr std::string_view op = "nn::PretrainModel::backward";
         detail::require_forward(forward_done_, op, {});

@@ -31,9 +31,9 @@
 namespace gcl::nn {
 
 struct TransferOptions {
-    std::string source_prefix = {};            // only source entries whose names start with this
+    std::string source_prefix = {};                           // only source entries whose names start with this
     std::optional<std::string> target_prefix = std::nullopt;  // replaces source_prefix in the target's names
-    bool buffers = true;                       // also copy buffers (batch-norm running statistics)
+    bool buffers = true;                                      // also copy buffers (batch-norm running statistics)
 };
 
 struct TransferReport {
@@ -96,8 +96,9 @@ TransferReport transfer_parameters(const ParameterArena<S, cpu>& source, Paramet
             return;
         }
         if (is_parameter != p.has_value()) {
-            problems.push_back("'" + name + "' is a " + (is_parameter ? "parameter" : "buffer") + " in the source but '" +
-                               to + "' is a " + (is_parameter ? "buffer" : "parameter") + " in the target");
+            problems.push_back("'" + name + "' is a " + (is_parameter ? "parameter" : "buffer") +
+                               " in the source but '" + to + "' is a " + (is_parameter ? "buffer" : "parameter") +
+                               " in the target");
             return;
         }
         const Shape& to_shape = p ? target.info(*p).shape : target.info(*b).shape;
