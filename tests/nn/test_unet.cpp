@@ -291,10 +291,15 @@ TEST_CASE("PretrainModel: the image branch's feature gradient writes no paramete
     reference.backward(d_image.cview(), d_pixel.cview());
     require_equal(G.cview().select(0, 1), reference_arena.flat_grads(), "the pass went on into row 1");
 
-    // Outside a pass: no pass is left open afterwards.
+    // Outside a pass: no pass is left open afterwards, also when the gradient has the wrong shape.
     arena.end_backward();
     model.image_feature_gradient(d_image.cview());
     REQUIRE_FALSE(arena.in_backward());
+    require_error([&] { model.image_feature_gradient(Tensor<double>({3, 4}).cview()); }, {"dy has shape [3, 4]"});
+    REQUIRE_FALSE(arena.in_backward());
+    arena.begin_backward(G.view(), 0, GradMode::overwrite);
+    require_error([&] { model.image_feature_gradient(Tensor<double>({3, 4}).cview()); }, {"dy has shape [3, 4]"});
+    REQUIRE(arena.flat_grad_target().data() == G.data());
 }
 
 TEST_CASE("Transfer: a pre-trained encoder into a U-Net, by name", "[nn][transfer]") {

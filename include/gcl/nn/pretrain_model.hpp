@@ -125,13 +125,22 @@ public:
         ParameterArena<T, cpu>& arena = *arena_;
         const bool in_pass = arena.in_backward();
         const TensorView<T, cpu> previous = in_pass ? arena.flat_grad_target() : TensorView<T, cpu>();
+        const auto restore = [&] {
+            if (in_pass)  // the same target again; accumulate, so that nothing in it is cleared
+                arena.begin_backward(previous, GradMode::accumulate);
+            else
+                arena.end_backward();
+        };
         scratch_.resize(Shape{arena.size()});
         arena.begin_backward(scratch_.view(), GradMode::accumulate);  // accumulate: no need to zero it
-        const ConstView<T> d_features = image_head_.backward(d_image);
-        if (in_pass)  // the same target again; accumulate, so that nothing in it is cleared
-            arena.begin_backward(previous, GradMode::accumulate);
-        else
-            arena.end_backward();
+        ConstView<T> d_features;
+        try {
+            d_features = image_head_.backward(d_image);
+        } catch (...) {
+            restore();
+            throw;
+        }
+        restore();
         return d_features;
     }
 
