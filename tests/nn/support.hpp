@@ -1,9 +1,8 @@
 #pragma once
 // Shared by the nn tests: random inputs, comparisons with per-type tolerances, copies of views,
 // checks of error messages.
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <functional>
 #include <initializer_list>

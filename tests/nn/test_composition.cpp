@@ -26,8 +26,7 @@ auto small_stack(const Scope& net) {
     return nn::Sequential<nn::Conv2d<double>, nn::BatchNorm2d<double>, nn::LeakyReLU<double>, nn::MaxPool2d<double>,
                           nn::Conv2d<double>>{
         nn::Conv2d<double>(net.child("conv1"), {.in_channels = 2, .out_channels = 3, .padding = {1, 1}}),
-        nn::BatchNorm2d<double>(net.child("bn1"), {.channels = 3}), nn::LeakyReLU<double>(0.1),
-        nn::MaxPool2d<double>(),
+        nn::BatchNorm2d<double>(net.child("bn1"), {.channels = 3}), nn::LeakyReLU<double>(0.1), nn::MaxPool2d<double>(),
         nn::Conv2d<double>(net.child("conv2"), {.in_channels = 3, .out_channels = 2, .kernel = {1, 1}})};
 }
 
@@ -139,7 +138,8 @@ TEST_CASE("Gradient target: overwrite, accumulate, and K passes into a K x P mat
         arena.begin_backward(G.view(), k, gcl::nn::GradMode::overwrite);
         require_equal(net.backward(dys[k].cview()), separate_dx[k], "dx of pass " + std::to_string(k));
     }
-    for (index_t k = 0; k < K; ++k) require_equal(G.cview().select(0, k), separate_grads[k], "row " + std::to_string(k));
+    for (index_t k = 0; k < K; ++k)
+        require_equal(G.cview().select(0, k), separate_grads[k], "row " + std::to_string(k));
     for (index_t i = 0; i < P; ++i) REQUIRE(arena.flat_grads().data()[i] == 0.0);
 
     // Accumulate: two passes add up.
@@ -171,7 +171,8 @@ TEST_CASE("ConvBlock: names, shapes, gradients", "[nn][conv_block][gradcheck]") 
     REQUIRE(result.passed);
 
     Arena biased;
-    nn::ConvBlock<double> with_bias(Scope(biased, 6).child("b"), {.in_channels = 2, .out_channels = 3, .conv_bias = true});
+    nn::ConvBlock<double> with_bias(Scope(biased, 6).child("b"),
+                                    {.in_channels = 2, .out_channels = 3, .conv_bias = true});
     REQUIRE(biased.find_parameter("b.conv1.bias").has_value());
     REQUIRE(biased.find_parameter("b.conv2.bias").has_value());
 }
@@ -189,7 +190,8 @@ TEST_CASE("ImageHead and PixelHead: unit-length embeddings, names, gradients", "
     REQUIRE(image_arena.parameters()[3].name == "image_head.fc2.bias");
     const auto e = copy(image.forward(f.cview()));
     REQUIRE(e.shape() == Shape{3, 3});
-    for (index_t n = 0; n < 3; ++n) REQUIRE(std::abs(e(n, 0) * e(n, 0) + e(n, 1) * e(n, 1) + e(n, 2) * e(n, 2) - 1) < 1e-14);
+    for (index_t n = 0; n < 3; ++n)
+        REQUIRE(std::abs(e(n, 0) * e(n, 0) + e(n, 1) * e(n, 1) + e(n, 2) * e(n, 2) - 1) < 1e-14);
     auto result = nn::check_layer_gradients(image, image_arena, f.view(), rng, options);
     INFO(result.message);
     REQUIRE(result.passed);

@@ -1,7 +1,8 @@
 // Every layer of gcl::nn: gradient checks in double (input and parameters), forward semantics,
 // mode handling, seeded initialisation and dropout, and the errors they raise.
-#include <cmath>
 #include <omp.h>
+
+#include <cmath>
 
 #include "gcl/nn/activation.hpp"
 #include "gcl/nn/batch_norm2d.hpp"
@@ -79,15 +80,16 @@ TEST_CASE("Conv2d: gradients of input, weight and bias; forward equals the op", 
     require_layer_gradients(conv, arena, x, rng);
 
     Arena plain_arena;
-    nn::Conv2d<double> plain(Scope(plain_arena, 5).child("c"), {.in_channels = 3, .out_channels = 2, .kernel = {1, 1},
-                                                               .bias = false});
+    nn::Conv2d<double> plain(Scope(plain_arena, 5).child("c"),
+                             {.in_channels = 3, .out_channels = 2, .kernel = {1, 1}, .bias = false});
     REQUIRE(plain_arena.parameter_count() == 1);
     REQUIRE_FALSE(plain.has_bias());
     auto x2 = random<double>({2, 3, 4, 4}, rng);
     require_layer_gradients(plain, plain_arena, x2, rng);
 }
 
-TEST_CASE("ConvTranspose2d: gradients, PyTorch's weight layout, up-sampling shape", "[nn][conv_transpose2d][gradcheck]") {
+TEST_CASE("ConvTranspose2d: gradients, PyTorch's weight layout, up-sampling shape",
+          "[nn][conv_transpose2d][gradcheck]") {
     gcl::Rng rng(12);
     Arena arena;
     nn::ConvTranspose2d<double> up(Scope(arena, 1).child("up"), {.in_channels = 3, .out_channels = 2});
@@ -130,8 +132,8 @@ TEST_CASE("BatchNorm2d: training and evaluation gradients, running statistics in
 
     SECTION("training: batch statistics, running estimates move by the momentum") {
         Tensor<double> rm({3}), rv({3}, 1.0), mean({3}), invstd({3}), expected(x.shape());
-        ops::batch_norm_forward_train(x, gamma, beta, expected.view(), rm.view(), rv.view(), mean.view(),
-                                      invstd.view(), {.momentum = 0.2});
+        ops::batch_norm_forward_train(x, gamma, beta, expected.view(), rm.view(), rv.view(), mean.view(), invstd.view(),
+                                      {.momentum = 0.2});
         require_equal(bn.forward(x.cview()), expected, "forward");
         require_equal(arena.buffer_value("bn.running_mean"), rm, "running mean");
         require_equal(arena.buffer_value("bn.running_var"), rv, "running var");
@@ -206,8 +208,8 @@ TEST_CASE("MaxPool2d and GlobalAvgPool: gradients and shapes", "[nn][pooling][gr
 TEST_CASE("Linear: gradients with and without bias", "[nn][linear][gradcheck]") {
     gcl::Rng rng(16);
     Arena arena;
-    nn::Linear<double> fc(Scope(arena, 3).child("fc"), {.in_features = 5, .out_features = 4,
-                                                        .bias_init = nn::Init::uniform(-1, 1)});
+    nn::Linear<double> fc(Scope(arena, 3).child("fc"),
+                          {.in_features = 5, .out_features = 4, .bias_init = nn::Init::uniform(-1, 1)});
     auto x = random<double>({3, 5}, rng);
     REQUIRE(fc.output_shape(x.shape()) == Shape{3, 4});
     require_layer_gradients(fc, arena, x, rng);
@@ -294,6 +296,29 @@ TEST_CASE("Dropout: seeded, deterministic masks; inverted scaling; identity in e
     require_error([&] { nn::Dropout<double>(root.child("bad"), {.p = 1.0}); }, {"nn::Dropout", "'bad'", "[0, 1)"});
 }
 
+TEST_CASE("Dropout: finite-difference check with the mask held fixed", "[nn][dropout][gradcheck]") {
+    // Each evaluation of the objective uses a fresh twin (same seed and name), so every forward
+    // call draws the same mask and the objective is a smooth function of x.
+    gcl::Rng rng(41);
+    Arena arena;
+    const Scope scope = Scope(arena, 5).child("drop");
+    auto x = random<double>({2, 3, 4, 4}, rng);
+    const auto w = random<double>(x.shape(), rng);
+    const auto objective = [&] {
+        nn::Dropout<double> twin(scope, {.p = 0.4});
+        const auto y = twin.forward(x.cview());
+        double s = 0;
+        for (index_t i = 0; i < y.numel(); ++i) s += w.data()[i] * y.data()[i];
+        return s;
+    };
+    nn::Dropout<double> drop(scope, {.p = 0.4});
+    drop.forward(x.cview());
+    const auto dx = copy(drop.backward(w.cview()));
+    const auto result = gcl::testing::check_gradient(objective, x.view(), dx.cview());
+    INFO(result.message);
+    REQUIRE(result.passed);
+}
+
 TEMPLATE_TEST_CASE("Layers run in float and double and give the same results", "[nn][types]", float, double) {
     using T = TestType;
     gcl::Rng rng(19);
@@ -320,27 +345,41 @@ TEST_CASE("Layer errors name the layer and the shapes", "[nn][errors]") {
     Scope root(arena, 1);
     nn::Conv2d<double> conv(root.child("encoder").child("conv1"), {.in_channels = 3, .out_channels = 4});
     const Tensor<double> x({2, 3, 5, 5}), wrong({2, 2, 5, 5});
-    require_error([&] { conv.backward(Tensor<double>({2, 4, 3, 3}).cview()); },
-                  {"nn::Conv2d::backward", "'encoder.conv1'", "before forward"});
-    require_error([&] { conv.forward(wrong.cview()); }, {"nn::Conv2d", "'encoder.conv1'", "[N, 3, H, W]", "[2, 2, 5, 5]"});
+    require_error(
+        [&] {
+            conv.backward(Tensor<double>({2, 4, 3, 3}).cview());
+        },
+        {"nn::Conv2d::backward", "'encoder.conv1'", "before forward"});
+    require_error([&] { conv.forward(wrong.cview()); },
+                  {"nn::Conv2d", "'encoder.conv1'", "[N, 3, H, W]", "[2, 2, 5, 5]"});
     conv.forward(x.cview());
     arena.begin_backward();
-    require_error([&] { conv.backward(Tensor<double>({2, 4, 5, 5}).cview()); },
-                  {"'encoder.conv1'", "dy has shape [2, 4, 5, 5]", "[2, 4, 3, 3]"});
+    require_error(
+        [&] {
+            conv.backward(Tensor<double>({2, 4, 5, 5}).cview());
+        },
+        {"'encoder.conv1'", "dy has shape [2, 4, 5, 5]", "[2, 4, 3, 3]"});
     arena.end_backward();
-    require_error([&] { conv.backward(Tensor<double>({2, 4, 3, 3}).cview()); },
-                  {"no backward pass has begun", "encoder.conv1.weight"});
+    require_error(
+        [&] {
+            conv.backward(Tensor<double>({2, 4, 3, 3}).cview());
+        },
+        {"no backward pass has begun", "encoder.conv1.weight"});
 
     nn::Linear<double> fc(root.child("fc"), {.in_features = 4, .out_features = 2});
     require_error([&] { fc.forward(Tensor<double>({3, 5}).cview()); }, {"nn::Linear", "'fc'", "[N, 4]", "[3, 5]"});
     nn::BatchNorm2d<double> bn(root.child("bn"), {.channels = 2});
-    require_error([&] { bn.forward(Tensor<double>({1, 2, 1, 1}).cview()); },
-                  {"'bn'", "more than one value per channel"});
+    require_error(
+        [&] {
+            bn.forward(Tensor<double>({1, 2, 1, 1}).cview());
+        },
+        {"'bn'", "more than one value per channel"});
     require_error([&] { nn::BatchNorm2d<double>(root.child("bn2"), {.channels = 2, .momentum = 1.5}); },
                   {"'bn2'", "momentum"});
     require_error([&] { root.child("a.b"); }, {"nn::Scope::child", "'a.b'"});
-    require_error([&] { nn::Conv2d<double>(root.child("encoder").child("conv1"), {.in_channels = 3, .out_channels = 4}); },
-                  {"'encoder.conv1.weight' is already registered"});
+    require_error(
+        [&] { nn::Conv2d<double>(root.child("encoder").child("conv1"), {.in_channels = 3, .out_channels = 4}); },
+        {"'encoder.conv1.weight' is already registered"});
     nn::MaxPool2d<double> pool;
     require_error([&] { pool.forward(Tensor<double>({2, 3}).cview()); }, {"nn::MaxPool2d", "[N, C, H, W]", "[2, 3]"});
 }

@@ -95,7 +95,8 @@ void load_initial_state(nn::ParameterArena<T>& arena) {
 template <class T, class V>
 void require_close_to(const V& actual, const Tensor<T>& expected, const std::string& what) {
     double scale = 1;
-    for (index_t i = 0; i < expected.numel(); ++i) scale = std::max(scale, std::abs(static_cast<double>(expected.data()[i])));
+    for (index_t i = 0; i < expected.numel(); ++i)
+        scale = std::max(scale, std::abs(static_cast<double>(expected.data()[i])));
     require_close(actual, expected, Tolerance<T>::rtol, Tolerance<T>::atol * scale, what);
 }
 
@@ -154,13 +155,9 @@ TEMPLATE_TEST_CASE("Pre-training model matches PyTorch: embeddings, feature map,
                    "[nn][pretrain][torch]", float, double) {
     using T = TestType;
     nn::ParameterArena<T> arena;
-    nn::PretrainModel<T> model(arena,
-                               {.encoder = unet_options.encoder(),
-                                .image_hidden = 6,
-                                .image_out = 5,
-                                .pixel_hidden = 6,
-                                .pixel_out = 5},
-                               0);
+    nn::PretrainModel<T> model(
+        arena,
+        {.encoder = unet_options.encoder(), .image_hidden = 6, .image_out = 5, .pixel_hidden = 6, .pixel_out = 5}, 0);
     load_initial_state(arena);
     const auto x = load<T>("x");
     const auto out = model.forward(x.cview());

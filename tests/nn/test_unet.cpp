@@ -1,14 +1,18 @@
 // The U-Net, the pre-training model and weight transfer: names and shapes, gradient checks of
 // the whole models in double, K backward passes after one forward against K separate runs, the
 // image-branch feature gradient, errors.
+#include <unistd.h>
+
+#include <filesystem>
+#include <limits>
+#include <set>
+
 #include "gcl/nn/layer_gradcheck.hpp"
 #include "gcl/nn/pretrain_model.hpp"
 #include "gcl/nn/transfer.hpp"
 #include "gcl/nn/unet.hpp"
+#include "gcl/train/checkpoint_state.hpp"
 #include "support.hpp"
-
-#include <limits>
-#include <set>
 
 using namespace nn_test;
 namespace nn = gcl::nn;
@@ -131,8 +135,11 @@ TEST_CASE("UNet: evaluation mode, input checks", "[nn][unet][errors]") {
     require_equal(unet.forward(x.cview()), a, "evaluation is repeatable");
     require_equal(arena.flat_buffers(), buffers, "evaluation leaves the running statistics");
 
-    require_error([&] { unet.forward(Tensor<double>({2, 1, 8, 6}).cview()); },
-                  {"nn::UNet", "divisible by 4", "[2, 1, 8, 6]"});
+    require_error(
+        [&] {
+            unet.forward(Tensor<double>({2, 1, 8, 6}).cview());
+        },
+        {"nn::UNet", "divisible by 4", "[2, 1, 8, 6]"});
     require_error([&] { unet.forward(Tensor<double>({2, 3, 8, 8}).cview()); }, {"[N, 1, H, W]", "[2, 3, 8, 8]"});
     Tensor<double> bad = x;
     bad(1, 0, 3, 4) = std::numeric_limits<double>::quiet_NaN();
@@ -157,7 +164,8 @@ TEST_CASE("PretrainModel: names, shapes, gradient check of both heads through th
     REQUIRE(arena.info(arena.parameter("pixel_head.conv2.weight")).shape == Shape{3, 4, 1, 1});
 
     // Random head biases: no embedding starts near zero length, where normalising is ill-conditioned.
-    for (const char* bias : {"image_head.fc1.bias", "image_head.fc2.bias", "pixel_head.conv1.bias", "pixel_head.conv2.bias"})
+    for (const char* bias :
+         {"image_head.fc1.bias", "image_head.fc2.bias", "pixel_head.conv1.bias", "pixel_head.conv2.bias"})
         gcl::fill_uniform<double>(arena.value(bias), rng, -0.5, 0.5);
     auto x = random<double>({3, 1, 8, 8}, rng);
     REQUIRE(model.feature_shape(x.shape()) == Shape{3, 8, 2, 2});
@@ -182,7 +190,8 @@ TEST_CASE("PretrainModel: names, shapes, gradient check of both heads through th
                                                     analytic.cview(), options);
     INFO(param_check.message);
     REQUIRE(param_check.passed);
-    auto input_check = gcl::testing::check_gradient([&] { return objective(x.cview()); }, x.view(), dx.cview(), options);
+    auto input_check =
+        gcl::testing::check_gradient([&] { return objective(x.cview()); }, x.view(), dx.cview(), options);
     INFO(input_check.message);
     REQUIRE(input_check.passed);
 }
@@ -191,8 +200,12 @@ TEST_CASE("PretrainModel: K backward passes into a K x P matrix equal K separate
           "[nn][pretrain][target]") {
     gcl::Rng rng(36);
     nn::ParameterArena<float> arena;
-    nn::PretrainModel<float> model(arena, {.encoder = {.in_channels = 1, .depth = 2, .base_width = 4},
-                                           .image_hidden = 8, .image_out = 4, .pixel_hidden = 8, .pixel_out = 4},
+    nn::PretrainModel<float> model(arena,
+                                   {.encoder = {.in_channels = 1, .depth = 2, .base_width = 4},
+                                    .image_hidden = 8,
+                                    .image_out = 4,
+                                    .pixel_hidden = 8,
+                                    .pixel_out = 4},
                                    7);
     const auto x = random<float>({4, 1, 16, 16}, rng);
     const index_t K = 3, P = arena.size();
@@ -251,7 +264,8 @@ TEST_CASE("PretrainModel: K backward passes into a K x P matrix equal K separate
     require_error([&] { model.backward({}, {}); }, {"nn::PretrainModel::backward", "at least one head"});
 }
 
-TEST_CASE("PretrainModel: the image branch's feature gradient writes no parameter gradient", "[nn][pretrain][guidance]") {
+TEST_CASE("PretrainModel: the image branch's feature gradient writes no parameter gradient",
+          "[nn][pretrain][guidance]") {
     gcl::Rng rng(37);
     Arena arena;
     nn::PretrainModel<double> model(arena, tiny_pretrain, 8);
@@ -277,10 +291,15 @@ TEST_CASE("PretrainModel: the image branch's feature gradient writes no paramete
     reference.backward(d_image.cview(), d_pixel.cview());
     require_equal(G.cview().select(0, 1), reference_arena.flat_grads(), "the pass went on into row 1");
 
-    // Outside a pass: no pass is left open afterwards.
+    // Outside a pass: no pass is left open afterwards, also when the gradient has the wrong shape.
     arena.end_backward();
     model.image_feature_gradient(d_image.cview());
     REQUIRE_FALSE(arena.in_backward());
+    require_error([&] { model.image_feature_gradient(Tensor<double>({3, 4}).cview()); }, {"dy has shape [3, 4]"});
+    REQUIRE_FALSE(arena.in_backward());
+    arena.begin_backward(G.view(), 0, GradMode::overwrite);
+    require_error([&] { model.image_feature_gradient(Tensor<double>({3, 4}).cview()); }, {"dy has shape [3, 4]"});
+    REQUIRE(arena.flat_grad_target().data() == G.data());
 }
 
 TEST_CASE("Transfer: a pre-trained encoder into a U-Net, by name", "[nn][transfer]") {
@@ -334,10 +353,12 @@ TEST_CASE("Transfer: renamed prefixes; shape and kind mismatches copy nothing", 
     gcl::fill_uniform<double>(source.flat_values(), rng, -1, 1);
     Arena target;
     nn::UNet<double> unet(target, tiny_unet, 2);
-    const auto report = nn::transfer_parameters(source, target, {.source_prefix = "backbone.", .target_prefix = "encoder."});
+    const auto report =
+        nn::transfer_parameters(source, target, {.source_prefix = "backbone.", .target_prefix = "encoder."});
     REQUIRE(report.copied.size() == 30);
     REQUIRE(report.copied.front() == "encoder.block0.conv1.weight");
-    REQUIRE(target.value("encoder.block2.conv1.weight")(3, 1, 2, 0) == source.value("backbone.block2.conv1.weight")(3, 1, 2, 0));
+    REQUIRE(target.value("encoder.block2.conv1.weight")(3, 1, 2, 0) ==
+            source.value("backbone.block2.conv1.weight")(3, 1, 2, 0));
 
     // A wider U-Net: every encoder shape differs; nothing is copied and the message lists them.
     Arena wide;
@@ -354,4 +375,32 @@ TEST_CASE("Transfer: renamed prefixes; shape and kind mismatches copy nothing", 
     a.add_parameter("x", {2});
     b.add_buffer("x", {2});
     require_error([&] { nn::transfer_parameters(a, b); }, {"'x' is a parameter in the source but 'x' is a buffer"});
+}
+
+TEST_CASE("Transfer through a checkpoint: a saved pre-training model loads partially into a U-Net",
+          "[nn][transfer][checkpoint]") {
+    gcl::Rng rng(40);
+    Arena pretrain_arena;
+    nn::PretrainModel<double> pretrain(pretrain_arena, tiny_pretrain, 13);
+    gcl::fill_uniform<double>(pretrain_arena.flat_values(), rng, -1, 1);
+    gcl::fill_uniform<double>(pretrain_arena.flat_buffers(), rng, 0.5, 1);
+    const auto path =
+        std::filesystem::temp_directory_path() / ("gcl_nn_transfer_" + std::to_string(::getpid()) + ".gclc");
+    gcl::train::CheckpointWriter writer;
+    gcl::train::add_parameters(writer, pretrain_arena);
+    writer.write(path);
+
+    Arena unet_arena;
+    nn::UNet<double> unet(unet_arena, tiny_unet, 14);
+    const auto head_before = copy(unet_arena.value("decoder.head.weight"));
+    const auto checkpoint = gcl::train::Checkpoint::read(path);
+    std::filesystem::remove(path);
+    const auto report = gcl::train::load_parameters(checkpoint, unet_arena, gcl::train::LoadMode::partial);
+    REQUIRE(report.loaded.size() == 30);
+    for (const auto& name : report.missing) REQUIRE(name.find("decoder.") != std::string::npos);
+    require_equal(unet_arena.value("encoder.block1.conv2.weight"), pretrain_arena.value("encoder.block1.conv2.weight"),
+                  "encoder weight");
+    require_equal(unet_arena.buffer_value("encoder.block2.bn1.running_var"),
+                  pretrain_arena.buffer_value("encoder.block2.bn1.running_var"), "encoder running variance");
+    require_equal(unet_arena.value("decoder.head.weight"), head_before, "decoder untouched");
 }

@@ -33,8 +33,7 @@ public:
     using value_type = T;
 
     BatchNorm2d(const Scope<T>& scope, const BatchNorm2dOptions& options)
-        : arena_(&scope.arena()), name_(scope.prefix()), options_(options),
-          params_{options.momentum, options.eps} {
+        : arena_(&scope.arena()), name_(scope.prefix()), options_(options), params_{options.momentum, options.eps} {
         check(options.channels > 0, "nn::BatchNorm2d", "layer", detail::quoted(name_),
               " needs a positive number of channels, got ", options.channels);
         check(options.eps > 0 && options.momentum >= 0 && options.momentum <= 1, "nn::BatchNorm2d", "layer",

@@ -37,7 +37,9 @@ public:
     using value_type = T;
 
     Conv2d(const Scope<T>& scope, const Conv2dOptions& options)
-        : arena_(&scope.arena()), name_(scope.prefix()), options_(options),
+        : arena_(&scope.arena()),
+          name_(scope.prefix()),
+          options_(options),
           params_{options.stride, options.padding, options.dilation} {
         check(options.in_channels > 0 && options.out_channels > 0 && options.kernel[0] > 0 && options.kernel[1] > 0,
               "nn::Conv2d", "layer", detail::quoted(name_), " needs positive channels and kernel, got ",

@@ -62,7 +62,7 @@ private:
                                   {.channels = o.out_channels, .momentum = o.bn_momentum, .eps = o.bn_eps});
         };
         // Braces: the layers are built (and registered) left to right.
-        return Stack{conv("conv1", o.in_channels), bn("bn1"), LeakyReLU<T>(o.negative_slope),
+        return Stack{conv("conv1", o.in_channels),  bn("bn1"), LeakyReLU<T>(o.negative_slope),
                      conv("conv2", o.out_channels), bn("bn2"), LeakyReLU<T>(o.negative_slope)};
     }
 

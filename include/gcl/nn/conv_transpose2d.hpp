@@ -41,7 +41,9 @@ public:
     using value_type = T;
 
     ConvTranspose2d(const Scope<T>& scope, const ConvTranspose2dOptions& options)
-        : arena_(&scope.arena()), name_(scope.prefix()), options_(options),
+        : arena_(&scope.arena()),
+          name_(scope.prefix()),
+          options_(options),
           params_{options.stride, options.padding, options.output_padding, options.dilation} {
         check(options.in_channels > 0 && options.out_channels > 0 && options.kernel[0] > 0 && options.kernel[1] > 0 &&
                   options.stride[0] > 0 && options.stride[1] > 0,
@@ -56,8 +58,8 @@ public:
                         static_cast<double>(options.out_channels) * taps};
         weight_ = scope.parameter("weight", w, options.weight_init, fans);
         if (options.bias)
-            bias_ = scope.parameter("bias", Shape{options.out_channels}, options.bias_init, fans,
-                                    {.weight_decay = false});
+            bias_ =
+                scope.parameter("bias", Shape{options.out_channels}, options.bias_init, fans, {.weight_decay = false});
     }
 
     Shape output_shape(const Shape& x) const {

@@ -54,7 +54,7 @@ public:
 #pragma omp parallel for schedule(static) if (n > 65536)
         for (index_t i = 0; i < n; ++i)
             m[i] = uniform_at<double>(seed, stream, first + static_cast<std::uint64_t>(i), 0.0, 1.0) < p ? T(0)
-                                                                                                       : keep_scale;
+                                                                                                         : keep_scale;
         ops::mul(x, mask_.cview(), y_.view());
         return y_.cview();
     }

@@ -32,11 +32,12 @@ public:
     using Stack = Sequential<GlobalAvgPool<T>, Linear<T>, ReLU<T>, Linear<T>, L2Normalize<T>>;
 
     ImageHead(const Scope<T>& scope, const ImageHeadOptions& options)
-        : name_(scope.prefix()), options_(options),
+        : name_(scope.prefix()),
+          options_(options),
           // Braces: the layers are built (and registered) left to right.
           stack_{GlobalAvgPool<T>(),
-                 Linear<T>(scope.child("fc1"), {.in_features = options.in_channels,
-                                                .out_features = options.hidden_features}),
+                 Linear<T>(scope.child("fc1"),
+                           {.in_features = options.in_channels, .out_features = options.hidden_features}),
                  ReLU<T>(),
                  Linear<T>(scope.child("fc2"), {.in_features = options.hidden_features,
                                                 .out_features = options.out_features,

@@ -79,7 +79,9 @@ void initialize(TensorView<T, cpu> out, const Init& init, const Fans& fans, Rng&
     };
     const auto xavier_std = [&] { return init.a * std::sqrt(2.0 / (fans.fan_in + fans.fan_out)); };
     switch (init.kind) {
-        case Init::Kind::constant: fill_constant(init.a); return;
+        case Init::Kind::constant:
+            fill_constant(init.a);
+            return;
         case Init::Kind::uniform:
             check(init.a <= init.b, op, "uniform bounds must be ordered, got [", init.a, ", ", init.b, ")");
             fill_uniform<T>(out, rng, static_cast<T>(init.a), static_cast<T>(init.b));
@@ -88,8 +90,12 @@ void initialize(TensorView<T, cpu> out, const Init& init, const Fans& fans, Rng&
             check(init.b >= 0, op, "the standard deviation must not be negative, got ", init.b);
             fill_normal<T>(out, rng, static_cast<T>(init.a), static_cast<T>(init.b));
             return;
-        case Init::Kind::kaiming_normal: fill_normal<T>(out, rng, T(0), static_cast<T>(kaiming_std())); return;
-        case Init::Kind::xavier_normal: fill_normal<T>(out, rng, T(0), static_cast<T>(xavier_std())); return;
+        case Init::Kind::kaiming_normal:
+            fill_normal<T>(out, rng, T(0), static_cast<T>(kaiming_std()));
+            return;
+        case Init::Kind::xavier_normal:
+            fill_normal<T>(out, rng, T(0), static_cast<T>(xavier_std()));
+            return;
         case Init::Kind::kaiming_uniform:
         case Init::Kind::xavier_uniform: {
             const double std = init.kind == Init::Kind::kaiming_uniform ? kaiming_std() : xavier_std();

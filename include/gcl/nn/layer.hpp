@@ -57,11 +57,16 @@
 
 namespace gcl::nn {
 
+// The element types layers compute in.
+template <class T>
+concept LayerElement = std::same_as<T, float> || std::same_as<T, double>;
+
 // L declares its element type: `using value_type = float;` (or double).
 template <class L>
-concept HasLayerValueType = requires { typename L::value_type; } &&
-                            (std::is_same_v<typename L::value_type, float> ||
-                             std::is_same_v<typename L::value_type, double>);
+concept HasLayerValueType = requires {
+    typename L::value_type;
+    requires LayerElement<typename L::value_type>;
+};
 
 // ConstView<T> forward(ConstView<T> x)
 template <class L>
@@ -90,8 +95,8 @@ concept HasLayerMode = requires(L& layer, const L& const_layer, bool on) {
 
 // The layer contract described above.
 template <class L>
-concept Layer = HasLayerValueType<L> && HasLayerForward<L> && HasLayerBackward<L> && HasLayerOutputShape<L> &&
-                HasLayerMode<L>;
+concept Layer =
+    HasLayerValueType<L> && HasLayerForward<L> && HasLayerBackward<L> && HasLayerOutputShape<L> && HasLayerMode<L>;
 
 namespace detail {
 // Checks the contract one requirement at a time, so that a compile error names the missing piece

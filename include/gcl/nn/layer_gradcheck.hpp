@@ -37,9 +37,9 @@ struct LayerGradCheckResult {
 };
 
 template <Layer L>
-    requires std::same_as<typename L::value_type, double>
-LayerGradCheckResult check_layer_gradients(L& layer, ParameterArena<double, cpu>& arena, TensorView<double, cpu> x,
-                                           Rng& rng, const testing::GradCheckOptions& options = {}) {
+requires std::same_as<typename L::value_type, double> LayerGradCheckResult
+check_layer_gradients(L& layer, ParameterArena<double, cpu>& arena, TensorView<double, cpu> x, Rng& rng,
+                      const testing::GradCheckOptions& options = {}) {
     const Shape y_shape = layer.output_shape(x.shape());
     const auto forward = [&](TensorView<double> y) {
         const ConstView<double> out = layer.forward(x);

@@ -31,11 +31,12 @@ public:
     using Stack = Sequential<Conv2d<T>, ReLU<T>, Conv2d<T>, L2Normalize<T>>;
 
     PixelHead(const Scope<T>& scope, const PixelHeadOptions& options)
-        : name_(scope.prefix()), options_(options),
+        : name_(scope.prefix()),
+          options_(options),
           // Braces: the layers are built (and registered) left to right.
-          stack_{Conv2d<T>(scope.child("conv1"), {.in_channels = options.in_channels,
-                                                  .out_channels = options.hidden_channels,
-                                                  .kernel = {1, 1}}),
+          stack_{Conv2d<T>(
+                     scope.child("conv1"),
+                     {.in_channels = options.in_channels, .out_channels = options.hidden_channels, .kernel = {1, 1}}),
                  ReLU<T>(),
                  Conv2d<T>(scope.child("conv2"), {.in_channels = options.hidden_channels,
                                                   .out_channels = options.out_channels,

@@ -64,7 +64,8 @@ public:
     };
 
     PretrainModel(const Scope<T>& scope, const PretrainModelOptions& options)
-        : options_(options), encoder_(scope.child("encoder"), options.encoder),
+        : options_(options),
+          encoder_(scope.child("encoder"), options.encoder),
           image_head_(scope.child("image_head"), {.in_channels = options.encoder.width(options.encoder.depth),
                                                   .hidden_features = options.image_hidden,
                                                   .out_features = options.image_out}),
@@ -93,9 +94,9 @@ public:
     }
 
     // Backward from the gradients of the loss with respect to the embeddings; an absent view
-    // (ConstView<T>{}, or any view without elements) means the loss does not depend on that head (its parameters receive no
-    // gradient, which in overwrite mode leaves them at 0). Parameter gradients are added into the
-    // arena's current gradient target. May be called any number of times after one forward.
+    // (ConstView<T>{}, or any view without elements) means the loss does not depend on that head (its parameters
+    // receive no gradient, which in overwrite mode leaves them at 0). Parameter gradients are added into the arena's
+    // current gradient target. May be called any number of times after one forward.
     Gradients backward(ConstView<T> d_image, ConstView<T> d_pixel) {
         constexpr std::string_view op = "nn::PretrainModel::backward";
         detail::require_forward(forward_done_, op, {});
@@ -124,13 +125,22 @@ public:
         ParameterArena<T, cpu>& arena = *arena_;
         const bool in_pass = arena.in_backward();
         const TensorView<T, cpu> previous = in_pass ? arena.flat_grad_target() : TensorView<T, cpu>();
+        const auto restore = [&] {
+            if (in_pass)  // the same target again; accumulate, so that nothing in it is cleared
+                arena.begin_backward(previous, GradMode::accumulate);
+            else
+                arena.end_backward();
+        };
         scratch_.resize(Shape{arena.size()});
         arena.begin_backward(scratch_.view(), GradMode::accumulate);  // accumulate: no need to zero it
-        const ConstView<T> d_features = image_head_.backward(d_image);
-        if (in_pass)  // the same target again; accumulate, so that nothing in it is cleared
-            arena.begin_backward(previous, GradMode::accumulate);
-        else
-            arena.end_backward();
+        ConstView<T> d_features;
+        try {
+            d_features = image_head_.backward(d_image);
+        } catch (...) {
+            restore();
+            throw;
+        }
+        restore();
         return d_features;
     }
 

@@ -65,9 +65,8 @@ public:
     // The layers' backward passes, last to first.
     ConstView<value_type> backward(ConstView<value_type> dy) {
         ConstView<value_type> g = dy;
-        [&]<std::size_t... I>(std::index_sequence<I...>) {
-            ((g = std::get<size() - 1 - I>(layers_).backward(g)), ...);
-        }(std::make_index_sequence<size()>{});
+        [&]<std::size_t... I>(std::index_sequence<I...>) { ((g = std::get<size() - 1 - I>(layers_).backward(g)), ...); }
+        (std::make_index_sequence<size()>{});
         return g;
     }
 

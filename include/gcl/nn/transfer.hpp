@@ -31,9 +31,9 @@
 namespace gcl::nn {
 
 struct TransferOptions {
-    std::string source_prefix = {};            // only source entries whose names start with this
+    std::string source_prefix = {};                           // only source entries whose names start with this
     std::optional<std::string> target_prefix = std::nullopt;  // replaces source_prefix in the target's names
-    bool buffers = true;                       // also copy buffers (batch-norm running statistics)
+    bool buffers = true;                                      // also copy buffers (batch-norm running statistics)
 };
 
 struct TransferReport {
@@ -60,8 +60,6 @@ struct TransferReport {
 };
 
 namespace detail {
-inline bool has_prefix(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
-
 template <class S, class D>
 void copy_converted(TensorView<const S, cpu> from, TensorView<D, cpu> to) {
     const index_t n = from.numel();
@@ -89,7 +87,7 @@ TransferReport transfer_parameters(const ParameterArena<S, cpu>& source, Paramet
     std::vector<bool> filled_params(target.parameter_count(), false), filled_buffers(target.buffer_count(), false);
 
     const auto match = [&](const std::string& name, const Shape& shape, bool is_parameter, std::size_t index) {
-        if (!detail::has_prefix(name, from_prefix)) return;
+        if (!name.starts_with(from_prefix)) return;
         const std::string to = target_name(name);
         const auto p = target.find_parameter(to);
         const auto b = target.find_buffer(to);
@@ -98,8 +96,9 @@ TransferReport transfer_parameters(const ParameterArena<S, cpu>& source, Paramet
             return;
         }
         if (is_parameter != p.has_value()) {
-            problems.push_back("'" + name + "' is a " + (is_parameter ? "parameter" : "buffer") + " in the source but '" +
-                               to + "' is a " + (is_parameter ? "buffer" : "parameter") + " in the target");
+            problems.push_back("'" + name + "' is a " + (is_parameter ? "parameter" : "buffer") +
+                               " in the source but '" + to + "' is a " + (is_parameter ? "buffer" : "parameter") +
+                               " in the target");
             return;
         }
         const Shape& to_shape = p ? target.info(*p).shape : target.info(*b).shape;
@@ -135,11 +134,11 @@ TransferReport transfer_parameters(const ParameterArena<S, cpu>& source, Paramet
                                          target.buffer_value(BufferHandle{c.to}));
     }
     for (std::size_t i = 0; i < target.parameter_count(); ++i)
-        if (!filled_params[i] && detail::has_prefix(target.parameters()[i].name, to_prefix))
+        if (!filled_params[i] && target.parameters()[i].name.starts_with(to_prefix))
             report.missing.push_back(target.parameters()[i].name);
     if (options.buffers)
         for (std::size_t i = 0; i < target.buffer_count(); ++i)
-            if (!filled_buffers[i] && detail::has_prefix(target.buffers()[i].name, to_prefix))
+            if (!filled_buffers[i] && target.buffers()[i].name.starts_with(to_prefix))
                 report.missing.push_back(target.buffers()[i].name);
     return report;
 }

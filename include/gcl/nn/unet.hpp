@@ -58,7 +58,9 @@ public:
     using value_type = T;
 
     UNet(const Scope<T>& scope, const UNetOptions& options)
-        : name_(scope.prefix()), options_(options), encoder_(scope.child("encoder"), options.encoder()),
+        : name_(scope.prefix()),
+          options_(options),
+          encoder_(scope.child("encoder"), options.encoder()),
           decoder_(scope.child("decoder"), options.decoder()) {}
     UNet(ParameterArena<T, cpu>& arena, const UNetOptions& options, std::uint64_t seed)
         : UNet(Scope<T>(arena, seed), options) {}

@@ -27,11 +27,11 @@
 namespace gcl::nn {
 
 struct UNetDecoderOptions {
-    int depth = 4;              // must match the encoder's
-    index_t base_width = 32;    // must match the encoder's
-    index_t classes = 2;        // output channels of the head
+    int depth = 4;            // must match the encoder's
+    index_t base_width = 32;  // must match the encoder's
+    index_t classes = 2;      // output channels of the head
     double negative_slope = 0.01;
-    bool conv_bias = false;     // of the blocks' convolutions (the up-sampling and the head have one)
+    bool conv_bias = false;  // of the blocks' convolutions (the up-sampling and the head have one)
     double bn_momentum = 0.1;
     double bn_eps = 1e-5;
 
@@ -43,12 +43,11 @@ class UNetDecoder {
 public:
     using value_type = T;
 
-    UNetDecoder(const Scope<T>& scope, const UNetDecoderOptions& options)
-        : name_(scope.prefix()), options_(options) {
+    UNetDecoder(const Scope<T>& scope, const UNetDecoderOptions& options) : name_(scope.prefix()), options_(options) {
         check(options.classes > 0 && options.base_width > 0 && options.depth >= 0 && options.depth <= 16,
               "nn::UNetDecoder", "module", detail::quoted(name_),
-              " needs positive classes and base width and a depth in [0, 16], got ", options.classes, " classes, base width ",
-              options.base_width, ", depth ", options.depth);
+              " needs positive classes and base width and a depth in [0, 16], got ", options.classes,
+              " classes, base width ", options.base_width, ", depth ", options.depth);
         const auto d = static_cast<std::size_t>(options.depth);
         ups_.reserve(d);
         blocks_.reserve(d);
@@ -104,8 +103,8 @@ public:
             const Shape& s = skips[l].shape();
             if (s.rank() != 4 || s[0] != up.dim(0) || s[1] != options_.width(l) || s[2] != up.dim(2) ||
                 s[3] != up.dim(3))
-                fail(op, "module", detail::quoted(name_), ": skip ", l, " has shape ", s, " but level ", l,
-                     " needs [", up.dim(0), ", ", options_.width(l), ", ", up.dim(2), ", ", up.dim(3),
+                fail(op, "module", detail::quoted(name_), ": skip ", l, " has shape ", s, " but level ", l, " needs [",
+                     up.dim(0), ", ", options_.width(l), ", ", up.dim(2), ", ", up.dim(3),
                      "] (the input's height and width must be divisible by 2^depth = ", index_t{1} << depth(), ")");
             merged_[l].resize(Shape{s[0], 2 * s[1], s[2], s[3]});
             ops::concat({skips[l], up}, merged_[l].view(), 1);

@@ -25,8 +25,8 @@ namespace gcl::nn {
 
 struct UNetEncoderOptions {
     index_t in_channels = 1;
-    int depth = 4;              // number of down-samplings; depth + 1 blocks
-    index_t base_width = 32;    // output channels of block 0; doubled at every level
+    int depth = 4;            // number of down-samplings; depth + 1 blocks
+    index_t base_width = 32;  // output channels of block 0; doubled at every level
     double negative_slope = 0.01;
     bool conv_bias = false;
     double bn_momentum = 0.1;
@@ -148,8 +148,8 @@ public:
 
 private:
     void check_level(std::string_view op, int level) const {
-        check(level >= 0 && level < depth(), op, "module", detail::quoted(name_), " has skip levels 0 to ",
-              depth() - 1, ", got ", level);
+        check(level >= 0 && level < depth(), op, "module", detail::quoted(name_), " has skip levels 0 to ", depth() - 1,
+              ", got ", level);
     }
 
     std::string name_;

@@ -24,8 +24,7 @@ inline void require_gradient_shape(std::string_view op, const std::string& name,
 // Throws unless x is [N, channels, H, W] (channels < 0: any number of channels).
 inline void require_image(std::string_view op, const std::string& name, const Shape& x, index_t channels) {
     if (x.rank() != 4 || (channels >= 0 && x[1] != channels)) {
-        if (channels >= 0)
-            fail(op, "layer", quoted(name), " expects input [N, ", channels, ", H, W], got ", x);
+        if (channels >= 0) fail(op, "layer", quoted(name), " expects input [N, ", channels, ", H, W], got ", x);
         fail(op, "layer", quoted(name), " expects input [N, C, H, W], got ", x);
     }
 }

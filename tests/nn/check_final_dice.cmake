@@ -1,0 +1,16 @@
+# Runs PROGRAM and fails unless its last line is "final_dice <value>" with value >= MINIMUM.
+#   cmake -DPROGRAM=<path> -DMINIMUM=0.95 -P check_final_dice.cmake
+execute_process(COMMAND ${PROGRAM} RESULT_VARIABLE status OUTPUT_VARIABLE output ERROR_VARIABLE errors)
+message("${output}")
+if(NOT status EQUAL 0)
+    message(FATAL_ERROR "${PROGRAM} exited with ${status}: ${errors}")
+endif()
+string(STRIP "${output}" output)
+string(REGEX MATCH "final_dice ([0-9]+(\\.[0-9]+)?)$" last_line "${output}")
+if(NOT last_line)
+    message(FATAL_ERROR "${PROGRAM}: the last line is not 'final_dice <value>'")
+endif()
+if(CMAKE_MATCH_1 LESS MINIMUM)
+    message(FATAL_ERROR "${PROGRAM}: final_dice ${CMAKE_MATCH_1} is below ${MINIMUM}")
+endif()
+message("final_dice ${CMAKE_MATCH_1} >= ${MINIMUM}")
