@@ -4,6 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 build_dir=${GCL_BUILD_DIR:-build}
-cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DGCL_BUILD_TESTS=OFF -DGCL_BUILD_BENCHMARKS=OFF
-cmake --build "$build_dir" -j "${GCL_JOBS:-$(nproc)}" --target tensor_basics
-"$build_dir/examples/tensor_basics" "$@"
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release
+cmake --build "$build_dir" -j "${GCL_JOBS:-$(nproc)}" --target gcl_demo
+"$build_dir/examples/gcl_demo" "$@"

@@ -5,6 +5,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 build_dir=${GCL_BUILD_DIR:-build}
 jobs=${GCL_JOBS:-$(nproc)}
-cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DGCL_BUILD_TESTS=ON -DGCL_BUILD_EXAMPLES=ON
 cmake --build "$build_dir" -j "$jobs"
 ctest --test-dir "$build_dir" --output-on-failure -j "$jobs"
