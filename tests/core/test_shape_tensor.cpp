@@ -64,6 +64,10 @@ TEST_CASE("Tensor::from checks the number of values", "[core]") {
     auto t = Tensor<float>::from(Shape{2, 2}, {1, 2, 3, 4});
     CHECK(t(1, 0) == 3.0f);
     CHECK_THROWS_AS(Tensor<float>::from(Shape{2, 2}, {1, 2, 3}), gcl::Error);
+    Tensor<float> default_constructed;
+    CHECK(default_constructed.empty());
+    CHECK(default_constructed.numel() == 0);
+    CHECK(Tensor<float>(Shape{}).numel() == 1);  // rank 0: one scalar
     Tensor<float> empty(Shape{0, 3});
     CHECK(empty.empty());
     CHECK(empty.data() == nullptr);

@@ -33,8 +33,8 @@ public:
     index_t& operator[](int d) { return dims_[d]; }
     // Extent of dimension d; negative d counts from the back (-1 is the last dimension).
     index_t dim(int d) const {
-        int k = d < 0 ? d + rank_ : d;
-        check(k >= 0 && k < rank_, "Shape::dim", "dimension ", d, " out of range for shape ", str());
+        const int k = d < 0 ? d + rank_ : d;
+        if (k < 0 || k >= rank_) fail("Shape::dim", "dimension ", d, " out of range for shape ", *this);
         return dims_[k];
     }
     const index_t* begin() const { return dims_.data(); }

@@ -21,7 +21,8 @@ public:
     using view_type = TensorView<T, Device>;
     using const_view_type = TensorView<const T, Device>;
 
-    Tensor() = default;
+    // An empty tensor of shape [0] (a rank-0 shape would mean one scalar element).
+    Tensor() : shape_{0} {}
     explicit Tensor(const Shape& shape) : shape_(shape), buffer_(static_cast<std::size_t>(shape.numel())) {}
     Tensor(std::initializer_list<index_t> extents) : Tensor(Shape(extents)) {}
     // A host tensor filled with `value`.

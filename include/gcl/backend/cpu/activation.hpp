@@ -1,0 +1,55 @@
+#pragma once
+// CPU activations: element by element over contiguous memory (in place allowed).
+#include "gcl/backend/cpu/parallel.hpp"
+#include "gcl/backend/kernels.hpp"
+#include "gcl/core/device.hpp"
+#include "gcl/core/tensor_view.hpp"
+
+namespace gcl::backend {
+
+template <>
+struct Activation<cpu> {
+    // y = max(x, 0); NaN stays NaN and -inf becomes 0.
+    template <class T>
+    static void relu_forward(ConstView<T, cpu> x, TensorView<T, cpu> y) {
+        const T* in = x.data();
+        T* out = y.data();
+        const index_t n = x.numel();
+#pragma omp parallel for schedule(static) if (cpu_detail::worth_parallel(n, 1))
+        for (index_t i = 0; i < n; ++i) out[i] = (in[i] > T(0) || in[i] != in[i]) ? in[i] : T(0);
+    }
+
+    // dx = x > 0 ? dy : 0.
+    template <class T>
+    static void relu_backward(ConstView<T, cpu> dy, ConstView<T, cpu> x, TensorView<T, cpu> dx) {
+        const T* g = dy.data();
+        const T* in = x.data();
+        T* out = dx.data();
+        const index_t n = x.numel();
+#pragma omp parallel for schedule(static) if (cpu_detail::worth_parallel(n, 1))
+        for (index_t i = 0; i < n; ++i) out[i] = in[i] > T(0) ? g[i] : T(0);
+    }
+
+    // y = x > 0 ? x : slope x.
+    template <class T>
+    static void leaky_relu_forward(ConstView<T, cpu> x, TensorView<T, cpu> y, T slope) {
+        const T* in = x.data();
+        T* out = y.data();
+        const index_t n = x.numel();
+#pragma omp parallel for schedule(static) if (cpu_detail::worth_parallel(n, 1))
+        for (index_t i = 0; i < n; ++i) out[i] = in[i] > T(0) ? in[i] : slope * in[i];
+    }
+
+    // dx = x > 0 ? dy : slope dy.
+    template <class T>
+    static void leaky_relu_backward(ConstView<T, cpu> dy, ConstView<T, cpu> x, TensorView<T, cpu> dx, T slope) {
+        const T* g = dy.data();
+        const T* in = x.data();
+        T* out = dx.data();
+        const index_t n = x.numel();
+#pragma omp parallel for schedule(static) if (cpu_detail::worth_parallel(n, 1))
+        for (index_t i = 0; i < n; ++i) out[i] = in[i] > T(0) ? g[i] : slope * g[i];
+    }
+};
+
+}  // namespace gcl::backend

@@ -1,0 +1,143 @@
+#pragma once
+// CPU batch normalisation on a tensor seen as [N, C, inner]; one channel per parallel task,
+// statistics and gradient sums accumulated in double.
+#include <cmath>
+
+#include "gcl/backend/cpu/parallel.hpp"
+#include "gcl/backend/kernels.hpp"
+#include "gcl/core/device.hpp"
+#include "gcl/core/tensor_view.hpp"
+
+namespace gcl::backend {
+
+template <>
+struct BatchNorm<cpu> {
+    // Normalises with the batch statistics of each channel and updates the running estimates:
+    // running = (1 - momentum) running + momentum batch, with the unbiased variance.
+    template <class T>
+    static void forward_train(ConstView<T, cpu> x, ConstView<T, cpu> gamma, ConstView<T, cpu> beta,
+                              TensorView<T, cpu> y, TensorView<T, cpu> running_mean, TensorView<T, cpu> running_var,
+                              TensorView<T, cpu> saved_mean, TensorView<T, cpu> saved_invstd, index_t batch,
+                              index_t channels, index_t inner, double momentum, double eps) {
+        const index_t count = batch * inner;
+        cpu_detail::parallel_for(channels, cpu_detail::worth_parallel(channels, 3 * count), [&](index_t c) {
+            double sum = 0;
+            for (index_t n = 0; n < batch; ++n) {
+                const T* xs = x.data() + (n * channels + c) * inner;
+                for (index_t i = 0; i < inner; ++i) sum += static_cast<double>(xs[i]);
+            }
+            const double mean = sum / static_cast<double>(count);
+            double squares = 0;
+            for (index_t n = 0; n < batch; ++n) {
+                const T* xs = x.data() + (n * channels + c) * inner;
+                for (index_t i = 0; i < inner; ++i) {
+                    const double d = static_cast<double>(xs[i]) - mean;
+                    squares += d * d;
+                }
+            }
+            const double var = squares / static_cast<double>(count);
+            const double invstd = 1.0 / std::sqrt(var + eps);
+            const double scale = static_cast<double>(gamma.data()[c]) * invstd;
+            const double shift = static_cast<double>(beta.data()[c]) - mean * scale;
+            for (index_t n = 0; n < batch; ++n) {
+                const T* xs = x.data() + (n * channels + c) * inner;
+                T* ys = y.data() + (n * channels + c) * inner;
+                for (index_t i = 0; i < inner; ++i) ys[i] = static_cast<T>(static_cast<double>(xs[i]) * scale + shift);
+            }
+            const double unbiased = squares / static_cast<double>(count - 1);
+            T& rm = running_mean.data()[c];
+            T& rv = running_var.data()[c];
+            rm = static_cast<T>((1 - momentum) * static_cast<double>(rm) + momentum * mean);
+            rv = static_cast<T>((1 - momentum) * static_cast<double>(rv) + momentum * unbiased);
+            saved_mean.data()[c] = static_cast<T>(mean);
+            saved_invstd.data()[c] = static_cast<T>(invstd);
+        });
+    }
+
+    // Normalises with the running estimates.
+    template <class T>
+    static void forward_eval(ConstView<T, cpu> x, ConstView<T, cpu> gamma, ConstView<T, cpu> beta,
+                             ConstView<T, cpu> running_mean, ConstView<T, cpu> running_var, TensorView<T, cpu> y,
+                             index_t batch, index_t channels, index_t inner, double eps) {
+        cpu_detail::parallel_for(batch * channels, cpu_detail::worth_parallel(batch * channels, inner), [&](index_t nc) {
+            const index_t c = nc % channels;
+            const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var.data()[c]) + eps);
+            const double scale = static_cast<double>(gamma.data()[c]) * invstd;
+            const double shift = static_cast<double>(beta.data()[c]) - static_cast<double>(running_mean.data()[c]) * scale;
+            const T* xs = x.data() + nc * inner;
+            T* ys = y.data() + nc * inner;
+            for (index_t i = 0; i < inner; ++i) ys[i] = static_cast<T>(static_cast<double>(xs[i]) * scale + shift);
+        });
+    }
+
+    // Gradient of forward_train through the batch statistics:
+    //   dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)),  dgamma = sum dy xhat,  dbeta = sum dy.
+    template <class T>
+    static void backward_train(ConstView<T, cpu> dy, ConstView<T, cpu> x, ConstView<T, cpu> gamma,
+                               ConstView<T, cpu> saved_mean, ConstView<T, cpu> saved_invstd, TensorView<T, cpu> dx,
+                               TensorView<T, cpu> dgamma, TensorView<T, cpu> dbeta, index_t batch, index_t channels,
+                               index_t inner, bool accumulate) {
+        const index_t count = batch * inner;
+        cpu_detail::parallel_for(channels, cpu_detail::worth_parallel(channels, 3 * count), [&](index_t c) {
+            const double mean = static_cast<double>(saved_mean.data()[c]);
+            const double invstd = static_cast<double>(saved_invstd.data()[c]);
+            double sum_dy = 0, sum_dy_xhat = 0;
+            for (index_t n = 0; n < batch; ++n) {
+                const index_t base = (n * channels + c) * inner;
+                for (index_t i = 0; i < inner; ++i) {
+                    const double g = static_cast<double>(dy.data()[base + i]);
+                    sum_dy += g;
+                    sum_dy_xhat += g * (static_cast<double>(x.data()[base + i]) - mean) * invstd;
+                }
+            }
+            const double mean_dy = sum_dy / static_cast<double>(count);
+            const double mean_dy_xhat = sum_dy_xhat / static_cast<double>(count);
+            const double scale = static_cast<double>(gamma.data()[c]) * invstd;
+            for (index_t n = 0; n < batch; ++n) {
+                const index_t base = (n * channels + c) * inner;
+                for (index_t i = 0; i < inner; ++i) {
+                    const double xhat = (static_cast<double>(x.data()[base + i]) - mean) * invstd;
+                    dx.data()[base + i] =
+                        static_cast<T>(scale * (static_cast<double>(dy.data()[base + i]) - mean_dy - xhat * mean_dy_xhat));
+                }
+            }
+            write(dgamma.data()[c], sum_dy_xhat, accumulate);
+            write(dbeta.data()[c], sum_dy, accumulate);
+        });
+    }
+
+    // Gradient of forward_eval (the running estimates are constants):
+    //   dx = gamma invstd dy,  dgamma = sum dy xhat,  dbeta = sum dy.
+    template <class T>
+    static void backward_eval(ConstView<T, cpu> dy, ConstView<T, cpu> x, ConstView<T, cpu> gamma,
+                              ConstView<T, cpu> running_mean, ConstView<T, cpu> running_var, TensorView<T, cpu> dx,
+                              TensorView<T, cpu> dgamma, TensorView<T, cpu> dbeta, index_t batch, index_t channels,
+                              index_t inner, double eps, bool accumulate) {
+        const index_t count = batch * inner;
+        cpu_detail::parallel_for(channels, cpu_detail::worth_parallel(channels, 2 * count), [&](index_t c) {
+            const double mean = static_cast<double>(running_mean.data()[c]);
+            const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var.data()[c]) + eps);
+            const double scale = static_cast<double>(gamma.data()[c]) * invstd;
+            double sum_dy = 0, sum_dy_xhat = 0;
+            for (index_t n = 0; n < batch; ++n) {
+                const index_t base = (n * channels + c) * inner;
+                for (index_t i = 0; i < inner; ++i) {
+                    const double g = static_cast<double>(dy.data()[base + i]);
+                    sum_dy += g;
+                    sum_dy_xhat += g * (static_cast<double>(x.data()[base + i]) - mean) * invstd;
+                    dx.data()[base + i] = static_cast<T>(scale * g);
+                }
+            }
+            write(dgamma.data()[c], sum_dy_xhat, accumulate);
+            write(dbeta.data()[c], sum_dy, accumulate);
+        });
+    }
+
+private:
+    template <class T>
+    static void write(T& out, double value, bool accumulate) {
+        out = static_cast<T>(accumulate ? static_cast<double>(out) + value : value);
+    }
+};
+
+}  // namespace gcl::backend

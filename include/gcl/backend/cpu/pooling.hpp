@@ -1,0 +1,100 @@
+#pragma once
+// CPU pooling: one (n, c) plane per parallel task.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "gcl/backend/cpu/parallel.hpp"
+#include "gcl/backend/kernels.hpp"
+#include "gcl/core/device.hpp"
+#include "gcl/core/error.hpp"
+#include "gcl/core/tensor_view.hpp"
+#include "gcl/ops/window2d.hpp"
+
+namespace gcl::backend {
+
+template <>
+struct Pooling<cpu> {
+    // y [N, C, OH, OW] = window maxima of x [N, C, H, W]; indices holds each maximum's position
+    // h * W + w within its plane (PyTorch's convention). Ties go to the first element in
+    // row-major order; NaN wins, so it propagates.
+    template <class T>
+    static void max_pool2d_forward(ConstView<T, cpu> x, TensorView<T, cpu> y, TensorView<index_t, cpu> indices,
+                                   const ops::Pool2dParams& p) {
+        const index_t planes = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3), oh = y.dim(2), ow = y.dim(3);
+        const index_t window = p.kernel[0] * p.kernel[1];
+        cpu_detail::parallel_for(planes, cpu_detail::worth_parallel(planes, oh * ow * window), [&](index_t plane) {
+            const T* in = x.data() + plane * h * w;
+            T* out = y.data() + plane * oh * ow;
+            index_t* idx = indices.data() + plane * oh * ow;
+            for (index_t i = 0; i < oh; ++i) {
+                const index_t h0 = i * p.stride[0] - p.padding[0];
+                const index_t h_lo = std::max<index_t>(h0, 0), h_hi = std::min(h0 + p.kernel[0], h);
+                for (index_t j = 0; j < ow; ++j) {
+                    const index_t w0 = j * p.stride[1] - p.padding[1];
+                    const index_t w_lo = std::max<index_t>(w0, 0), w_hi = std::min(w0 + p.kernel[1], w);
+                    index_t best_index = h_lo * w + w_lo;
+                    T best = in[best_index];
+                    for (index_t a = h_lo; a < h_hi && !std::isnan(best); ++a)
+                        for (index_t b = w_lo; b < w_hi; ++b) {
+                            const T v = in[a * w + b];
+                            if (v > best || std::isnan(v)) {
+                                best = v;
+                                best_index = a * w + b;
+                                if (std::isnan(v)) break;
+                            }
+                        }
+                    out[i * ow + j] = best;
+                    idx[i * ow + j] = best_index;
+                }
+            }
+        });
+    }
+
+    // dx = 0, then dx[plane][indices] += dy (overlapping windows add up).
+    template <class T>
+    static void max_pool2d_backward(ConstView<T, cpu> dy, ConstView<index_t, cpu> indices, TensorView<T, cpu> dx) {
+        const index_t planes = dx.dim(0) * dx.dim(1), plane_size = dx.dim(2) * dx.dim(3);
+        const index_t outputs = dy.dim(2) * dy.dim(3);
+        index_t bad = 0;
+        cpu_detail::parallel_for(planes, cpu_detail::worth_parallel(planes, outputs + plane_size), [&](index_t plane) {
+            T* out = dx.data() + plane * plane_size;
+            const T* g = dy.data() + plane * outputs;
+            const index_t* idx = indices.data() + plane * outputs;
+            std::fill(out, out + plane_size, T(0));
+            for (index_t k = 0; k < outputs; ++k) {
+                if (idx[k] < 0 || idx[k] >= plane_size) {
+#pragma omp atomic
+                    ++bad;
+                    continue;
+                }
+                out[idx[k]] += g[k];
+            }
+        });
+        if (bad > 0)
+            fail("ops::max_pool2d_backward", bad, " indices lie outside their input plane of ", dx.dim(2), "x",
+                 dx.dim(3), " (indices of shape ", indices.shape(), ")");
+    }
+
+    // y[p] = mean of plane p of x, for `planes` planes of `size` elements.
+    template <class T>
+    static void global_avg_pool_forward(ConstView<T, cpu> x, TensorView<T, cpu> y, index_t planes, index_t size) {
+        cpu_detail::parallel_for(planes, cpu_detail::worth_parallel(planes, size), [&](index_t plane) {
+            const T* in = x.data() + plane * size;
+            double sum = 0;
+            for (index_t i = 0; i < size; ++i) sum += static_cast<double>(in[i]);
+            y.data()[plane] = static_cast<T>(sum / static_cast<double>(size));
+        });
+    }
+
+    // dx[p, i] = dy[p] / size.
+    template <class T>
+    static void global_avg_pool_backward(ConstView<T, cpu> dy, TensorView<T, cpu> dx, index_t planes, index_t size) {
+        cpu_detail::parallel_for(planes, cpu_detail::worth_parallel(planes, size), [&](index_t plane) {
+            const T v = static_cast<T>(static_cast<double>(dy.data()[plane]) / static_cast<double>(size));
+            std::fill(dx.data() + plane * size, dx.data() + (plane + 1) * size, v);
+        });
+    }
+};
+
+}  // namespace gcl::backend

@@ -1,0 +1,27 @@
+#pragma once
+// The contract between gcl::ops and the backends.
+//
+// gcl::ops checks arguments (shapes, contiguity, parameters) once, backend-neutrally, and then
+// calls a kernel family specialised for the device tag of the views: backend::Conv2d<cpu> lives
+// in backend/cpu/conv2d.hpp, a CUDA backend adds backend::Conv2d<cuda> in backend/cuda/*.cuh.
+// Kernels may therefore assume valid, contiguous arguments; they never allocate the caller's
+// outputs. A family left unspecialised for a device is an incomplete type, so using an op on a
+// device without a backend fails at compile time naming the family and the device.
+//
+// Ops built from other ops (linear, transposed convolution, concat/split) have no family of
+// their own: they run on every device whose families they use.
+
+namespace gcl::backend {
+
+template <class Device> struct Gemm;         // C = alpha op(A) op(B) + beta C
+template <class Device> struct Conv2d;       // im2col convolution: forward, backward data / weight
+template <class Device> struct Bias;         // per-channel bias: add, gradient
+template <class Device> struct BatchNorm;    // batch normalisation: train / eval, forward / backward
+template <class Device> struct Activation;   // ReLU, LeakyReLU
+template <class Device> struct Pooling;      // max pooling with indices, global average pooling
+template <class Device> struct Softmax;      // softmax, log-softmax along a dimension
+template <class Device> struct Normalize;    // L2 normalisation along a dimension
+template <class Device> struct Elementwise;  // fill, strided copy, arithmetic
+template <class Device> struct Reduce;       // sums, maxima, dot products, finiteness
+
+}  // namespace gcl::backend

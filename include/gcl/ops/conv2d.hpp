@@ -1,0 +1,89 @@
+#pragma once
+// 2-d convolution (cross-correlation, as in PyTorch) with stride, padding and dilation.
+//
+//   x  [N, C, H, W]    input            w  [K, C, R, S]   weight       bias [K]
+//   y  [N, K, OH, OW]  output, OH = (H + 2 padding - dilation (R - 1) - 1) / stride + 1
+//
+//   Shape ys = ops::conv2d_output_shape(x.shape(), w.shape(), params);
+//   ops::conv2d_forward(x, w, bias, y.view(), params);
+//   ops::conv2d_backward_data(dy, w, dx.view(), params);
+//   ops::conv2d_backward_weight(dy, x, dw.view(), params, WriteMode::accumulate);
+//   ops::conv2d_backward_bias(dy, db.view());
+//
+// All views are contiguous; outputs must not overlap inputs.
+#include "gcl/backend/cpu/conv2d.hpp"
+#include "gcl/ops/bias.hpp"
+#include "gcl/ops/common.hpp"
+#include "gcl/ops/window2d.hpp"
+
+namespace gcl::ops {
+
+namespace detail {
+// Throws unless `out` has the shape that input `in` and weight `w` give.
+inline void check_conv2d_shapes(std::string_view op, const Shape& in, const Shape& w, const Shape& out,
+                                const Conv2dParams& p, std::string_view in_name, std::string_view out_name) {
+    const Shape expected = conv2d_output_shape(op, in, w, p);
+    if (!(out == expected))
+        fail(op, out_name, " is ", out, " but ", in_name, " ", in, " and weight ", w, " give ", expected);
+}
+
+template <class A, class B, class C, class Device>
+void check_conv2d_views(std::string_view op, const TensorView<A, Device>& in, const TensorView<B, Device>& w,
+                        const TensorView<C, Device>& out, std::string_view in_name, std::string_view w_name,
+                        std::string_view out_name) {
+    require_contiguous(op, in, in_name);
+    require_contiguous(op, w, w_name);
+    require_contiguous(op, out, out_name);
+    require_disjoint(op, out, in, out_name, in_name);
+    require_disjoint(op, out, w, out_name, w_name);
+}
+}  // namespace detail
+
+// y = conv(x, w); y is overwritten.
+template <class T, class Device>
+void conv2d_forward(Input<T, Device> x, Input<T, Device> w, TensorView<T, Device> y, const Conv2dParams& params = {}) {
+    constexpr std::string_view op = "ops::conv2d_forward";
+    detail::check_conv2d_shapes(op, x.shape(), w.shape(), y.shape(), params, "x", "y");
+    detail::check_conv2d_views(op, x, w, y, "x", "w", "y");
+    backend::Conv2d<Device>::forward(x, w, y, params);
+}
+
+// y = conv(x, w) + bias (bias [K] added to every output channel).
+template <class T, class Device>
+void conv2d_forward(Input<T, Device> x, Input<T, Device> w, Input<T, Device> bias, TensorView<T, Device> y,
+                    const Conv2dParams& params = {}) {
+    detail::check_conv2d_shapes("ops::conv2d_forward", x.shape(), w.shape(), y.shape(), params, "x", "y");
+    detail::check_bias("ops::conv2d_forward", bias, y, 1, "bias", "y");
+    conv2d_forward(x, w, y, params);
+    backend::Bias<Device>::add(bias, y, y.dim(0), y.dim(1), y.dim(2) * y.dim(3));
+}
+
+// dx = d(sum dy * y)/dx: the gradient with respect to the input; dx is overwritten. dx's shape
+// says which input shape is meant (with stride > 1 several give the same output shape).
+template <class T, class Device>
+void conv2d_backward_data(Input<T, Device> dy, Input<T, Device> w, TensorView<T, Device> dx,
+                          const Conv2dParams& params = {}) {
+    constexpr std::string_view op = "ops::conv2d_backward_data";
+    detail::check_conv2d_shapes(op, dx.shape(), w.shape(), dy.shape(), params, "dx", "dy");
+    detail::check_conv2d_views(op, dy, w, dx, "dy", "w", "dx");
+    backend::Conv2d<Device>::backward_data(dy, w, dx, params);
+}
+
+// dw = (or +=) d(sum dy * y)/dw, summed over the batch.
+template <class T, class Device>
+void conv2d_backward_weight(Input<T, Device> dy, Input<T, Device> x, TensorView<T, Device> dw,
+                            const Conv2dParams& params = {}, WriteMode mode = WriteMode::overwrite) {
+    constexpr std::string_view op = "ops::conv2d_backward_weight";
+    detail::check_conv2d_shapes(op, x.shape(), dw.shape(), dy.shape(), params, "x", "dy");
+    detail::check_conv2d_views(op, x, dy, dw, "x", "dy", "dw");
+    backend::Conv2d<Device>::backward_weight(dy, x, dw, params, mode == WriteMode::accumulate);
+}
+
+// db = (or +=) the sum of dy [N, K, OH, OW] over N, OH and OW.
+template <class T, class Device>
+void conv2d_backward_bias(Input<T, Device> dy, TensorView<T, Device> db, WriteMode mode = WriteMode::overwrite) {
+    check_rank("ops::conv2d_backward_bias", dy.shape(), 4, "dy");
+    detail::bias_backward("ops::conv2d_backward_bias", dy, db, 1, mode);
+}
+
+}  // namespace gcl::ops

@@ -1,0 +1,43 @@
+#pragma once
+// Shared helpers of the optimizer tests.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <sstream>
+#include <string>
+
+#include "gcl/core/tensor.hpp"
+#include "gcl/testing/tolerance.hpp"
+
+namespace optim_test {
+
+// Parity tolerances against PyTorch: float 1e-4 relative; double far tighter.
+template <class T>
+struct parity_tolerance;
+template <>
+struct parity_tolerance<float> {
+    static constexpr double rtol = 1e-4, atol = 1e-6;
+};
+template <>
+struct parity_tolerance<double> {
+    static constexpr double rtol = 1e-12, atol = 1e-14;
+};
+
+// Describes the worst element of `actual` against `expected` (same number of elements), or ""
+// when every element is within tolerance.
+template <class A, class B>
+std::string mismatch(gcl::TensorView<A> actual, gcl::TensorView<B> expected, double rtol, double atol) {
+    if (actual.numel() != expected.numel()) return "sizes differ";
+    for (gcl::index_t i = 0; i < actual.numel(); ++i) {
+        const double a = actual.data()[i], e = expected.data()[i];
+        if (!gcl::testing::close(a, e, rtol, atol) || std::isnan(a) != std::isnan(e)) {
+            std::ostringstream out;
+            out.precision(17);
+            out << "element " << i << ": got " << a << ", expected " << e;
+            return out.str();
+        }
+    }
+    return "";
+}
+
+}  // namespace optim_test
