@@ -104,7 +104,7 @@ public:
     // Runs with caller-provided workspace of at least workspace_size(args) bytes, aligned for double.
     MitigateReport run(const Arguments& args, void* workspace) const {
         check(args);
-        check(workspace != nullptr, "GradMitigator", "run needs workspace_size(args) bytes of workspace");
+        gcl::check(workspace != nullptr, "GradMitigator", "run needs workspace_size(args) bytes of workspace");
         const index_t K = args.grads.dim(0), P = args.grads.dim(1);
         std::vector<const T*> rows(static_cast<std::size_t>(K));
         for (index_t k = 0; k < K; ++k) rows[k] = args.grads.data() + k * args.grads.stride(0);
