@@ -270,6 +270,7 @@ TEST_CASE("GradMitigator checks its arguments", "[surgery][mitigate]") {
     Tensor<float> flat(Shape{40});
     CHECK_FALSE(M::can_implement({flat.cview().reshape(Shape{4, 10}).narrow(0, 0, 3), flat.view().narrow(0, 5, 10)}));
     CHECK(M::workspace_size({g.cview(), out.view()}) == 6 * sizeof(double));
+    CHECK_THROWS_WITH(m.run({g.cview(), out.view()}, nullptr), Catch::Contains("workspace"));
 }
 
 TEMPLATE_TEST_CASE("GradMitigator reads strided rows and may write into one of them", "[surgery][mitigate]", float,

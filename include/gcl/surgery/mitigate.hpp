@@ -104,6 +104,7 @@ public:
     // Runs with caller-provided workspace of at least workspace_size(args) bytes, aligned for double.
     MitigateReport run(const Arguments& args, void* workspace) const {
         check(args);
+        gcl::check(workspace != nullptr, "GradMitigator", "run needs workspace_size(args) bytes of workspace");
         const index_t K = args.grads.dim(0), P = args.grads.dim(1);
         std::vector<const T*> rows(static_cast<std::size_t>(K));
         for (index_t k = 0; k < K; ++k) rows[k] = args.grads.data() + k * args.grads.stride(0);
@@ -116,7 +117,8 @@ public:
         detail::gram_pass(rows.data(), K, P, static_cast<double*>(workspace), gram);
         detail::check_finite_gram("GradMitigator", gram, K, [&](index_t k) { return rows[k]; }, P);
 
-        const GramWeightCounts counts = gram_weights(gram, K, options_, args.step, 0, report.weights.data(), report.coefficients.data());
+        const GramWeightCounts counts =
+            gram_weights(gram, K, options_, args.step, 0, report.weights.data(), report.coefficients.data());
         report.conflicting_pairs = counts.conflicting_pairs;
         report.projections = counts.projections;
         report.skipped_rows = counts.skipped_rows;
