@@ -7,3 +7,6 @@
 #include "gcl/backend/cuda/check.cuh"
 #include "gcl/backend/cuda/device.cuh"
 #include "gcl/backend/cuda/handles.cuh"
+#include "gcl/surgery/cuda/filter.cuh"
+#include "gcl/surgery/cuda/mitigate.cuh"
+#include "gcl/surgery/cuda/mitigate_batched.cuh"

@@ -1,0 +1,58 @@
+#pragma once
+// Launch geometry and host <-> stream ordering shared by the CUDA surgery kernels.
+#include <algorithm>
+#include <cstddef>
+
+#include "gcl/backend/cuda/check.cuh"
+#include "gcl/core/shape.hpp"
+
+namespace gcl::surgery::cuda_impl {
+
+inline constexpr int warp_size = 32;
+
+// Blocks for a grid-stride loop over `work` items, `threads` per block: one item per thread up
+// to `cap` blocks (the loop covers the rest), and at least one block, so a launch is always valid.
+inline unsigned grid_blocks(index_t work, int threads, index_t cap = index_t{1} << 16) {
+    const index_t blocks = (work + threads - 1) / threads;
+    return static_cast<unsigned>(std::clamp<index_t>(blocks, 1, cap));
+}
+
+// A CUDA event that is destroyed with its scope.
+class ScopedEvent {
+public:
+    ScopedEvent() { GCL_CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming)); }
+    ~ScopedEvent() { cudaEventDestroy(event_); }  // no throw from a destructor
+    ScopedEvent(const ScopedEvent&) = delete;
+    ScopedEvent& operator=(const ScopedEvent&) = delete;
+    cudaEvent_t get() const { return event_; }
+
+private:
+    cudaEvent_t event_ = nullptr;
+};
+
+// Orders `stream` after the work queued so far on the default stream. gcl::Buffer zeroes new
+// device memory there (cudaMemset), and a non-blocking stream would not wait for it: call this
+// after allocating buffers and before `stream` writes them.
+inline void wait_for_default_stream(cudaStream_t stream) {
+    if (stream == nullptr) return;
+    const ScopedEvent zeroed;
+    GCL_CUDA_CHECK(cudaEventRecord(zeroed.get(), nullptr));
+    GCL_CUDA_CHECK(cudaStreamWaitEvent(stream, zeroed.get(), 0));
+}
+
+// Copies `bytes` from host memory to the device on `stream` and waits for the copy, so the host
+// buffer may be released as soon as this returns.
+inline void upload(void* device, const void* host, std::size_t bytes, cudaStream_t stream) {
+    if (bytes == 0) return;
+    GCL_CUDA_CHECK(cudaMemcpyAsync(device, host, bytes, cudaMemcpyHostToDevice, stream));
+    GCL_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
+// Copies `bytes` from the device to host memory on `stream` and waits for the copy.
+inline void download(void* host, const void* device, std::size_t bytes, cudaStream_t stream) {
+    if (bytes == 0) return;
+    GCL_CUDA_CHECK(cudaMemcpyAsync(host, device, bytes, cudaMemcpyDeviceToHost, stream));
+    GCL_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
+}  // namespace gcl::surgery::cuda_impl

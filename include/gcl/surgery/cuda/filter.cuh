@@ -1,0 +1,298 @@
+#pragma once
+// CudaGradFilter: the GradFilter (surgery/filter.hpp) on device memory. Same options, checks,
+// ranking and tie-breaking, so the selection is identical to the CPU kernel's:
+//
+//   gcl::surgery::CudaGradFilter<float> filter({.rule = FilterRule::top_k_per_anchor, .k = 16});
+//   CudaFilterResult kept = filter({.magnitudes = mags_dev.cview() /* A x M */}, stream);
+//   // kept.mask (A x M) and kept.indices (n_kept x 2) are device tensors; to_host(kept) copies both.
+//
+// Every pair gets a key (group, flat index a * M + m, score) and one merge sort (CUB) orders the
+// keys by group, then score (largest first), then flat index (lowest first): an exact total
+// order, so the result does not depend on the sort's stability or on the GPU. The group is the
+// anchor for top_k_per_anchor (each anchor's pairs then fill M consecutive places, best first)
+// and 0 / 1 for the anchors taking part / dropped by anchor_ratio for top_ratio_global.
+// The anchors taking part come from the CPU kernel's host code (detail::active_anchors).
+// The call returns when the result is ready.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include <cub/device/device_merge_sort.cuh>
+
+#include "gcl/backend/cuda/buffer.cuh"
+#include "gcl/backend/cuda/check.cuh"
+#include "gcl/backend/cuda/device.cuh"
+#include "gcl/core/error.hpp"
+#include "gcl/core/tensor.hpp"
+#include "gcl/core/tensor_view.hpp"
+#include "gcl/surgery/cuda/detail/launch.cuh"
+#include "gcl/surgery/filter.hpp"
+#include "gcl/surgery/filter_options.hpp"
+
+namespace gcl::surgery {
+
+// The filter's result in device memory, laid out like FilterResult.
+struct CudaFilterResult {
+    Tensor<std::uint8_t, cuda> mask;  // A x M: 1 for a kept pair
+    Tensor<index_t, cuda> indices;    // n_kept x 2 (anchor, column), in FilterResult's order
+};
+
+// A host copy of a device result.
+inline FilterResult to_host(const CudaFilterResult& result) {
+    return FilterResult{gcl::to_host(result.mask), gcl::to_host(result.indices)};
+}
+
+namespace cuda_impl {
+
+inline constexpr int filter_threads = 256;
+inline constexpr unsigned long long no_invalid_value = ~0ull;
+
+// The sort key of one pair.
+template <class T>
+struct PairKey {
+    index_t group;  // the anchor (top_k_per_anchor), or 0 / 1: anchor taking part / dropped (top_ratio_global)
+    index_t flat;   // a * M + m
+    T score;        // magnitude * anchor weight
+};
+
+// Group ascending, then score descending, then flat index ascending (the lower index wins ties).
+template <class T>
+struct RankedFirst {
+    __host__ __device__ bool operator()(const PairKey<T>& x, const PairKey<T>& y) const {
+        if (x.group != y.group) return x.group < y.group;
+        if (x.score != y.score) return x.score > y.score;
+        return x.flat < y.flat;
+    }
+};
+
+// *first = the smallest e < rows * cols whose value data[(e / cols) * row_stride + e % cols] is
+// NaN, infinite or negative (atomicMin: the answer does not depend on the order of the threads).
+template <class T>
+__global__ void __launch_bounds__(filter_threads)
+    first_invalid_kernel(const T* data, index_t rows, index_t cols, index_t row_stride, unsigned long long* first) {
+    const index_t total = rows * cols;
+    const index_t stride = static_cast<index_t>(gridDim.x) * blockDim.x;
+    for (index_t e = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += stride) {
+        const T v = data[(e / cols) * row_stride + e % cols];
+        if (!(isfinite(v) && v >= T(0))) atomicMin(first, static_cast<unsigned long long>(e));
+    }
+}
+
+// keys[e] for e = a * M + m. The score is the product GradFilter forms (magnitude times weight,
+// or the magnitude alone), so scores are bitwise those of the CPU kernel.
+template <class T>
+__global__ void __launch_bounds__(filter_threads)
+    pair_keys_kernel(const T* magnitudes, index_t A, index_t M, index_t magnitude_stride, const T* weights,
+                     index_t weight_stride, const index_t* active_rank, bool per_anchor, PairKey<T>* keys) {
+    const index_t total = A * M;
+    const index_t stride = static_cast<index_t>(gridDim.x) * blockDim.x;
+    for (index_t e = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += stride) {
+        const index_t a = e / M, m = e % M;
+        const T magnitude = magnitudes[a * magnitude_stride + m];
+        PairKey<T> key;
+        key.group = per_anchor ? a : (active_rank[a] >= 0 ? 0 : 1);
+        key.flat = e;
+        key.score = weights != nullptr ? magnitude * weights[a * weight_stride] : magnitude;
+        keys[e] = key;
+    }
+}
+
+// top_k_per_anchor: the first kk sorted keys of every anchor taking part (places a * M + r,
+// r < kk) go to rows active_rank[a] * kk + r of indices.
+template <class T>
+__global__ void __launch_bounds__(filter_threads)
+    write_per_anchor_kernel(const PairKey<T>* sorted, index_t A, index_t M, index_t kk, const index_t* active_rank,
+                            std::uint8_t* mask, index_t* indices) {
+    const index_t total = A * kk;
+    const index_t stride = static_cast<index_t>(gridDim.x) * blockDim.x;
+    for (index_t t = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < total; t += stride) {
+        const index_t a = t / kk, r = t % kk;
+        const index_t rank = active_rank[a];
+        if (rank < 0) continue;
+        const index_t flat = sorted[a * M + r].flat;
+        const index_t row = rank * kk + r;
+        mask[flat] = 1;
+        indices[2 * row] = a;
+        indices[2 * row + 1] = flat - a * M;
+    }
+}
+
+// top_ratio_global: the first `keep` sorted keys, in rank order.
+template <class T>
+__global__ void __launch_bounds__(filter_threads)
+    write_global_kernel(const PairKey<T>* sorted, index_t keep, index_t M, std::uint8_t* mask, index_t* indices) {
+    const index_t stride = static_cast<index_t>(gridDim.x) * blockDim.x;
+    for (index_t t = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < keep; t += stride) {
+        const index_t flat = sorted[t].flat;
+        mask[flat] = 1;
+        indices[2 * t] = flat / M;
+        indices[2 * t + 1] = flat % M;
+    }
+}
+
+// Bytes of CUB merge-sort scratch for n keys.
+template <class T>
+std::size_t sort_scratch_bytes(index_t n, cudaStream_t stream) {
+    std::size_t bytes = 0;
+    GCL_CUDA_CHECK(cub::DeviceMergeSort::SortKeys(nullptr, bytes, static_cast<PairKey<T>*>(nullptr), n,
+                                                  RankedFirst<T>{}, stream));
+    return bytes;
+}
+
+}  // namespace cuda_impl
+
+template <class T>
+class CudaGradFilter {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "CudaGradFilter works on float or double");
+
+public:
+    struct Arguments {
+        ConstView<T, cuda> magnitudes;      // A x M pair-gradient magnitudes (|dL/ds|), finite, >= 0
+        ConstView<T, cuda> anchor_weights;  // optional [A], finite, >= 0; a default (null) view means none
+    };
+
+    explicit CudaGradFilter(FilterOptions options = {}) : options_(options) {}
+    const FilterOptions& options() const { return options_; }
+
+    // Shapes and options (the values are checked on the device by operator()); throws gcl::Error.
+    static void check(const Arguments& args, const FilterOptions& options) {
+        constexpr const char* op = "CudaGradFilter";
+        const ConstView<T, cuda>& mag = args.magnitudes;
+        gcl::check(mag.rank() == 2, op, "magnitudes must be A x M (rank 2), got shape ", mag.shape());
+        gcl::check(mag.numel() > 0, op, "magnitudes must be non-empty, got shape ", mag.shape());
+        gcl::check(mag.dim(1) == 1 || mag.stride(1) == 1, op, "rows of magnitudes must be contiguous");
+        const bool weighted = args.anchor_weights.data() != nullptr;
+        if (weighted) {
+            const ConstView<T, cuda>& w = args.anchor_weights;
+            gcl::check(w.rank() == 1 && w.dim(0) == mag.dim(0), op, "anchor_weights must have shape [", mag.dim(0),
+                       "], got ", w.shape());
+            gcl::check(w.dim(0) == 1 || w.stride(0) >= 1, op, "anchor_weights must have a positive stride, got ",
+                       w.stride(0));
+        }
+        if (options.rule == FilterRule::top_k_per_anchor)
+            gcl::check(options.k >= 1, op, "k must be at least 1, got ", options.k);
+        else
+            gcl::check(options.ratio > 0 && options.ratio <= 1, op, "ratio must be in (0, 1], got ", options.ratio);
+        gcl::check(options.anchor_ratio > 0 && options.anchor_ratio <= 1, op, "anchor_ratio must be in (0, 1], got ",
+                   options.anchor_ratio);
+        gcl::check(options.anchor_ratio == 1 || weighted, op,
+                   "anchor_ratio < 1 selects anchors by weight and needs anchor_weights");
+    }
+
+    // Device bytes the filter allocates internally: the sort keys, the sort's scratch and A ranks.
+    std::size_t workspace_size(const Arguments& args) const {
+        check(args, options_);
+        const index_t A = args.magnitudes.dim(0), n = A * args.magnitudes.dim(1);
+        return static_cast<std::size_t>(n) * sizeof(cuda_impl::PairKey<T>) + cuda_impl::sort_scratch_bytes<T>(n, nullptr) +
+               static_cast<std::size_t>(A) * sizeof(index_t) + 2 * sizeof(unsigned long long);
+    }
+
+    // Runs on `stream`; returns when the result is ready.
+    CudaFilterResult operator()(const Arguments& args, cudaStream_t stream = nullptr) const {
+        check(args, options_);
+        const ConstView<T, cuda>& mag = args.magnitudes;
+        const ConstView<T, cuda>& weights = args.anchor_weights;
+        const index_t A = mag.dim(0), M = mag.dim(1), n = A * M;
+        const bool weighted = weights.data() != nullptr;
+        const bool per_anchor = options_.rule == FilterRule::top_k_per_anchor;
+        const index_t active = options_.anchor_ratio < 1 ? detail::kept_count(options_.anchor_ratio, A) : A;
+        const index_t kk = std::min(options_.k, M);
+        const index_t kept = per_anchor ? active * kk : detail::kept_count(options_.ratio, active * M);
+
+        // Everything allocated first, then ordered after the zeroing of the new buffers.
+        Buffer<cuda_impl::PairKey<T>, cuda> keys(static_cast<std::size_t>(n));
+        std::size_t scratch_bytes = cuda_impl::sort_scratch_bytes<T>(n, stream);
+        Buffer<unsigned char, cuda> scratch(std::max<std::size_t>(scratch_bytes, 1));
+        Buffer<index_t, cuda> active_rank(static_cast<std::size_t>(A));
+        Buffer<unsigned long long, cuda> first_invalid(2);
+        CudaFilterResult result{Tensor<std::uint8_t, cuda>(Shape{A, M}), Tensor<index_t, cuda>(Shape{kept, 2})};
+        cuda_impl::wait_for_default_stream(stream);
+
+        check_values(args, first_invalid.data(), stream);
+
+        std::vector<index_t> rank(static_cast<std::size_t>(A));
+        const std::vector<std::uint8_t> taking_part = active_anchors(args, stream);
+        index_t next = 0;
+        for (index_t a = 0; a < A; ++a) rank[a] = taking_part[a] ? next++ : -1;
+        cuda_impl::upload(active_rank.data(), rank.data(), rank.size() * sizeof(index_t), stream);
+
+        const int threads = cuda_impl::filter_threads;
+        cuda_impl::pair_keys_kernel<T><<<cuda_impl::grid_blocks(n, threads), threads, 0, stream>>>(
+            mag.data(), A, M, mag.stride(0), weighted ? weights.data() : nullptr, weighted ? weights.stride(0) : 0,
+            active_rank.data(), per_anchor, keys.data());
+        GCL_CUDA_CHECK_LAUNCH();
+        GCL_CUDA_CHECK(cub::DeviceMergeSort::SortKeys(scratch.data(), scratch_bytes, keys.data(), n,
+                                                      cuda_impl::RankedFirst<T>{}, stream));
+        if (per_anchor)
+            cuda_impl::write_per_anchor_kernel<T><<<cuda_impl::grid_blocks(A * kk, threads), threads, 0, stream>>>(
+                keys.data(), A, M, kk, active_rank.data(), result.mask.data(), result.indices.data());
+        else
+            cuda_impl::write_global_kernel<T><<<cuda_impl::grid_blocks(kept, threads), threads, 0, stream>>>(
+                keys.data(), kept, M, result.mask.data(), result.indices.data());
+        GCL_CUDA_CHECK_LAUNCH();
+        GCL_CUDA_CHECK(cudaStreamSynchronize(stream));
+        return result;
+    }
+
+private:
+    // NaN, Inf or negative values raise gcl::Error naming the first one (weights first), as in GradFilter.
+    static void check_values(const Arguments& args, unsigned long long* first_invalid, cudaStream_t stream) {
+        const ConstView<T, cuda>& mag = args.magnitudes;
+        const ConstView<T, cuda>& weights = args.anchor_weights;
+        const index_t A = mag.dim(0), M = mag.dim(1);
+        const int threads = cuda_impl::filter_threads;
+        GCL_CUDA_CHECK(cudaMemsetAsync(first_invalid, 0xff, 2 * sizeof(unsigned long long), stream));
+        if (weights.data() != nullptr) {
+            cuda_impl::first_invalid_kernel<T><<<cuda_impl::grid_blocks(A, threads), threads, 0, stream>>>(
+                weights.data(), A, 1, weights.stride(0), first_invalid);
+            GCL_CUDA_CHECK_LAUNCH();
+        }
+        cuda_impl::first_invalid_kernel<T><<<cuda_impl::grid_blocks(A * M, threads), threads, 0, stream>>>(
+            mag.data(), A, M, mag.stride(0), first_invalid + 1);
+        GCL_CUDA_CHECK_LAUNCH();
+        unsigned long long found[2] = {0, 0};
+        cuda_impl::download(found, first_invalid, sizeof found, stream);
+        if (found[0] != cuda_impl::no_invalid_value) {
+            const auto a = static_cast<index_t>(found[0]);
+            fail("CudaGradFilter", "anchor weight ", a, " is ", value_at(weights.data() + a * weights.stride(0)),
+                 "; weights must be finite and >= 0");
+        }
+        if (found[1] != cuda_impl::no_invalid_value) {
+            const auto e = static_cast<index_t>(found[1]);
+            const index_t a = e / M, m = e % M;
+            fail("CudaGradFilter", "magnitude [", a, ", ", m, "] is ", value_at(mag.data() + a * mag.stride(0) + m),
+                 "; magnitudes must be finite and >= 0");
+        }
+    }
+
+    static T value_at(const T* device) {
+        T v{};
+        GCL_CUDA_CHECK(cudaMemcpy(&v, device, sizeof(T), cudaMemcpyDeviceToHost));
+        return v;
+    }
+
+    // Per anchor, 1 when it takes part: all, or (anchor_ratio < 1) those GradFilter picks by weight.
+    std::vector<std::uint8_t> active_anchors(const Arguments& args, cudaStream_t stream) const {
+        const index_t A = args.magnitudes.dim(0);
+        if (options_.anchor_ratio >= 1) return std::vector<std::uint8_t>(static_cast<std::size_t>(A), 1);
+        const ConstView<T, cuda>& weights = args.anchor_weights;
+        Tensor<T> host(Shape{A});
+        const std::size_t pitch = static_cast<std::size_t>(A > 1 ? weights.stride(0) : 1) * sizeof(T);
+        GCL_CUDA_CHECK(cudaMemcpy2DAsync(host.data(), sizeof(T), weights.data(), pitch, sizeof(T),
+                                         static_cast<std::size_t>(A), cudaMemcpyDeviceToHost, stream));
+        GCL_CUDA_CHECK(cudaStreamSynchronize(stream));
+        return detail::active_anchors<T>(host.cview(), A, options_.anchor_ratio);
+    }
+
+    FilterOptions options_;
+};
+
+// One-call form on device views; returns when the result is ready.
+template <class T>
+CudaFilterResult filter_pairs(ConstView<T, cuda> magnitudes, const FilterOptions& options = {},
+                              ConstView<T, cuda> anchor_weights = {}, cudaStream_t stream = nullptr) {
+    return CudaGradFilter<T>(options)({magnitudes, anchor_weights}, stream);
+}
+
+}  // namespace gcl::surgery
