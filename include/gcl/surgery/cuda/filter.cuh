@@ -66,69 +66,121 @@ struct RankedFirst {
     }
 };
 
-// *first = the smallest e < rows * cols whose value data[(e / cols) * row_stride + e % cols] is
-// NaN, infinite or negative (atomicMin: the answer does not depend on the order of the threads).
+// Whether a magnitude or weight is acceptable: finite and >= 0 (-0.0 included, as on the CPU).
+template <class T>
+__host__ __device__ __forceinline__ bool acceptable_value(T v) {
+    return isfinite(v) && v >= T(0);
+}
+
+// Item e of a rows x cols matrix with contiguous rows `row_stride` apart.
+template <class T>
+__host__ __device__ __forceinline__ const T& matrix_item(const T* data, index_t cols, index_t row_stride, index_t e) {
+    return data[(e / cols) * row_stride + e % cols];
+}
+
+// *first = the smallest item index e < rows * cols whose value is not acceptable (atomicMin: the
+// answer does not depend on the order of the threads). Anchor weights are a rows x 1 matrix.
 template <class T>
 __global__ void __launch_bounds__(filter_threads)
     first_invalid_kernel(const T* data, index_t rows, index_t cols, index_t row_stride, unsigned long long* first) {
     const index_t total = rows * cols;
     const index_t stride = static_cast<index_t>(gridDim.x) * blockDim.x;
-    for (index_t e = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += stride) {
-        const T v = data[(e / cols) * row_stride + e % cols];
-        if (!(isfinite(v) && v >= T(0))) atomicMin(first, static_cast<unsigned long long>(e));
-    }
+    for (index_t e = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += stride)
+        if (!acceptable_value(matrix_item(data, cols, row_stride, e))) atomicMin(first, static_cast<unsigned long long>(e));
 }
 
-// keys[e] for e = a * M + m. The score is the product GradFilter forms (magnitude times weight,
-// or the magnitude alone), so scores are bitwise those of the CPU kernel.
+// The key of pair e = a * M + m. The score is the product GradFilter forms (magnitude times
+// weight, or the magnitude alone), so scores are bitwise those of the CPU kernel.
+template <class T>
+__host__ __device__ __forceinline__ PairKey<T> pair_key(index_t e, const T* magnitudes, index_t M,
+                                                        index_t magnitude_stride, const T* weights,
+                                                        index_t weight_stride, const index_t* active_rank,
+                                                        bool per_anchor) {
+    const index_t a = e / M;
+    const T magnitude = matrix_item(magnitudes, M, magnitude_stride, e);
+    PairKey<T> key;
+    key.group = per_anchor ? a : (active_rank[a] >= 0 ? 0 : 1);
+    key.flat = e;
+    key.score = weights != nullptr ? magnitude * weights[a * weight_stride] : magnitude;
+    return key;
+}
+
 template <class T>
 __global__ void __launch_bounds__(filter_threads)
     pair_keys_kernel(const T* magnitudes, index_t A, index_t M, index_t magnitude_stride, const T* weights,
                      index_t weight_stride, const index_t* active_rank, bool per_anchor, PairKey<T>* keys) {
     const index_t total = A * M;
     const index_t stride = static_cast<index_t>(gridDim.x) * blockDim.x;
-    for (index_t e = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += stride) {
-        const index_t a = e / M, m = e % M;
-        const T magnitude = magnitudes[a * magnitude_stride + m];
-        PairKey<T> key;
-        key.group = per_anchor ? a : (active_rank[a] >= 0 ? 0 : 1);
-        key.flat = e;
-        key.score = weights != nullptr ? magnitude * weights[a * weight_stride] : magnitude;
-        keys[e] = key;
-    }
+    for (index_t e = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += stride)
+        keys[e] = pair_key(e, magnitudes, M, magnitude_stride, weights, weight_stride, active_rank, per_anchor);
 }
 
-// top_k_per_anchor: the first kk sorted keys of every anchor taking part (places a * M + r,
-// r < kk) go to rows active_rank[a] * kk + r of indices.
+// top_k_per_anchor, item t = a * kk + r (r < kk): sorted place a * M + r holds the r-th best pair
+// of anchor a (each anchor's M pairs fill M consecutive places); a kept anchor's pairs go to rows
+// active_rank[a] * kk + r of indices.
+template <class T>
+__host__ __device__ __forceinline__ void write_per_anchor_item(index_t t, const PairKey<T>* sorted, index_t M,
+                                                               index_t kk, const index_t* active_rank,
+                                                               std::uint8_t* mask, index_t* indices) {
+    const index_t a = t / kk, r = t % kk;
+    const index_t rank = active_rank[a];
+    if (rank < 0) return;
+    const index_t flat = sorted[a * M + r].flat;
+    const index_t row = rank * kk + r;
+    mask[flat] = 1;
+    indices[2 * row] = a;
+    indices[2 * row + 1] = flat - a * M;
+}
+
 template <class T>
 __global__ void __launch_bounds__(filter_threads)
     write_per_anchor_kernel(const PairKey<T>* sorted, index_t A, index_t M, index_t kk, const index_t* active_rank,
                             std::uint8_t* mask, index_t* indices) {
     const index_t total = A * kk;
     const index_t stride = static_cast<index_t>(gridDim.x) * blockDim.x;
-    for (index_t t = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < total; t += stride) {
-        const index_t a = t / kk, r = t % kk;
-        const index_t rank = active_rank[a];
-        if (rank < 0) continue;
-        const index_t flat = sorted[a * M + r].flat;
-        const index_t row = rank * kk + r;
-        mask[flat] = 1;
-        indices[2 * row] = a;
-        indices[2 * row + 1] = flat - a * M;
-    }
+    for (index_t t = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < total; t += stride)
+        write_per_anchor_item(t, sorted, M, kk, active_rank, mask, indices);
 }
 
-// top_ratio_global: the first `keep` sorted keys, in rank order.
+// top_ratio_global, item t < keep: the t-th sorted key is the t-th kept pair.
+template <class T>
+__host__ __device__ __forceinline__ void write_global_item(index_t t, const PairKey<T>* sorted, index_t M,
+                                                           std::uint8_t* mask, index_t* indices) {
+    const index_t flat = sorted[t].flat;
+    mask[flat] = 1;
+    indices[2 * t] = flat / M;
+    indices[2 * t + 1] = flat % M;
+}
+
 template <class T>
 __global__ void __launch_bounds__(filter_threads)
     write_global_kernel(const PairKey<T>* sorted, index_t keep, index_t M, std::uint8_t* mask, index_t* indices) {
     const index_t stride = static_cast<index_t>(gridDim.x) * blockDim.x;
-    for (index_t t = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < keep; t += stride) {
-        const index_t flat = sorted[t].flat;
-        mask[flat] = 1;
-        indices[2 * t] = flat / M;
-        indices[2 * t + 1] = flat % M;
-    }
+    for (index_t t = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < keep; t += stride)
+        write_global_item(t, sorted, M, mask, indices);
+}
+
+// The sizes of one filter call: pairs kept per anchor (top_k_per_anchor), number of kept pairs.
+struct FilterSizes {
+    index_t per_anchor = 0;  // kk = min(k, M)
+    index_t kept = 0;
+};
+
+inline FilterSizes filter_sizes(index_t A, index_t M, const FilterOptions& options) {
+    const index_t active = options.anchor_ratio < 1 ? detail::kept_count(options.anchor_ratio, A) : A;
+    FilterSizes sizes;
+    sizes.per_anchor = std::min(options.k, M);
+    sizes.kept = options.rule == FilterRule::top_k_per_anchor ? active * sizes.per_anchor
+                                                              : detail::kept_count(options.ratio, active * M);
+    return sizes;
+}
+
+// Per anchor: its rank among the anchors taking part (0, 1, ...), or -1 when it is dropped.
+inline std::vector<index_t> active_ranks(const std::vector<std::uint8_t>& taking_part) {
+    std::vector<index_t> rank(taking_part.size());
+    index_t next = 0;
+    for (std::size_t a = 0; a < taking_part.size(); ++a) rank[a] = taking_part[a] ? next++ : -1;
+    return rank;
 }
 
 // Bytes of CUB merge-sort scratch for n keys.
@@ -196,9 +248,8 @@ public:
         const index_t A = mag.dim(0), M = mag.dim(1), n = A * M;
         const bool weighted = weights.data() != nullptr;
         const bool per_anchor = options_.rule == FilterRule::top_k_per_anchor;
-        const index_t active = options_.anchor_ratio < 1 ? detail::kept_count(options_.anchor_ratio, A) : A;
-        const index_t kk = std::min(options_.k, M);
-        const index_t kept = per_anchor ? active * kk : detail::kept_count(options_.ratio, active * M);
+        const cuda_impl::FilterSizes sizes = cuda_impl::filter_sizes(A, M, options_);
+        const index_t kk = sizes.per_anchor, kept = sizes.kept;
 
         // Everything allocated first, then ordered after the zeroing of the new buffers.
         Buffer<cuda_impl::PairKey<T>, cuda> keys(static_cast<std::size_t>(n));
@@ -211,10 +262,7 @@ public:
 
         check_values(args, first_invalid.data(), stream);
 
-        std::vector<index_t> rank(static_cast<std::size_t>(A));
-        const std::vector<std::uint8_t> taking_part = active_anchors(args, stream);
-        index_t next = 0;
-        for (index_t a = 0; a < A; ++a) rank[a] = taking_part[a] ? next++ : -1;
+        const std::vector<index_t> rank = cuda_impl::active_ranks(active_anchors(args, stream));
         cuda_impl::upload(active_rank.data(), rank.data(), rank.size() * sizeof(index_t), stream);
 
         const int threads = cuda_impl::filter_threads;

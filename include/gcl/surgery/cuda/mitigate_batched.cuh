@@ -35,8 +35,16 @@ namespace cuda_impl {
 
 inline constexpr int batched_threads = 128;
 
+// Thread t's share of the dot product of a and b (D values): the columns t, t + Threads, ..., in order.
+template <class T, int Threads>
+__host__ __device__ __forceinline__ double batched_thread_dot(const T* a, const T* b, index_t D, int t) {
+    double s = 0;
+    for (index_t d = t; d < D; d += Threads) s += static_cast<double>(a[d]) * static_cast<double>(b[d]);
+    return s;
+}
+
 // gram[n K K + i K + j] = g[n, i, :] . g[n, j, :] for every sample n. One block per sample; for
-// each pair, thread t takes the columns t, t + batched_threads, ..., then the fixed-order block sum.
+// each pair, batched_thread_dot per thread, then the fixed-order block sum.
 template <class T>
 __global__ void __launch_bounds__(batched_threads)
     batched_gram_kernel(const T* grads, index_t N, index_t K, index_t D, index_t sample_stride, index_t row_stride,
@@ -47,11 +55,8 @@ __global__ void __launch_bounds__(batched_threads)
         double* q = gram + n * K * K;
         for (index_t i = 0; i < K; ++i)
             for (index_t j = i; j < K; ++j) {
-                const T* a = sample + i * row_stride;
-                const T* b = sample + j * row_stride;
-                double v[1] = {0};
-                for (index_t d = threadIdx.x; d < D; d += batched_threads)
-                    v[0] += static_cast<double>(a[d]) * static_cast<double>(b[d]);
+                const double v[1] = {batched_thread_dot<T, batched_threads>(
+                    sample + i * row_stride, sample + j * row_stride, D, static_cast<int>(threadIdx.x))};
                 const double total = block_sum<batched_threads, 1>(v, shared);
                 if (threadIdx.x == 0) {
                     q[i * K + j] = total;
@@ -61,21 +66,23 @@ __global__ void __launch_bounds__(batched_threads)
     }
 }
 
-// out[n, d] = sum_k w[n K + k] g[n, k, d], added in row order; one thread per (n, d).
+// Item e = n D + d of the output: out[n, d] = sum_k w[n K + k] g[n, k, d], added in row order.
+template <class T>
+__host__ __device__ __forceinline__ void batched_combine_item(index_t e, const T* grads, index_t K, index_t D,
+                                                              index_t sample_stride, index_t row_stride, const T* w,
+                                                              T* out, index_t out_stride) {
+    const index_t n = e / D, d = e % D;
+    out[n * out_stride + d] = combine_column_any(grads + n * sample_stride, row_stride, K, d, w + n * K);
+}
+
 template <class T>
 __global__ void __launch_bounds__(combine_threads)
     batched_combine_kernel(const T* grads, index_t N, index_t K, index_t D, index_t sample_stride, index_t row_stride,
                            const T* w, T* out, index_t out_stride) {
     const index_t total = N * D;
     const index_t stride = static_cast<index_t>(gridDim.x) * blockDim.x;
-    for (index_t e = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += stride) {
-        const index_t n = e / D, d = e % D;
-        const T* column = grads + n * sample_stride + d;
-        const T* wn = w + n * K;
-        T s = wn[0] * column[0];
-        for (index_t k = 1; k < K; ++k) s += wn[k] * column[k * row_stride];
-        out[n * out_stride + d] = s;
-    }
+    for (index_t e = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += stride)
+        batched_combine_item(e, grads, K, D, sample_stride, row_stride, w, out, out_stride);
 }
 
 // Whether the address ranges spanned by two views intersect (any device; addresses only).

@@ -21,38 +21,56 @@ struct CombineWeights {
     T w[combine_max_rows];
 };
 
-// out[p] = w[0] g_0[p] + w[1] g_1[p] + ... + w[K-1] g_{K-1}[p], added in row order.
+// w[0] g_0[p] + w[1] g_1[p] + ... + w[K-1] g_{K-1}[p], added in row order (K known at compile
+// time: the K loads are issued together).
+template <class T, int K>
+__host__ __device__ __forceinline__ T combine_column(const T* grads, index_t row_stride, index_t p,
+                                                     const CombineWeights<T>& weights) {
+    T x[K];
+#pragma unroll
+    for (int k = 0; k < K; ++k) x[k] = grads[k * row_stride + p];
+    T s = weights.w[0] * x[0];
+#pragma unroll
+    for (int k = 1; k < K; ++k) s += weights.w[k] * x[k];
+    return s;
+}
+
+// The same for any K, with the K weights in memory.
+template <class T>
+__host__ __device__ __forceinline__ T combine_column_any(const T* grads, index_t row_stride, index_t K, index_t p,
+                                                         const T* w) {
+    T s = w[0] * grads[p];
+    for (index_t k = 1; k < K; ++k) s += w[k] * grads[k * row_stride + p];
+    return s;
+}
+
 template <class T, int K>
 __global__ void __launch_bounds__(combine_threads)
     combine_kernel(const T* grads, index_t row_stride, index_t P, CombineWeights<T> weights, T* out) {
     const index_t stride = static_cast<index_t>(gridDim.x) * blockDim.x;
-    for (index_t p = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; p < P; p += stride) {
-        T x[K];
-#pragma unroll
-        for (int k = 0; k < K; ++k) x[k] = grads[k * row_stride + p];
-        T s = weights.w[0] * x[0];
-#pragma unroll
-        for (int k = 1; k < K; ++k) s += weights.w[k] * x[k];
-        out[p] = s;
-    }
+    for (index_t p = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; p < P; p += stride)
+        out[p] = combine_column<T, K>(grads, row_stride, p, weights);
 }
 
-// Any K; w holds K weights in device memory.
 template <class T>
 __global__ void __launch_bounds__(combine_threads)
     combine_any_kernel(const T* grads, index_t row_stride, index_t K, index_t P, const T* w, T* out) {
     const index_t stride = static_cast<index_t>(gridDim.x) * blockDim.x;
-    for (index_t p = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; p < P; p += stride) {
-        T s = w[0] * grads[p];
-        for (index_t k = 1; k < K; ++k) s += w[k] * grads[k * row_stride + p];
-        out[p] = s;
-    }
+    for (index_t p = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x; p < P; p += stride)
+        out[p] = combine_column_any(grads, row_stride, K, p, w);
+}
+
+// The first K (<= combine_max_rows) of the weights w, as a kernel argument.
+template <class T>
+CombineWeights<T> combine_weights(const T* w, index_t K) {
+    CombineWeights<T> weights{};
+    for (index_t k = 0; k < K; ++k) weights.w[k] = w[k];
+    return weights;
 }
 
 template <class T, int K>
 void launch_combine_fixed(const T* grads, index_t row_stride, index_t P, const T* w, T* out, cudaStream_t stream) {
-    CombineWeights<T> weights{};
-    for (int k = 0; k < K; ++k) weights.w[k] = w[k];
+    const CombineWeights<T> weights = combine_weights(w, K);
     combine_kernel<T, K><<<grid_blocks(P, combine_threads), combine_threads, 0, stream>>>(grads, row_stride, P, weights,
                                                                                          out);
     GCL_CUDA_CHECK_LAUNCH();

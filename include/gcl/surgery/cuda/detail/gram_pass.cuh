@@ -47,42 +47,58 @@ struct SweepTargets {
     index_t mirror[gram_max_pairs];
 };
 
-// partials[c * NP + q] = sum over the columns of chunk c of row_i * row_j, q = pair_slot(i, j, R).
+// Thread t's share of chunk c: acc[pair_slot(i, j, R)] = sum of row_i[p] * row_j[p] over the
+// columns p = begin + t, begin + t + Threads, ... below the chunk's end, in that order.
+template <class T, int R, int Threads>
+__host__ __device__ __forceinline__ void gram_thread_sums(const SweepRows<T>& rows, index_t P, index_t c, int t,
+                                                          double (&acc)[R * (R + 1) / 2]) {
+    const index_t begin = c * gram_chunk;
+    const index_t end = begin + gram_chunk < P ? begin + gram_chunk : P;
+#pragma unroll
+    for (int q = 0; q < R * (R + 1) / 2; ++q) acc[q] = 0;
+#pragma unroll 4
+    for (index_t p = begin + t; p < end; p += Threads) {
+        double x[R];
+#pragma unroll
+        for (int k = 0; k < R; ++k) x[k] = static_cast<double>(rows.row[k][p]);
+#pragma unroll
+        for (int i = 0; i < R; ++i)
+#pragma unroll
+            for (int j = i; j < R; ++j) acc[pair_slot(i, j, R)] += x[i] * x[j];
+    }
+}
+
+// partials[c * NP + q] = the sum over chunk c of row_i * row_j, q = pair_slot(i, j, R), NP = R (R + 1) / 2.
 template <class T, int R>
 __global__ void __launch_bounds__(gram_threads)
     gram_chunk_kernel(SweepRows<T> rows, index_t P, index_t chunks, double* partials) {
     constexpr int NP = R * (R + 1) / 2;
     __shared__ double shared[(gram_threads / warp_size) * NP];
     for (index_t c = blockIdx.x; c < chunks; c += gridDim.x) {  // uniform per block: all threads reach block_sum
-        const index_t begin = c * gram_chunk;
-        const index_t end = begin + gram_chunk < P ? begin + gram_chunk : P;
         double acc[NP];
-#pragma unroll
-        for (int q = 0; q < NP; ++q) acc[q] = 0;
-#pragma unroll 4
-        for (index_t p = begin + static_cast<index_t>(threadIdx.x); p < end; p += gram_threads) {
-            double x[R];
-#pragma unroll
-            for (int k = 0; k < R; ++k) x[k] = static_cast<double>(rows.row[k][p]);
-#pragma unroll
-            for (int i = 0; i < R; ++i)
-#pragma unroll
-                for (int j = i; j < R; ++j) acc[pair_slot(i, j, R)] += x[i] * x[j];
-        }
+        gram_thread_sums<T, R, gram_threads>(rows, P, c, static_cast<int>(threadIdx.x), acc);
         const double total = block_sum<gram_threads, NP>(acc, shared);
         if (static_cast<int>(threadIdx.x) < NP) partials[c * NP + threadIdx.x] = total;
     }
 }
 
-// Block q adds partials[c * np + q] over the chunks c (thread t: c = t, t + Threads, ..., then
-// the fixed-order block sum) and writes the total to its targets in Q.
+// Thread t's share of entry q: partials[c * np + q] over the chunks c = t, t + Threads, ..., in order.
+template <int Threads>
+__host__ __device__ __forceinline__ double gram_finish_thread_sum(const double* partials, index_t chunks, int np, int q,
+                                                                  int t) {
+    double s = 0;
+    for (index_t c = t; c < chunks; c += Threads) s += partials[c * np + q];
+    return s;
+}
+
+// Block q adds the chunks' partial sums of entry q (gram_finish_thread_sum, then the fixed-order
+// block sum) and writes the total to its targets in Q.
 template <int Threads>
 __global__ void __launch_bounds__(Threads)
     gram_finish_kernel(const double* partials, index_t chunks, int np, SweepTargets targets, double* gram) {
     __shared__ double shared[Threads / warp_size];
     for (int q = static_cast<int>(blockIdx.x); q < np; q += static_cast<int>(gridDim.x)) {
-        double v[1] = {0};
-        for (index_t c = threadIdx.x; c < chunks; c += Threads) v[0] += partials[c * np + q];
+        const double v[1] = {gram_finish_thread_sum<Threads>(partials, chunks, np, q, static_cast<int>(threadIdx.x))};
         const double total = block_sum<Threads, 1>(v, shared);
         if (threadIdx.x == 0 && targets.entry[q] >= 0) {
             gram[targets.entry[q]] = total;
@@ -124,24 +140,48 @@ inline std::size_t gram_workspace(index_t K, index_t P) {
     return static_cast<std::size_t>(gram_chunks(P) * gram_sweep_pairs(K) + K * K);
 }
 
-// The row lists of the sweeps that together cover every pair of K rows.
-inline std::vector<std::vector<index_t>> gram_sweeps(index_t K) {
-    std::vector<std::vector<index_t>> sweeps;
+// One sweep: its rows (ascending) and where each of its pairs goes in Q.
+struct GramSweep {
+    std::vector<index_t> rows;
+    SweepTargets targets;
+    int pairs() const { return static_cast<int>(rows.size() * (rows.size() + 1) / 2); }
+};
+
+// The sweeps that together cover every pair of K rows; every entry of Q (and its mirror) is
+// written by exactly one sweep.
+inline std::vector<GramSweep> gram_sweep_plan(index_t K) {
+    std::vector<std::vector<index_t>> row_lists;
     if (K <= gram_max_rows) {
         std::vector<index_t> all(static_cast<std::size_t>(K));
         for (index_t k = 0; k < K; ++k) all[k] = k;
-        sweeps.push_back(all);
-        return sweeps;
+        row_lists.push_back(all);
+    } else {
+        const index_t groups = (K + gram_group_rows - 1) / gram_group_rows;
+        for (index_t a = 0; a < groups; ++a)
+            for (index_t b = a + 1; b < groups; ++b) {
+                std::vector<index_t> rows;
+                for (index_t g : {a, b})
+                    for (index_t k = g * gram_group_rows; k < std::min(K, (g + 1) * gram_group_rows); ++k)
+                        rows.push_back(k);
+                row_lists.push_back(rows);
+            }
     }
-    const index_t groups = (K + gram_group_rows - 1) / gram_group_rows;
-    for (index_t a = 0; a < groups; ++a)
-        for (index_t b = a + 1; b < groups; ++b) {
-            std::vector<index_t> rows;
-            for (index_t g : {a, b})
-                for (index_t k = g * gram_group_rows; k < std::min(K, (g + 1) * gram_group_rows); ++k) rows.push_back(k);
-            sweeps.push_back(rows);
-        }
-    return sweeps;
+    std::vector<char> done(static_cast<std::size_t>(K * K), 0);
+    std::vector<GramSweep> plan;
+    for (const std::vector<index_t>& rows : row_lists) {
+        GramSweep sweep{rows, {}};
+        const int R = static_cast<int>(rows.size());
+        for (int i = 0; i < R; ++i)
+            for (int j = i; j < R; ++j) {
+                const int q = pair_slot(i, j, R);
+                const index_t entry = rows[i] * K + rows[j];
+                sweep.targets.entry[q] = done[entry] ? -1 : entry;
+                sweep.targets.mirror[q] = rows[j] * K + rows[i];
+                done[entry] = 1;
+            }
+        plan.push_back(sweep);
+    }
+    return plan;
 }
 
 // Q (K x K, row-major) of the K rows grads + k * row_stride (P values each, device memory), into
@@ -152,25 +192,15 @@ void gram_pass(const T* grads, index_t row_stride, index_t K, index_t P, double*
                cudaStream_t stream) {
     double* partials = workspace;
     double* gram_device = workspace + gram_chunks(P) * gram_sweep_pairs(K);
-    std::vector<char> done(static_cast<std::size_t>(K * K), 0);
-    for (const std::vector<index_t>& rows : gram_sweeps(K)) {
-        const int R = static_cast<int>(rows.size());
-        SweepRows<T> sweep{};
-        SweepTargets targets{};
-        for (int r = 0; r < R; ++r) sweep.row[r] = grads + rows[r] * row_stride;
-        for (int i = 0; i < R; ++i)
-            for (int j = i; j < R; ++j) {
-                const int q = pair_slot(i, j, R);
-                const index_t entry = rows[i] * K + rows[j];
-                targets.entry[q] = done[entry] ? -1 : entry;
-                targets.mirror[q] = rows[j] * K + rows[i];
-                done[entry] = 1;
-            }
-        launch_gram_chunks<T>(R, sweep, P, partials, stream);
-        const int np = R * (R + 1) / 2;
+    for (const GramSweep& sweep : gram_sweep_plan(K)) {
+        const int R = static_cast<int>(sweep.rows.size());
+        SweepRows<T> rows{};
+        for (int r = 0; r < R; ++r) rows.row[r] = grads + sweep.rows[r] * row_stride;
+        launch_gram_chunks<T>(R, rows, P, partials, stream);
         gram_finish_kernel<gram_finish_threads>
-            <<<static_cast<unsigned>(np), gram_finish_threads, 0, stream>>>(partials, gram_chunks(P), np, targets,
-                                                                            gram_device);
+            <<<static_cast<unsigned>(sweep.pairs()), gram_finish_threads, 0, stream>>>(partials, gram_chunks(P),
+                                                                                       sweep.pairs(), sweep.targets,
+                                                                                       gram_device);
         GCL_CUDA_CHECK_LAUNCH();
     }
     download(gram, gram_device, static_cast<std::size_t>(K * K) * sizeof(double), stream);
