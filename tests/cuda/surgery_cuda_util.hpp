@@ -1,5 +1,5 @@
 #pragma once
-// Helpers of the CUDA surgery tests: bitwise comparison, a host Gram matrix, the tolerance
+// Shared by the CUDA surgery tests: bitwise comparison, a host Gram matrix, the tolerance
 // measure of tests/surgery, and a non-blocking stream.
 #include <cmath>
 #include <cstring>
