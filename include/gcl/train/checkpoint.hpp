@@ -258,8 +258,8 @@ public:
     void write(const std::filesystem::path& path) const {
         check(!path.empty(), "write_checkpoint", "empty path");
         detail::TempFile file(path.string() + ".tmp");
-        const std::vector<unsigned char> placeholder(checkpoint_header_size, 0);
-        file.write(placeholder.data(), placeholder.size());
+        const std::vector<unsigned char> zero_header(checkpoint_header_size, 0);
+        file.write(zero_header.data(), zero_header.size());
 
         std::uint32_t crc = 0;
         std::uint64_t payload = 0;
