@@ -108,3 +108,19 @@ TEST_CASE("TensorView: narrow, select, transpose, reshape", "[core]") {
     CHECK_THROWS_AS(v.select(2, 0), gcl::Error);
     CHECK_THROWS_AS(v.reshape(Shape{5}), gcl::Error);
 }
+
+TEST_CASE("views_overlap compares the memory two views span", "[core]") {
+    Tensor<float> t(Shape{4, 6});
+    auto v = t.view();
+    CHECK(gcl::views_overlap(v, v));
+    CHECK_FALSE(gcl::views_overlap(v.narrow(0, 0, 2), v.narrow(0, 2, 2)));  // rows 0-1 vs 2-3
+    CHECK(gcl::views_overlap(v.narrow(0, 0, 3), v.narrow(0, 2, 2)));
+    // Column windows interleave in memory: their spans intersect even though no element is shared.
+    CHECK(gcl::views_overlap(v.narrow(1, 0, 3), v.narrow(1, 3, 3)));
+    CHECK_FALSE(gcl::views_overlap(v.narrow(0, 0, 0), v));  // empty views overlap nothing
+    Tensor<float> other(Shape{4, 6});
+    CHECK_FALSE(gcl::views_overlap(v, other.view()));
+    const auto [first, last] = gcl::address_range(v.narrow(0, 1, 2));
+    CHECK(last - first == 12 * sizeof(float));
+    CHECK(first == reinterpret_cast<std::uintptr_t>(t.data() + 6));
+}

@@ -4,6 +4,7 @@
 #include <array>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 
 #include "gcl/core/config.hpp"
 #include "gcl/core/device.hpp"
@@ -129,5 +130,28 @@ private:
 
 template <class T, class Device = cpu>
 using ConstView = TensorView<const T, Device>;
+
+// The address range [first, last) a view's elements occupy (empty for an empty view); any device,
+// only addresses are compared.
+template <class T, class Device>
+std::pair<std::uintptr_t, std::uintptr_t> address_range(const TensorView<T, Device>& v) {
+    const auto base = reinterpret_cast<std::uintptr_t>(v.data());
+    if (v.numel() == 0) return {base, base};
+    index_t lo = 0, hi = 0;
+    for (int d = 0; d < v.rank(); ++d) {
+        const index_t span = (v.dim(d) - 1) * v.stride(d);
+        (span < 0 ? lo : hi) += span;
+    }
+    const auto size = static_cast<index_t>(sizeof(std::remove_const_t<T>));
+    return {base + static_cast<std::uintptr_t>(lo * size), base + static_cast<std::uintptr_t>((hi + 1) * size)};
+}
+
+// Whether the address ranges of two views intersect (empty views overlap nothing).
+template <class A, class B, class Device>
+bool views_overlap(const TensorView<A, Device>& a, const TensorView<B, Device>& b) {
+    const auto [a0, a1] = address_range(a);
+    const auto [b0, b1] = address_range(b);
+    return a0 != a1 && b0 != b1 && a0 < b1 && b0 < a1;
+}
 
 }  // namespace gcl

@@ -79,32 +79,12 @@ void require_contiguous(std::string_view op, const TensorView<T, Device>& v, std
     if (!v.is_contiguous()) fail(op, name, " of shape ", v.shape(), " must be contiguous");
 }
 
-namespace detail {
-// The address range [first, last) a view's elements occupy.
-template <class T, class Device>
-std::pair<std::uintptr_t, std::uintptr_t> address_range(const TensorView<T, Device>& v) {
-    const auto base = reinterpret_cast<std::uintptr_t>(v.data());
-    if (v.numel() == 0) return {base, base};
-    index_t lo = 0, hi = 0;
-    for (int d = 0; d < v.rank(); ++d) {
-        const index_t span = (v.shape()[d] - 1) * v.stride(d);
-        (span < 0 ? lo : hi) += span;
-    }
-    using V = std::remove_const_t<T>;
-    return {base + static_cast<std::uintptr_t>(lo * static_cast<index_t>(sizeof(V))),
-            base + static_cast<std::uintptr_t>((hi + 1) * static_cast<index_t>(sizeof(V)))};
-}
-}  // namespace detail
-
 // Throws unless the output's memory is disjoint from the input's (ops that read an input after
 // writing part of the output would otherwise compute garbage).
 template <class T, class U, class Device>
 void require_disjoint(std::string_view op, const TensorView<T, Device>& out, const TensorView<U, Device>& in,
                       std::string_view out_name, std::string_view in_name) {
-    const auto a = detail::address_range(out);
-    const auto b = detail::address_range(in);
-    const bool empty = a.first == a.second || b.first == b.second;
-    if (!empty && a.first < b.second && b.first < a.second)
+    if (views_overlap(out, in))
         fail(op, out_name, " of shape ", out.shape(), " overlaps ", in_name, " of shape ", in.shape(),
              "; this op cannot run in place");
 }

@@ -31,6 +31,26 @@
 namespace gcl::surgery {
 
 namespace detail {
+// The argument checks of the K x P mitigation, for views on any device (only shapes, strides
+// and addresses are read): empty when the arguments can be run, else the reason.
+template <class T, class Device>
+std::string mitigate_why_not(const TensorView<const T, Device>& g, const TensorView<T, Device>& out) {
+    if (g.rank() != 2) return "grads must be K x P (rank 2), got shape " + g.shape().str();
+    if (g.dim(0) < 1 || g.dim(1) < 1) return "grads must be non-empty, got shape " + g.shape().str();
+    if (g.dim(1) > 1 && g.stride(1) != 1)
+        return "rows of grads must be contiguous, got column stride " + std::to_string(g.stride(1));
+    if (out.rank() != 1 || out.dim(0) != g.dim(1))
+        return "out must have shape [" + std::to_string(g.dim(1)) + "] for grads of shape " + g.shape().str() +
+               ", got " + out.shape().str();
+    if (!out.is_contiguous()) return "out must be contiguous";
+    for (index_t k = 0; k < g.dim(0); ++k) {
+        const TensorView<const T, Device> row = g.select(0, k);
+        if (views_overlap(row, out) && row.data() != out.data())
+            return "out overlaps row " + std::to_string(k) + " of grads without being that row";
+    }
+    return {};
+}
+
 // Names the first non-finite element of row `row` (length P), or says that its squared norm overflowed.
 template <class T>
 [[noreturn]] void fail_non_finite_row(std::string_view op, const T* data, index_t row, index_t P) {
@@ -67,28 +87,7 @@ public:
     const MitigateOptions& options() const { return options_; }
 
     // Empty when the arguments can be run, else the reason.
-    static std::string why_not(const Arguments& args) {
-        const ConstView<T>& g = args.grads;
-        if (g.rank() != 2) return "grads must be K x P (rank 2), got shape " + g.shape().str();
-        if (g.dim(0) < 1 || g.dim(1) < 1) return "grads must be non-empty, got shape " + g.shape().str();
-        if (g.dim(1) > 1 && g.stride(1) != 1)
-            return "rows of grads must be contiguous, got column stride " + std::to_string(g.stride(1));
-        if (args.out.rank() != 1 || args.out.dim(0) != g.dim(1))
-            return "out must have shape [" + std::to_string(g.dim(1)) + "] for grads of shape " + g.shape().str() +
-                   ", got " + args.out.shape().str();
-        if (!args.out.is_contiguous()) return "out must be contiguous";
-        const index_t K = g.dim(0), P = g.dim(1);
-        const T* o0 = args.out.data();
-        const T* o1 = o0 + P;
-        for (index_t k = 0; k < K && P > 0; ++k) {
-            const T* r0 = g.data() + k * g.stride(0);
-            const T* r1 = r0 + P;
-            const bool overlap = o0 < r1 && r0 < o1;
-            if (overlap && r0 != o0)
-                return "out overlaps row " + std::to_string(k) + " of grads without being that row";
-        }
-        return {};
-    }
+    static std::string why_not(const Arguments& args) { return detail::mitigate_why_not(args.grads, args.out); }
     static bool can_implement(const Arguments& args) { return why_not(args).empty(); }
     static void check(const Arguments& args) {
         const std::string reason = why_not(args);

@@ -21,6 +21,23 @@
 
 namespace gcl::surgery {
 
+namespace detail {
+// The argument checks of the batched mitigation, for views on any device (only shapes, strides
+// and addresses are read): empty when the arguments can be run, else the reason.
+template <class T, class Device>
+std::string batched_why_not(const TensorView<const T, Device>& g, const TensorView<T, Device>& out) {
+    if (g.rank() != 3) return "grads must be N x K x D (rank 3), got shape " + g.shape().str();
+    if (g.numel() == 0) return "grads must be non-empty, got shape " + g.shape().str();
+    if (g.dim(2) > 1 && g.stride(2) != 1) return "the last dimension of grads must be contiguous";
+    if (out.rank() != 2 || out.dim(0) != g.dim(0) || out.dim(1) != g.dim(2))
+        return "out must have shape [" + std::to_string(g.dim(0)) + ", " + std::to_string(g.dim(2)) +
+               "] for grads of shape " + g.shape().str() + ", got " + out.shape().str();
+    if (out.dim(1) > 1 && out.stride(1) != 1) return "the last dimension of out must be contiguous";
+    if (views_overlap(g, out)) return "out overlaps grads";
+    return {};
+}
+}  // namespace detail
+
 template <class T>
 class BatchedGradMitigator {
     static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
@@ -36,18 +53,8 @@ public:
     explicit BatchedGradMitigator(MitigateOptions options = {}) : options_(options) {}
     const MitigateOptions& options() const { return options_; }
 
-    static std::string why_not(const Arguments& args) {
-        const ConstView<T>& g = args.grads;
-        if (g.rank() != 3) return "grads must be N x K x D (rank 3), got shape " + g.shape().str();
-        if (g.numel() == 0) return "grads must be non-empty, got shape " + g.shape().str();
-        if (g.dim(2) > 1 && g.stride(2) != 1) return "the last dimension of grads must be contiguous";
-        if (args.out.rank() != 2 || args.out.dim(0) != g.dim(0) || args.out.dim(1) != g.dim(2))
-            return "out must have shape [" + std::to_string(g.dim(0)) + ", " + std::to_string(g.dim(2)) +
-                   "] for grads of shape " + g.shape().str() + ", got " + args.out.shape().str();
-        if (args.out.dim(1) > 1 && args.out.stride(1) != 1) return "the last dimension of out must be contiguous";
-        if (spans_overlap(g, args.out)) return "out overlaps grads";
-        return {};
-    }
+    // Empty when the arguments can be run, else the reason.
+    static std::string why_not(const Arguments& args) { return detail::batched_why_not(args.grads, args.out); }
     static bool can_implement(const Arguments& args) { return why_not(args).empty(); }
     static void check(const Arguments& args) {
         const std::string reason = why_not(args);
@@ -130,25 +137,6 @@ public:
     }
 
 private:
-    // Whether the address ranges spanned by two views intersect.
-    template <class A, class B>
-    static bool spans_overlap(const TensorView<A, cpu>& a, const TensorView<B, cpu>& b) {
-        if (a.numel() == 0 || b.numel() == 0) return false;
-        const auto span = [](const auto& v) {
-            index_t lo = 0, hi = 0;
-            for (int d = 0; d < v.rank(); ++d) {
-                const index_t reach = (v.dim(d) - 1) * v.stride(d);
-                (reach < 0 ? lo : hi) += reach;
-            }
-            const auto* base = reinterpret_cast<const char*>(v.data());
-            const auto size = static_cast<index_t>(sizeof(*v.data()));
-            return std::pair<const char*, const char*>(base + lo * size, base + (hi + 1) * size);
-        };
-        const auto [a0, a1] = span(a);
-        const auto [b0, b1] = span(b);
-        return a0 < b1 && b0 < a1;
-    }
-
     MitigateOptions options_;
 };
 

@@ -34,30 +34,6 @@ namespace gcl::surgery {
 
 namespace cuda_impl {
 
-// The argument checks of GradMitigator::why_not, for views on any device (only shapes, strides
-// and addresses are read).
-template <class T, class Device>
-std::string mitigate_why_not(const TensorView<const T, Device>& g, const TensorView<T, Device>& out) {
-    if (g.rank() != 2) return "grads must be K x P (rank 2), got shape " + g.shape().str();
-    if (g.dim(0) < 1 || g.dim(1) < 1) return "grads must be non-empty, got shape " + g.shape().str();
-    if (g.dim(1) > 1 && g.stride(1) != 1)
-        return "rows of grads must be contiguous, got column stride " + std::to_string(g.stride(1));
-    if (out.rank() != 1 || out.dim(0) != g.dim(1))
-        return "out must have shape [" + std::to_string(g.dim(1)) + "] for grads of shape " + g.shape().str() +
-               ", got " + out.shape().str();
-    if (!out.is_contiguous()) return "out must be contiguous";
-    const index_t K = g.dim(0), P = g.dim(1);
-    const T* o0 = out.data();
-    const T* o1 = o0 + P;
-    for (index_t k = 0; k < K; ++k) {
-        const T* r0 = g.data() + k * g.stride(0);
-        const T* r1 = r0 + P;
-        const bool overlap = o0 < r1 && r0 < o1;
-        if (overlap && r0 != o0) return "out overlaps row " + std::to_string(k) + " of grads without being that row";
-    }
-    return {};
-}
-
 // A host copy of the P values at `data` (device memory), for error messages.
 template <class T>
 const T* host_copy_of_row(std::vector<T>& host, const T* data, index_t P) {
@@ -83,7 +59,7 @@ public:
     const MitigateOptions& options() const { return options_; }
 
     // Empty when the arguments can be run, else the reason (the same checks as GradMitigator).
-    static std::string why_not(const Arguments& args) { return cuda_impl::mitigate_why_not(args.grads, args.out); }
+    static std::string why_not(const Arguments& args) { return detail::mitigate_why_not(args.grads, args.out); }
     static bool can_implement(const Arguments& args) { return why_not(args).empty(); }
     static void check(const Arguments& args) {
         const std::string reason = why_not(args);

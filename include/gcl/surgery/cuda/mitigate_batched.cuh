@@ -27,6 +27,7 @@
 #include "gcl/surgery/cuda/detail/launch.cuh"
 #include "gcl/surgery/cuda/mitigate.cuh"
 #include "gcl/surgery/gram_weights.hpp"
+#include "gcl/surgery/mitigate_batched.hpp"
 #include "gcl/surgery/mitigate_options.hpp"
 
 namespace gcl::surgery {
@@ -85,25 +86,6 @@ __global__ void __launch_bounds__(combine_threads)
         batched_combine_item(e, grads, K, D, sample_stride, row_stride, w, out, out_stride);
 }
 
-// Whether the address ranges spanned by two views intersect (any device; addresses only).
-template <class A, class B, class Device>
-bool spans_overlap(const TensorView<A, Device>& a, const TensorView<B, Device>& b) {
-    if (a.numel() == 0 || b.numel() == 0) return false;
-    const auto span = [](const auto& v) {
-        index_t lo = 0, hi = 0;
-        for (int d = 0; d < v.rank(); ++d) {
-            const index_t reach = (v.dim(d) - 1) * v.stride(d);
-            (reach < 0 ? lo : hi) += reach;
-        }
-        const auto* base = reinterpret_cast<const char*>(v.data());
-        const auto size = static_cast<index_t>(sizeof(*v.data()));
-        return std::pair<const char*, const char*>(base + lo * size, base + (hi + 1) * size);
-    };
-    const auto [a0, a1] = span(a);
-    const auto [b0, b1] = span(b);
-    return a0 < b1 && b0 < a1;
-}
-
 }  // namespace cuda_impl
 
 template <class T>
@@ -122,18 +104,7 @@ public:
     const MitigateOptions& options() const { return options_; }
 
     // Empty when the arguments can be run, else the reason (the same checks as BatchedGradMitigator).
-    static std::string why_not(const Arguments& args) {
-        const ConstView<T, cuda>& g = args.grads;
-        if (g.rank() != 3) return "grads must be N x K x D (rank 3), got shape " + g.shape().str();
-        if (g.numel() == 0) return "grads must be non-empty, got shape " + g.shape().str();
-        if (g.dim(2) > 1 && g.stride(2) != 1) return "the last dimension of grads must be contiguous";
-        if (args.out.rank() != 2 || args.out.dim(0) != g.dim(0) || args.out.dim(1) != g.dim(2))
-            return "out must have shape [" + std::to_string(g.dim(0)) + ", " + std::to_string(g.dim(2)) +
-                   "] for grads of shape " + g.shape().str() + ", got " + args.out.shape().str();
-        if (args.out.dim(1) > 1 && args.out.stride(1) != 1) return "the last dimension of out must be contiguous";
-        if (cuda_impl::spans_overlap(g, args.out)) return "out overlaps grads";
-        return {};
-    }
+    static std::string why_not(const Arguments& args) { return detail::batched_why_not(args.grads, args.out); }
     static bool can_implement(const Arguments& args) { return why_not(args).empty(); }
     static void check(const Arguments& args) {
         const std::string reason = why_not(args);
