@@ -5,6 +5,7 @@
 //
 // Sample i of a batch draws its augmentation from rng.split(i) (two-view: rng.split(i).split(v)
 // for view v), so batches are the same with any number of threads.
+#include <array>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -49,6 +50,24 @@ inline std::vector<SliceMeta> batch_meta(const std::vector<Slice>& data, std::sp
     return m;
 }
 
+// Checks an augmented batch request; returns the output height and width: the options', or the
+// first slice's size, in which case every slice must have it.
+inline std::array<index_t, 2> augmented_size(const std::vector<Slice>& data, std::span<const index_t> indices,
+                                             const AugmentOptions& options, const char* op) {
+    check_batch_indices(data, indices, op);
+    check_augment_options(options);
+    const Slice& first = data[static_cast<std::size_t>(indices[0])];
+    for (index_t i : indices) {
+        const Slice& sl = data[static_cast<std::size_t>(i)];
+        check(sl.image.rank() == 2 && sl.image.numel() > 0, op, "slice ", i, " has image shape ", sl.image.shape());
+        check((options.height > 0 && options.width > 0) || sl.image.shape() == first.image.shape(), op, "slice ", i,
+              " has shape ", sl.image.shape(), ", slice ", indices[0], " has ", first.image.shape(),
+              "; set AugmentOptions height and width to batch slices of different sizes");
+    }
+    return {options.height > 0 ? options.height : first.image.dim(0),
+            options.width > 0 ? options.width : first.image.dim(1)};
+}
+
 }  // namespace detail
 
 // Stacks slices as they are; they must all have the same size.
@@ -83,22 +102,11 @@ inline Batch make_batch(const std::vector<Slice>& data, std::span<const index_t>
 // width, or the first slice's size; slices may differ in size when the options fix it.
 inline Batch augmented_batch(const std::vector<Slice>& data, std::span<const index_t> indices,
                              const AugmentOptions& options, const MetaSpec& spec, const Rng& rng) {
-    constexpr const char* op = "augmented_batch";
-    detail::check_batch_indices(data, indices, op);
-    detail::check_augment_options(options);
-    const Slice& first = data[static_cast<std::size_t>(indices[0])];
-    const index_t h = options.height > 0 ? options.height : first.image.dim(0);
-    const index_t w = options.width > 0 ? options.width : first.image.dim(1);
+    const std::array<index_t, 2> size = detail::augmented_size(data, indices, options, "augmented_batch");
+    const index_t h = size[0], w = size[1];
     const auto b = static_cast<index_t>(indices.size());
     bool labelled = true;
-    for (index_t i : indices) {
-        const Slice& sl = data[static_cast<std::size_t>(i)];
-        check(sl.image.rank() == 2 && sl.image.numel() > 0, op, "slice ", i, " has image shape ", sl.image.shape());
-        check((options.height > 0 && options.width > 0) || sl.image.shape() == first.image.shape(), op, "slice ", i,
-              " has shape ", sl.image.shape(), ", slice ", indices[0], " has ", first.image.shape(),
-              "; set AugmentOptions height and width to batch slices of different sizes");
-        labelled = labelled && sl.labelled();
-    }
+    for (index_t i : indices) labelled = labelled && data[static_cast<std::size_t>(i)].labelled();
     Batch batch;
     batch.indices.assign(indices.begin(), indices.end());
     batch.images = Tensor<float>(Shape{b, 1, h, w});
@@ -130,19 +138,8 @@ enum class ViewGeometry {
 inline TwoViewBatch two_view_batch(const std::vector<Slice>& data, std::span<const index_t> indices,
                                    const AugmentOptions& options, const MetaSpec& spec, const Rng& rng,
                                    ViewGeometry geometry = ViewGeometry::independent) {
-    constexpr const char* op = "two_view_batch";
-    detail::check_batch_indices(data, indices, op);
-    detail::check_augment_options(options);
-    const Slice& first = data[static_cast<std::size_t>(indices[0])];
-    const index_t h = options.height > 0 ? options.height : first.image.dim(0);
-    const index_t w = options.width > 0 ? options.width : first.image.dim(1);
-    for (index_t i : indices) {
-        const Slice& sl = data[static_cast<std::size_t>(i)];
-        check(sl.image.rank() == 2 && sl.image.numel() > 0, op, "slice ", i, " has image shape ", sl.image.shape());
-        check((options.height > 0 && options.width > 0) || sl.image.shape() == first.image.shape(), op, "slice ", i,
-              " has shape ", sl.image.shape(), ", slice ", indices[0], " has ", first.image.shape(),
-              "; set AugmentOptions height and width to batch slices of different sizes");
-    }
+    const std::array<index_t, 2> size = detail::augmented_size(data, indices, options, "two_view_batch");
+    const index_t h = size[0], w = size[1];
     const auto b = static_cast<index_t>(indices.size());
     TwoViewBatch batch;
     batch.indices.assign(indices.begin(), indices.end());
@@ -156,7 +153,7 @@ inline TwoViewBatch two_view_batch(const std::vector<Slice>& data, std::span<con
         const Slice& sl = data[static_cast<std::size_t>(indices[static_cast<std::size_t>(k)])];
         Rng sample = rng.split(static_cast<std::uint64_t>(k)).split(static_cast<std::uint64_t>(view));
         AugmentDraw d = draw_augment(o, sl.image.dim(0), sl.image.dim(1), h, w, sample);
-        if (geometry == ViewGeometry::shared) {
+        if (geometry == ViewGeometry::shared && view == 1) {
             // The geometry of view 0, the intensity changes of this view's own draw.
             Rng first_view = rng.split(static_cast<std::uint64_t>(k)).split(0);
             const AugmentDraw g = draw_augment(o, sl.image.dim(0), sl.image.dim(1), h, w, first_view);
