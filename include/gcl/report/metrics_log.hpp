@@ -4,6 +4,8 @@
 //
 //   {"phase":"pretrain","step":10,"loss":3.2107,"image/patient":1.03,"lr":0.049}
 //
+// Numbers are written in their shortest form that reads back exactly.
+//
 // Each record is one write(2) of one whole line on a file opened with O_APPEND, so a reader never
 // sees half a line. (This is the one file gcl streams instead of writing it atomically: an
 // atomic file would only appear at the end.) Non-finite numbers are written as null, since JSON
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -62,9 +65,9 @@ inline void append_json_value(std::string& out, const MetricValue& v) {
         if (!std::isfinite(*d)) {
             out += "null";
         } else {
-            char buffer[32];
-            std::snprintf(buffer, sizeof buffer, "%.17g", *d);  // round-trips every double
-            out += buffer;
+            char buffer[32];  // the shortest text that reads back as the same double
+            const auto result = std::to_chars(buffer, buffer + sizeof buffer, *d);
+            out.append(buffer, result.ptr);
         }
     } else if (const auto* s = std::get_if<std::string>(&v)) {
         append_json_string(out, *s);

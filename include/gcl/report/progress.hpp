@@ -37,6 +37,7 @@ struct ProgressOptions {
     double line_interval = 10.0;   // seconds between plain lines; the first and last step always print
     double bar_interval = 0.1;     // seconds between redraws of the bar
     int bar_width = 24;
+    std::string unit = "step";     // what is counted: "step 3/10  2.5 steps/s"
     std::function<double()> clock;  // seconds on any fixed origin; empty: the steady clock
 };
 
@@ -136,14 +137,14 @@ public:
         }
         char buffer[160];
         const int digits = static_cast<int>(std::to_string(total_).size());
-        std::snprintf(buffer, sizeof buffer, "step %*lld/%lld", digits, static_cast<long long>(done),
+        std::snprintf(buffer, sizeof buffer, "%s %*lld/%lld", options_.unit.c_str(), digits, static_cast<long long>(done),
                       static_cast<long long>(total_));
         s += buffer;
         for (const ProgressTerm& t : terms) {
             std::snprintf(buffer, sizeof buffer, "  %s %.4g", t.name.c_str(), t.value);
             s += buffer;
         }
-        std::snprintf(buffer, sizeof buffer, "  %.3g steps/s", rate);
+        std::snprintf(buffer, sizeof buffer, "  %.3g %ss/s", rate, options_.unit.c_str());
         s += buffer;
         s.append(done >= total_ ? "  " : "  ETA ").append(format_duration(done >= total_ ? elapsed : eta));
         return s;
