@@ -11,11 +11,14 @@
 // parallel's all-reduce of P (= reduce-scatter P + all-gather P): (K + 1) / 2 times, not K.
 // The result is the single-process mitigation of G, up to the order of the sums over ranks.
 //
-//   dist::ShardedGradMitigator<float> mitigator({.seed = 1});
+//   dist::ShardedGradMitigator<float> mitigator({.seed = 1});            // host, MpiCommunicator
 //   auto report = mitigator.run({.local_grads = G_r, .out = g, .step = step}, comm);
+//   dist::ShardedGradMitigator<float, cuda> on_gpus({.seed = 1});        // device, NcclCommunicator
+//   (include gcl/dist/cuda/shard_passes.cuh; out is written when comm.stream() gets there)
 #include <cmath>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "gcl/core/error.hpp"
@@ -23,24 +26,25 @@
 #include "gcl/core/tensor_view.hpp"
 #include "gcl/dist/communicator.hpp"
 #include "gcl/dist/partition.hpp"
-#include "gcl/surgery/detail/combine_pass.hpp"
-#include "gcl/surgery/detail/gram_pass.hpp"
+#include "gcl/dist/shard_passes.hpp"
+#include "gcl/core/buffer.hpp"
 #include "gcl/surgery/gram_weights.hpp"
 #include "gcl/surgery/mitigate.hpp"
 #include "gcl/surgery/mitigate_options.hpp"
 
 namespace gcl::dist {
 
-template <class T>
+template <class T, class D = cpu>
 class ShardedGradMitigator {
     static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "ShardedGradMitigator works on float or double");
+    using Passes = ShardPasses<T, D>;
 
 public:
     struct Arguments {
-        ConstView<T> local_grads;  // K x P: this rank's per-label gradients (of its part of the global batch)
-        TensorView<T> out;         // [P]: the combined gradient, on every rank; or [slice] with gather = false
-        std::uint64_t step = 0;    // with the seed, fixes the projection orders (the same on every rank)
-        bool gather = true;        // false: out is this rank's slice (Partition(P, size).counts[rank] columns)
+        ConstView<T, D> local_grads;  // K x P: this rank's per-label gradients (of its part of the global batch)
+        TensorView<T, D> out;         // [P]: the combined gradient, on every rank; or [slice] with gather = false
+        std::uint64_t step = 0;       // with the seed, fixes the projection orders (the same on every rank)
+        bool gather = true;           // false: out is this rank's slice (Partition(P, size).counts[rank] columns)
     };
 
     explicit ShardedGradMitigator(surgery::MitigateOptions options = {}) : options_(options) {}
@@ -50,7 +54,7 @@ public:
         requires CommunicatorFor<Comm, T> && CommunicatorFor<Comm, double>
     surgery::MitigateReport run(const Arguments& args, Comm& comm) {
         constexpr std::string_view op = "ShardedGradMitigator";
-        const ConstView<T>& G = args.local_grads;
+        const ConstView<T, D>& G = args.local_grads;
         check(G.rank() == 2 && G.dim(0) >= 1 && G.dim(1) >= 1, op, "local_grads must be a non-empty K x P matrix, got shape ",
               G.shape());
         check(G.is_contiguous(), op, "local_grads must be contiguous, got shape ", G.shape());
@@ -63,36 +67,22 @@ public:
               expected, "] vector (", args.gather ? "the whole gradient" : "this rank's slice", "), got shape ",
               args.out.shape());
 
-        // 1. Pack the columns rank by rank (K rows of each slice together) and reduce-scatter.
-        send_.resize(static_cast<std::size_t>(K * P));
+        // 1. Columns packed rank by rank, summed over ranks onto their owners and divided by S:
+        //    this rank's slice of the global G.
+        Passes::reserve(send_, K * P, comm);
+        Passes::reserve(slice_, K * std::max<index_t>(mine, 1), comm);
+        Passes::pack(G.data(), K, P, part, send_.data(), comm);
         std::vector<index_t> counts(static_cast<std::size_t>(S));
-        for (int r = 0; r < S; ++r) {
-            const index_t off = part.offsets[r], n = part.counts[r];
-            counts[r] = K * n;
-            T* block = send_.data() + K * off;
-            for (index_t k = 0; k < K; ++k)
-                for (index_t p = 0; p < n; ++p) block[k * n + p] = G.data()[k * P + off + p];
-        }
-        slice_.resize(static_cast<std::size_t>(K * std::max<index_t>(mine, 1)));
+        for (int r = 0; r < S; ++r) counts[r] = K * part.counts[r];
         comm.reduce_scatter_sum(send_.data(), slice_.data(), std::span<const index_t>(counts));
-        const T inverse = static_cast<T>(1) / static_cast<T>(S);
-        for (index_t i = 0; i < K * mine; ++i) slice_[i] *= inverse;
+        Passes::scale(slice_.data(), K * mine, static_cast<T>(1) / static_cast<T>(S), comm);
 
-        // 2. The slice's Gram matrix, summed over ranks; rank 0's sum is broadcast so every rank
-        //    solves exactly the same K x K problem whatever order the all-reduce added in.
+        // 2. The slice's Gram matrix, summed over ranks: Q of the global G.
         surgery::MitigateReport report;
         report.gram = Tensor<double>(Shape{K, K});
         double* gram = report.gram.data();
-        std::vector<const T*> rows(static_cast<std::size_t>(K));
-        for (index_t k = 0; k < K; ++k) rows[k] = slice_.data() + k * mine;
-        if (mine > 0) {
-            workspace_.resize(surgery::detail::gram_workspace(K, mine));
-            surgery::detail::gram_pass(rows.data(), K, mine, workspace_.data(), gram);
-        } else {
-            std::fill(gram, gram + K * K, 0.0);
-        }
-        comm.all_reduce_sum(gram, K * K);
-        comm.broadcast(gram, K * K, 0);
+        Passes::gram(slice_.data(), K, mine, gram, comm);
+        Passes::sum_gram(gram, K, comm);
         // NaN or Inf in a row shows in its squared norm; an infinite off-diagonal entry with finite
         // norms is an overflow. Q is the same on every rank, so every rank raises the same error.
         for (index_t k = 0; k < K; ++k)
@@ -116,19 +106,18 @@ public:
         std::vector<T> w(static_cast<std::size_t>(K));
         for (index_t k = 0; k < K; ++k) w[k] = static_cast<T>(report.weights(k));
         if (!args.gather) {
-            if (mine > 0) surgery::detail::combine_pass(rows.data(), K, mine, w.data(), args.out.data());
+            Passes::combine(slice_.data(), K, mine, w.data(), args.out.data(), comm);
             return report;
         }
-        combined_.resize(static_cast<std::size_t>(std::max<index_t>(mine, 1)));
-        if (mine > 0) surgery::detail::combine_pass(rows.data(), K, mine, w.data(), combined_.data());
+        Passes::reserve(combined_, std::max<index_t>(mine, 1), comm);
+        Passes::combine(slice_.data(), K, mine, w.data(), combined_.data(), comm);
         comm.all_gather(combined_.data(), args.out.data(), std::span<const index_t>(part.counts));
         return report;
     }
 
 private:
     surgery::MitigateOptions options_;
-    std::vector<T> send_, slice_, combined_;  // kept between steps: a steady-state step allocates nothing here
-    std::vector<double> workspace_;
+    Buffer<T, D> send_, slice_, combined_;  // kept between steps: a steady-state step allocates nothing here
 };
 
 // Plain data parallel: g becomes the mean over ranks of every rank's g (one all-reduce).
