@@ -94,12 +94,17 @@ public:
         std::fill(data(), data() + numel(), value);
     }
 
+    // Element access: host devices only (see TensorView::operator()).
     template <class... Idx>
-    T& operator()(Idx... idx) {
+    T& operator()(Idx... idx)
+        requires std::is_same_v<Device, cpu>
+    {
         return view()(idx...);
     }
     template <class... Idx>
-    const T& operator()(Idx... idx) const {
+    const T& operator()(Idx... idx) const
+        requires std::is_same_v<Device, cpu>
+    {
         return cview()(idx...);
     }
     template <class... Idx>

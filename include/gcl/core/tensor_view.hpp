@@ -52,9 +52,12 @@ public:
         return true;
     }
 
-    // Unchecked element access by multi-index (host code for cpu views, device code for cuda ones).
+    // Unchecked element access by multi-index. Host devices only: host code must not dereference
+    // device memory (kernels take raw pointers and strides).
     template <class... Idx>
-    GCL_HOST_DEVICE T& operator()(Idx... idx) const {
+    T& operator()(Idx... idx) const
+        requires std::is_same_v<Device, cpu>
+    {
         index_t offset = 0;
         int d = 0;
         ((offset += static_cast<index_t>(idx) * strides_[d++]), ...);
