@@ -1,10 +1,10 @@
 // gcl evaluate: Dice, HD95 and ASSD per class and volume of label maps against an ACDC folder's
 // ground truth, on each file's own voxel grid and spacing; written as CSV and JSON.
 //
-// Conventions: a class absent from both maps has no Dice (left out of the means, as nnU-Net
-// does); HD95 and ASSD are undefined when the class is absent from either map. HD95 is the 95th
-// percentile of both directions' surface distances pooled (MedPy's hd95), ASSD the mean of the
-// two directed mean distances.
+// Conventions, each chosen by name (--dice, --hd95, --assd) and named in scores.json: by default
+// a class absent from both maps has no Dice (left out of the means, as nnU-Net does), HD95 is
+// MedPy's (both directions' surface distances pooled), ASSD the pooled mean (MedPy 0.5, MONAI).
+// HD95 and ASSD are undefined when the class is absent from either map.
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -13,8 +13,9 @@
 #include <sstream>
 
 #include "cli.hpp"
-#include "gcl/train/hausdorff.hpp"
-#include "gcl/train/segmentation_metrics.hpp"
+#include "gcl/io/atomic_file.hpp"
+#include "gcl/metrics/hausdorff.hpp"
+#include "gcl/metrics/segmentation_metrics.hpp"
 #include "segment_volume.hpp"
 #include "training_options.hpp"
 
@@ -22,7 +23,7 @@ namespace gcl_cli {
 namespace {
 
 namespace gd = gcl::data;
-namespace tr = gcl::train;
+namespace gm = gcl::metrics;
 
 constexpr const char* class_names[] = {"background", "RV", "myocardium", "LV"};
 
@@ -65,8 +66,14 @@ std::string csv_number(double v) {
 nlohmann::json json_number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
 // Scores one prediction against its ground truth (both as read from their files).
+struct Conventions {
+    gm::DiceConvention dice = gm::DiceConvention::nnunet;
+    gm::Hd95Definition hd95 = gm::Hd95Definition::medpy;
+    gm::AssdDefinition assd = gm::AssdDefinition::pooled;
+};
+
 VolumeScore score_volume(const gd::NiftiImage<std::uint8_t>& prediction, const gd::NiftiImage<std::uint8_t>& truth,
-                         std::int64_t patient, gd::Phase phase, const std::string& name) {
+                         std::int64_t patient, gd::Phase phase, const std::string& name, const Conventions& conventions) {
     constexpr const char* op = "evaluate";
     gcl::check(prediction.header.dim == truth.header.dim, op, name, ": the prediction has shape ",
                prediction.data.shape(), ", the ground truth ", truth.data.shape());
@@ -84,13 +91,13 @@ VolumeScore score_volume(const gd::NiftiImage<std::uint8_t>& prediction, const g
     const std::vector<double> spacing{std::abs(truth.header.pixdim[3]), std::abs(truth.header.pixdim[2]),
                                       std::abs(truth.header.pixdim[1])};
     VolumeScore v{patient, phase, std::vector<ClassScore>(gd::cls::count)};
-    const std::vector<double> dice = tr::dice_per_class<std::uint8_t>(p, t, gd::cls::count, std::nan(""));
+    const std::vector<double> dice = gm::dice_per_class<std::uint8_t>(p, t, gd::cls::count, conventions.dice);
     for (int c = 1; c < gd::cls::count; ++c) {
         ClassScore& s = v.classes[static_cast<std::size_t>(c)];
         s.dice = dice[static_cast<std::size_t>(c)];
-        if (const auto d = tr::surface_distance<std::uint8_t>(p, t, static_cast<std::uint8_t>(c), spacing)) {
-            s.hd95 = d->hd95;
-            s.assd = d->assd;
+        if (const auto d = gm::surface_distance<std::uint8_t>(p, t, static_cast<std::uint8_t>(c), spacing)) {
+            s.hd95 = d->hd95(conventions.hd95);
+            s.assd = d->assd(conventions.assd);
         }
     }
     return v;
@@ -112,6 +119,16 @@ public:
             ->delimiter(',')
             ->check(CLI::IsMember({"ED", "ES"}))
             ->default_str("ED,ES");
+        a.add_option("--dice", dice_, "Dice of a class absent from both maps: nnunet (none, left out of means) or "
+                                      "empty_is_one")
+            ->check(CLI::IsMember({"nnunet", "empty_is_one"}))
+            ->capture_default_str();
+        a.add_option("--hd95", hd95_, "HD95: medpy (both directions pooled) or monai (larger directed percentile)")
+            ->check(CLI::IsMember({"medpy", "monai"}))
+            ->capture_default_str();
+        a.add_option("--assd", assd_, "ASSD: pooled (MedPy 0.5, MONAI) or mean_of_directed (MedPy 0.4)")
+            ->check(CLI::IsMember({"pooled", "mean_of_directed"}))
+            ->capture_default_str();
         a.add_option("--out", out_, "Output folder: scores.csv, scores.json, config.toml")->required();
         common.add_to(a);
     }
@@ -122,6 +139,9 @@ public:
         if (predictions_.empty() == model_path_.empty())
             usage_error("--predictions", "give either --predictions DIR or --model FILE");
         if (phases_.empty()) usage_error("--phases", "choose ED, ES or both");
+        conventions_.dice = dice_ == "empty_is_one" ? gm::DiceConvention::empty_is_one : gm::DiceConvention::nnunet;
+        conventions_.hd95 = hd95_ == "monai" ? gm::Hd95Definition::monai : gm::Hd95Definition::medpy;
+        conventions_.assd = assd_ == "mean_of_directed" ? gm::AssdDefinition::mean_of_directed : gm::AssdDefinition::pooled;
         for (std::int64_t patient : folder_.ids)
             for (gd::Phase phase : parse_phases(phases_)) {
                 const fs::path gt = acdc_image_path(folder_.data, patient, phase, true);
@@ -154,7 +174,7 @@ public:
                 } else {
                     prediction = gd::read_nifti<std::uint8_t>(prediction_path(patient, phase));
                 }
-                scores.push_back(score_volume(prediction, truth, patient, phase, gt.string()));
+                scores.push_back(score_volume(prediction, truth, patient, phase, gt.string(), conventions_));
                 progress.update(static_cast<std::int64_t>(scores.size()));
             }
         progress.finish();
@@ -208,17 +228,14 @@ private:
             {"volumes", volumes},
             {"summary", summary},
             {"conventions",
-             {{"dice", "a class absent from both maps has no Dice and is left out of the means"},
-              {"hd95_mm", "95th percentile of both directions' surface distances pooled (MedPy hd95); "
-                          "undefined when the class is absent from either map"},
-              {"assd_mm", "mean of the two directed mean surface distances"},
+             {{"dice", {{"name", gm::name(conventions_.dice)}, {"meaning", gm::describe(conventions_.dice)}}},
+              {"hd95_mm", {{"name", gm::name(conventions_.hd95)}, {"meaning", gm::describe(conventions_.hd95)}}},
+              {"assd_mm", {{"name", gm::name(conventions_.assd)}, {"meaning", gm::describe(conventions_.assd)}}},
+              {"undefined", "HD95 and ASSD are null where a class is absent from either map"},
               {"std", "population standard deviation over the volumes with a value"}}}};
         const std::string csv_text = csv.str(), json_text = report.dump(2) + "\n";
         for (const auto& [name, text] : {std::pair{"scores.csv", &csv_text}, std::pair{"scores.json", &json_text}})
-            gd::detail::write_file_atomically(
-                out_ / name,
-                std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(text->data()), text->size()),
-                "evaluate");
+            gcl::io::write_file_atomic(out_ / name, *text, "evaluate");
         if (!common.quiet) std::cout << table.str();
         say(common, "scored ", scores.size(), " volumes; wrote ", (out_ / "scores.csv").string(), " and scores.json");
     }
@@ -226,6 +243,8 @@ private:
     FolderOptions folder_;
     fs::path predictions_, model_path_, out_;
     std::vector<std::string> phases_{"ED", "ES"};
+    std::string dice_ = "nnunet", hd95_ = "medpy", assd_ = "pooled";
+    Conventions conventions_;
     std::unique_ptr<LoadedUNet> net_;
 };
 

@@ -6,7 +6,7 @@
 #include "cli.hpp"
 #include "gcl/nn/transfer.hpp"
 #include "gcl/nn/unet.hpp"
-#include "gcl/train/evaluate.hpp"
+#include "gcl/metrics/evaluate.hpp"
 #include "gcl/train/segmentation_trainer.hpp"
 #include "model_file.hpp"
 #include "training_options.hpp"
@@ -169,8 +169,8 @@ public:
             progress.update(step, {{"loss", r.loss}, {"ce", r.cross_entropy}, {"dice", r.dice_loss}});
             const bool validate_now = !validation.empty() && (trainer.done() || (eval_every_ > 0 && step % eval_every_ == 0));
             if (validate_now) {
-                const tr::EvaluationReport e =
-                    tr::evaluate_segmentation<float>(unet, validation, {.classes = model_.classes});
+                const gcl::metrics::EvaluationReport e =
+                    gcl::metrics::evaluate_segmentation<float>(unet, validation, {.classes = model_.classes});
                 gcl::report::MetricsRecord record{{"phase", std::string("validation")}, {"step", step},
                                                   {"mean_dice", e.mean_foreground_dice()}};
                 for (int c = 1; c < model_.classes; ++c) {

@@ -21,7 +21,7 @@
 
 #include "cli.hpp"
 #include "gcl/core/error.hpp"
-#include "gcl/data/nifti.hpp"
+#include "gcl/io/atomic_file.hpp"
 
 namespace {
 
@@ -61,9 +61,7 @@ void write_config(const gcl_cli::Command& command) {
             text += "]\n";
         }
     }
-    gcl::data::detail::write_file_atomically(
-        path, std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(text.data()), text.size()),
-        "write_config");
+    gcl::io::write_file_atomic(path, text, "write_config");
 }
 
 }  // namespace

@@ -14,7 +14,7 @@
 #include "gcl/data/resample.hpp"
 #include "gcl/nn/unet.hpp"
 #include "gcl/train/checkpoint_state.hpp"
-#include "gcl/train/evaluate.hpp"
+#include "gcl/metrics/evaluate.hpp"
 #include "model_file.hpp"
 
 namespace gcl_cli {
@@ -61,7 +61,7 @@ inline SegmentedVolume segment_volume(LoadedUNet& net, const std::filesystem::pa
     const std::vector<gd::Slice> slices = gd::volume_slices(out.prepared);
     std::vector<gcl::index_t> order(slices.size());
     std::iota(order.begin(), order.end(), gcl::index_t{0});
-    out.prepared_labels = gcl::train::predict_slices<float>(net.unet, slices, order, batch_size);
+    out.prepared_labels = gcl::metrics::predict_slices<float>(net.unet, slices, order, batch_size);
 
     // Back to the file's grid: the same geometry load_acdc_volume used, undone.
     const gcl::index_t nx = out.header.dim[0], ny = out.header.dim[1], nz = out.header.dim[2];
