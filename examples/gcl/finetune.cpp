@@ -116,17 +116,8 @@ public:
         }
         check_geometry(model_);
         check_augmentation(options_.augment);
-        if (app->count("--warmup-steps") == 0) {
-            // The default warm-up, 10 steps, shrinks for short runs; the config file records the value used.
-            options_.warmup_steps = std::min<std::int64_t>(10, options_.steps / 10);
-            app->get_option("--warmup-steps")->default_str(std::to_string(options_.warmup_steps));
-        }
-        if (options_.warmup_steps >= options_.steps)
-            usage_error("--warmup-steps", std::to_string(options_.warmup_steps) + " must be below --steps " +
-                                              std::to_string(options_.steps));
-        if (options_.min_learning_rate > options_.adam.learning_rate)
-            usage_error("--min-lr", number_text(options_.min_learning_rate) + " is above --lr " +
-                                        number_text(options_.adam.learning_rate));
+        check_schedule(*app, options_.steps, options_.warmup_steps, options_.adam.learning_rate,
+                       options_.min_learning_rate);
     }
 
     fs::path output_folder() const override { return out_; }

@@ -83,6 +83,21 @@ inline void check_augmentation(const gcl::data::AugmentOptions& a) {
         usage_error("--min-scale", number_text(a.min_scale) + " is above --max-scale " + number_text(a.max_scale));
 }
 
+// The warm-up and the learning-rate floor against the run's length and rate. The default
+// warm-up, 10 steps, shrinks for short runs; the config file records the value used.
+inline void check_schedule(CLI::App& app, std::int64_t steps, std::int64_t& warmup_steps, double learning_rate,
+                           double min_learning_rate) {
+    if (app.count("--warmup-steps") == 0) {
+        warmup_steps = std::min<std::int64_t>(10, steps / 10);
+        app.get_option("--warmup-steps")->default_str(std::to_string(warmup_steps));
+    }
+    if (warmup_steps >= steps)
+        usage_error("--warmup-steps",
+                    std::to_string(warmup_steps) + " must be below --steps " + std::to_string(steps));
+    if (min_learning_rate > learning_rate)
+        usage_error("--min-lr", number_text(min_learning_rate) + " is above --lr " + number_text(learning_rate));
+}
+
 // The slices of the chosen patients, prepared as the model expects them.
 inline std::vector<gcl::data::Slice> load_slices(const FolderOptions& folder, const ModelFile& model, bool labels) {
     gcl::data::AcdcOptions o;
