@@ -14,7 +14,7 @@
 #include <cstdlib>
 
 #include "gcl/gcl.hpp"
-#include "gcl/train/segmentation_metrics.hpp"
+#include "gcl/metrics/segmentation_metrics.hpp"
 
 namespace {
 
@@ -65,16 +65,15 @@ double cross_entropy(gcl::ConstView<float> logits, const Tensor<std::int64_t>& l
     return loss / count;
 }
 
-// Dice of the arg-max prediction for each foreground class, averaged over the classes.
+// Dice of the arg-max prediction for each foreground class, averaged over the classes that occur
+// (nnU-Net's convention).
 double mean_foreground_dice(gcl::ConstView<float> logits, const Tensor<std::int64_t>& labels) {
     const gcl::Shape maps{logits.dim(0), logits.dim(2), logits.dim(3)};
     Tensor<float> best(maps);
     Tensor<gcl::index_t> prediction(maps);
     gcl::ops::max(logits, best.view(), prediction.view(), 1);
-    const auto dice = gcl::train::dice_per_class<std::int64_t>(prediction.cview(), labels.cview(), kClasses);
-    double sum = 0;
-    for (index_t c = 1; c < kClasses; ++c) sum += dice[static_cast<std::size_t>(c)];
-    return sum / static_cast<double>(kClasses - 1);
+    return gcl::metrics::mean_foreground_dice(
+        gcl::metrics::dice_per_class<std::int64_t>(prediction.cview(), labels.cview(), kClasses));
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// Fine-tuning pieces: the segmentation objective's gradient, evaluation against direct metrics,
-// and the seeded trainers (repeatable runs, a loss that goes down).
+// Fine-tuning pieces: the segmentation objective's gradient and the seeded trainers (repeatable
+// runs, a loss that goes down).
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -7,7 +7,6 @@
 #include "gcl/data/phantom.hpp"
 #include "gcl/nn/unet.hpp"
 #include "gcl/testing/gradcheck.hpp"
-#include "gcl/train/evaluate.hpp"
 #include "gcl/train/gcl_pretrainer.hpp"
 #include "gcl/train/segmentation_trainer.hpp"
 
@@ -44,70 +43,6 @@ TEST_CASE("SegmentationObjective: cross-entropy + Dice and its gradient through 
     Tensor<std::int32_t> none;
     CHECK_THROWS_WITH(objective.gradient(unet, arena, x.cview(), none.cview()), Catch::Contains("no labels"));
     CHECK_THROWS_AS(tr::SegmentationObjective<double>({.cross_entropy_weight = 0, .dice_weight = 0}), gcl::Error);
-}
-
-namespace {
-// A "network" that segments by intensity thresholds: enough to know exactly what it predicts.
-struct ThresholdNet {
-    bool training_ = true;
-    Tensor<float> logits;
-    gcl::ConstView<float> forward(gcl::ConstView<float> x) {
-        const index_t N = x.dim(0), HW = x.dim(2) * x.dim(3);
-        logits.resize(Shape{N, 4, x.dim(2), x.dim(3)});
-        for (index_t n = 0; n < N; ++n)
-            for (index_t p = 0; p < HW; ++p) {
-                const float v = x.data()[n * HW + p];
-                const int c = v < 0.3f ? 0 : v < 0.5f ? 2 : v < 0.8f ? 1 : 3;
-                for (int k = 0; k < 4; ++k) logits.data()[(n * 4 + k) * HW + p] = k == c ? 1.0f : 0.0f;
-            }
-        return logits.cview();
-    }
-    void set_training(bool t) { training_ = t; }
-    bool training() const { return training_; }
-};
-}  // namespace
-
-TEST_CASE("evaluate_segmentation scores volumes like the metrics do", "[train][segmentation]") {
-    gd::PhantomOptions po;
-    po.patients = 2;
-    po.slices = 6;
-    po.size = 48;
-    po.seed = 2;
-    const std::vector<gd::Slice> slices = gd::phantom_slices(po);
-    ThresholdNet net;
-    const tr::EvaluationReport report = tr::evaluate_segmentation<float>(net, slices, {.classes = 4, .batch_size = 5});
-    REQUIRE(report.volumes.size() == 4);  // 2 patients x 2 phases
-    CHECK(net.training());                 // restored after evaluation
-    for (const tr::VolumeScores& v : report.volumes) {
-        CHECK(v.slices == 6);
-        // Stack the volume by hand and score it directly.
-        Tensor<std::uint8_t> pred(Shape{6, 48, 48}), truth(Shape{6, 48, 48});
-        for (const gd::Slice& s : slices) {
-            if (s.meta.patient != v.patient || static_cast<std::int32_t>(s.meta.phase) != v.phase) continue;
-            Tensor<float> x(Shape{1, 1, 48, 48});
-            std::copy(s.image.data(), s.image.data() + 48 * 48, x.data());
-            const Tensor<std::uint8_t> c = tr::argmax_classes<float>(net.forward(x.cview()));
-            std::copy(c.data(), c.data() + 48 * 48, pred.data() + s.meta.slice * 48 * 48);
-            std::copy(s.label.data(), s.label.data() + 48 * 48, truth.data() + s.meta.slice * 48 * 48);
-        }
-        const std::vector<double> dice = tr::dice_per_class<std::uint8_t>(pred.cview(), truth.cview(), 4);
-        for (int c = 0; c < 4; ++c) {
-            CHECK(v.dice[static_cast<std::size_t>(c)] == Approx(dice[static_cast<std::size_t>(c)]));
-            const auto hd = tr::surface_distance<std::uint8_t>(pred.cview(), truth.cview(), static_cast<std::uint8_t>(c),
-                                                               {10.0, slices[0].spacing[0], slices[0].spacing[1]});
-            REQUIRE(hd.has_value() == v.hd95[static_cast<std::size_t>(c)].has_value());
-            if (hd) CHECK(*v.hd95[static_cast<std::size_t>(c)] == Approx(hd->hd95));
-        }
-    }
-    double mean1 = 0;
-    for (const tr::VolumeScores& v : report.volumes) mean1 += v.dice[1] / 4;
-    CHECK(report.mean_dice[1] == Approx(mean1));
-    CHECK(report.mean_foreground_dice() == Approx((report.mean_dice[1] + report.mean_dice[2] + report.mean_dice[3]) / 3));
-
-    std::vector<gd::Slice> unlabelled = slices;
-    unlabelled[3].label = Tensor<std::uint8_t>();
-    CHECK_THROWS_WITH(tr::evaluate_segmentation<float>(net, unlabelled, {}), Catch::Contains("no ground truth"));
-    CHECK_THROWS_AS(tr::evaluate_segmentation<float>(net, {}, {}), gcl::Error);
 }
 
 TEST_CASE("GclPretrainer and SegmentationTrainer repeat exactly and learn", "[train][pretrainer]") {

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 
 #include "gcl/core/tensor.hpp"
 #include "gcl/core/xtensor.hpp"
+#include "gcl/io/atomic_file.hpp"
 
 namespace gcl {
 
@@ -24,21 +26,13 @@ std::string npy_dtype() {
     return xt::detail::build_typestring<T>();
 }
 
-// Writes a host view as a row-major .npy file. The file appears atomically (temporary + rename).
+// Writes a host view as a row-major .npy file, atomically (io::write_file_atomic).
 template <class T>
 void save_npy(const std::filesystem::path& path, TensorView<const T, cpu> v) {
     const Tensor<std::remove_const_t<T>, cpu> contiguous = Tensor<std::remove_const_t<T>, cpu>::copy_of(v);
-    const std::filesystem::path tmp = path.string() + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        check(static_cast<bool>(out), "save_npy", "cannot open ", tmp.string(), " for writing");
-        xt::detail::dump_npy_stream(out, as_xtensor(contiguous.cview()));
-        out.flush();
-        check(static_cast<bool>(out), "save_npy", "failed writing ", tmp.string());
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    check(!ec, "save_npy", "cannot rename ", tmp.string(), " to ", path.string(), ": ", ec.message());
+    std::ostringstream encoded;
+    xt::detail::dump_npy_stream(encoded, as_xtensor(contiguous.cview()));
+    io::write_file_atomic(path, std::move(encoded).str(), "save_npy");
 }
 template <class T>
 void save_npy(const std::filesystem::path& path, const Tensor<T, cpu>& t) {

@@ -1,26 +1,33 @@
 #pragma once
-// Surface distances between two binary masks (2D or 3D, anisotropic spacing): the 95th percentile
-// Hausdorff distance (HD95) and the average symmetric surface distance (ASSD), as medical image
-// segmentation papers report them.
+// Surface distances between two binary masks (2D or 3D, anisotropic spacing): the Hausdorff
+// distance, its 95th percentile (HD95) and the average symmetric surface distance (ASSD).
 //
-// Conventions (those of MedPy's hd95 / assd): a surface voxel is a mask voxel with a face
-// neighbour outside the mask or outside the image; distances run from each surface voxel of one
-// mask to the nearest surface voxel of the other, in physical units (spacing); HD95 is the 95th
-// percentile (linear interpolation) of both directions' distances together, and ASSD the mean of
-// the two directions' means. Distances come from an exact Euclidean distance transform
-// (Felzenszwalb & Huttenlocher 2012), linear in the number of voxels.
+// A surface voxel is a mask voxel with a face neighbour outside the mask or outside the image
+// (MedPy's and MONAI's edges with connectivity 1); distances run from each surface voxel of one
+// mask to the nearest surface voxel of the other, in physical units (spacing), from an exact
+// Euclidean distance transform (Felzenszwalb & Huttenlocher 2012), linear in the voxels.
+//
+// The libraries aggregate these distances differently, so each definition is offered by name:
+//   Hd95Definition::medpy   95th percentile of both directions' distances pooled (medpy hd95)
+//   Hd95Definition::monai   larger of the two directed 95th percentiles (MONAI
+//                           compute_hausdorff_distance(percentile=95))
+//   AssdDefinition::pooled  mean of both directions' distances pooled (MedPy 0.5 assd, MONAI
+//                           compute_average_surface_distance(symmetric=True))
+//   AssdDefinition::mean_of_directed  mean of the two directed means (MedPy 0.4 assd)
+// Percentiles interpolate linearly (NumPy's default), as both libraries do.
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "gcl/core/error.hpp"
 #include "gcl/core/tensor.hpp"
 
-namespace gcl::train {
+namespace gcl::metrics {
 
 namespace detail {
 
@@ -151,10 +158,34 @@ Tensor<std::uint8_t> mask_surface(ConstView<M> mask) {
     return surface;
 }
 
+enum class Hd95Definition { medpy, monai };
+enum class AssdDefinition { pooled, mean_of_directed };
+
+inline std::string_view name(Hd95Definition d) { return d == Hd95Definition::medpy ? "medpy" : "monai"; }
+inline std::string_view name(AssdDefinition d) { return d == AssdDefinition::pooled ? "pooled" : "mean_of_directed"; }
+
+inline std::string_view describe(Hd95Definition d) {
+    return d == Hd95Definition::medpy ? "95th percentile of both directions' surface distances pooled (MedPy)"
+                                      : "larger of the two directed 95th percentiles (MONAI)";
+}
+inline std::string_view describe(AssdDefinition d) {
+    return d == AssdDefinition::pooled ? "mean of both directions' surface distances pooled (MedPy 0.5, MONAI)"
+                                       : "mean of the two directed mean distances (MedPy 0.4)";
+}
+
 struct SurfaceDistance {
-    double hd95 = 0;     // 95th percentile of the surface distances of both directions
-    double hausdorff = 0;  // their maximum
-    double assd = 0;     // average symmetric surface distance
+    double hausdorff = 0;              // largest distance, either direction
+    double hd95_medpy = 0;             // 95th percentile of both directions pooled
+    double hd95_monai = 0;             // max of the directed 95th percentiles
+    double assd_pooled = 0;            // mean of both directions pooled
+    double assd_mean_of_directed = 0;  // mean of the two directed means
+
+    double hd95(Hd95Definition d = Hd95Definition::medpy) const {
+        return d == Hd95Definition::medpy ? hd95_medpy : hd95_monai;
+    }
+    double assd(AssdDefinition d = AssdDefinition::pooled) const {
+        return d == AssdDefinition::pooled ? assd_pooled : assd_mean_of_directed;
+    }
 };
 
 // Linear-interpolation percentile (NumPy's default) of unsorted values, q in [0, 100].
@@ -187,26 +218,26 @@ std::optional<SurfaceDistance> surface_distance(ConstView<L> prediction, ConstVi
     const Tensor<std::uint8_t> surface_b = mask_surface<std::uint8_t>(b.cview());
     const Tensor<double> to_b = distance_transform<std::uint8_t>(surface_b.cview(), spacing);
     const Tensor<double> to_a = distance_transform<std::uint8_t>(surface_a.cview(), spacing);
-    std::vector<double> all;
-    double sum_ab = 0, sum_ba = 0;
-    index_t n_ab = 0, n_ba = 0;
+    std::vector<double> ab, ba;  // prediction surface -> target surface, and back
     for (index_t i = 0; i < a.numel(); ++i) {
-        if (surface_a.data()[i]) {
-            all.push_back(to_b.data()[i]);
-            sum_ab += to_b.data()[i];
-            ++n_ab;
-        }
-        if (surface_b.data()[i]) {
-            all.push_back(to_a.data()[i]);
-            sum_ba += to_a.data()[i];
-            ++n_ba;
-        }
+        if (surface_a.data()[i]) ab.push_back(to_b.data()[i]);
+        if (surface_b.data()[i]) ba.push_back(to_a.data()[i]);
     }
+    const auto sum = [](const std::vector<double>& v) {
+        double total = 0;
+        for (double x : v) total += x;
+        return total;
+    };
+    std::vector<double> all = ab;
+    all.insert(all.end(), ba.begin(), ba.end());
     SurfaceDistance r;
     r.hausdorff = *std::max_element(all.begin(), all.end());
-    r.hd95 = percentile(std::move(all), 95.0);
-    r.assd = 0.5 * (sum_ab / static_cast<double>(n_ab) + sum_ba / static_cast<double>(n_ba));
+    r.hd95_medpy = percentile(all, 95.0);
+    r.hd95_monai = std::max(percentile(ab, 95.0), percentile(ba, 95.0));
+    r.assd_pooled = sum(all) / static_cast<double>(all.size());
+    r.assd_mean_of_directed =
+        0.5 * (sum(ab) / static_cast<double>(ab.size()) + sum(ba) / static_cast<double>(ba.size()));
     return r;
 }
 
-}  // namespace gcl::train
+}  // namespace gcl::metrics

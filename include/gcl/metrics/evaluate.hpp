@@ -1,31 +1,38 @@
 #pragma once
 // Evaluating a segmentation network on labelled slices the way cardiac MRI papers report it:
 // slices are predicted, stacked back into volumes (one per patient, phase and scanner, base to
-// apex), and every volume gets a Dice score and an HD95 per class; the report averages them.
+// apex), and every volume gets a Dice score, an HD95 and an ASSD per class; the report averages
+// them. The Dice convention and the HD95 / ASSD definitions are options (segmentation_metrics.hpp,
+// hausdorff.hpp) and the report carries them: print `report.conventions()` beside its figures.
 //
-//   auto report = train::evaluate_segmentation<float>(unet, test_slices, {.classes = 4});
-//   report.mean_dice[c], report.mean_hd95[c], report.mean_foreground_dice()
+//   auto report = metrics::evaluate_segmentation<float>(unet, test_slices, {.classes = 4});
+//   report.mean_dice[c], report.mean_hd95[c], report.mean_foreground_dice(), report.conventions()
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <optional>
 #include <span>
+#include <string>
 #include <tuple>
 #include <vector>
 
 #include "gcl/core/error.hpp"
 #include "gcl/core/tensor.hpp"
 #include "gcl/data/slice.hpp"
-#include "gcl/train/hausdorff.hpp"
-#include "gcl/train/segmentation_metrics.hpp"
+#include "gcl/metrics/hausdorff.hpp"
+#include "gcl/metrics/segmentation_metrics.hpp"
 
-namespace gcl::train {
+namespace gcl::metrics {
 
 struct EvaluationOptions {
     int classes = 4;
     index_t batch_size = 16;      // slices per forward pass
-    double slice_spacing = 10.0;  // mm between the slices of a stack (through-plane HD95)
+    double slice_spacing = 10.0;  // mm between the slices of a stack (through-plane distances)
+    DiceConvention dice = DiceConvention::nnunet;
+    Hd95Definition hd95 = Hd95Definition::medpy;
+    AssdDefinition assd = AssdDefinition::pooled;
 };
 
 struct VolumeScores {
@@ -33,17 +40,33 @@ struct VolumeScores {
     std::int32_t phase = 0;
     std::int32_t scanner = 0;
     index_t slices = 0;
-    std::vector<double> dice;                 // per class (class 0: background)
+    std::vector<double> dice;                 // per class (class 0: background); NaN where undefined
     std::vector<std::optional<double>> hd95;  // per class, mm; empty where a class is absent from either map
+    std::vector<std::optional<double>> assd;  // per class, mm; likewise
 };
 
 struct EvaluationReport {
+    DiceConvention dice_convention = DiceConvention::nnunet;
+    Hd95Definition hd95_definition = Hd95Definition::medpy;
+    AssdDefinition assd_definition = AssdDefinition::pooled;
     std::vector<VolumeScores> volumes;
-    std::vector<double> mean_dice, std_dice;  // per class, over volumes
+    std::vector<double> mean_dice, std_dice;  // per class, over the volumes where Dice is defined
+    std::vector<index_t> undefined_dice;      // per class: volumes without a Dice (always 0 for empty_is_one)
     std::vector<double> mean_hd95;            // per class, over volumes where it is defined
     std::vector<index_t> undefined_hd95;      // per class: volumes without it (class missing from a map)
+    std::vector<double> mean_assd;            // per class, over volumes where it is defined
 
-    double mean_foreground_dice() const { return train::mean_foreground_dice(mean_dice); }
+    // Mean over foreground classes of mean_dice, classes without any Dice left out.
+    double mean_foreground_dice() const { return metrics::mean_foreground_dice(mean_dice); }
+
+    // One line naming the conventions behind the figures; print it with them.
+    std::string conventions() const {
+        std::string s = "Dice: ";
+        s.append(name(dice_convention)).append(" (").append(describe(dice_convention)).append("); HD95: ");
+        s.append(name(hd95_definition)).append(" (").append(describe(hd95_definition)).append("); ASSD: ");
+        s.append(name(assd_definition)).append(" (").append(describe(assd_definition)).append(")");
+        return s;
+    }
 };
 
 // Class indices [N, H, W] from logits [N, C, H, W] (the first maximum wins).
@@ -112,6 +135,9 @@ EvaluationReport evaluate_segmentation(Net& net, const std::vector<data::Slice>&
     }
 
     EvaluationReport report;
+    report.dice_convention = options.dice;
+    report.hd95_definition = options.hd95;
+    report.assd_definition = options.assd;
     const auto C = static_cast<std::size_t>(options.classes);
     for (auto& [key, idx] : volumes) {
         std::sort(idx.begin(), idx.end(), [&](index_t a, index_t b) {
@@ -132,38 +158,60 @@ EvaluationReport evaluate_segmentation(Net& net, const std::vector<data::Slice>&
         v.patient = std::get<1>(key);
         v.phase = std::get<2>(key);
         v.slices = static_cast<index_t>(idx.size());
-        v.dice = dice_per_class<std::uint8_t>(prediction.cview(), truth.cview(), options.classes);
+        v.dice = dice_per_class<std::uint8_t>(prediction.cview(), truth.cview(), options.classes, options.dice);
         const std::vector<double> spacing{options.slice_spacing, first.spacing[0], first.spacing[1]};
         for (int c = 0; c < options.classes; ++c) {
             const auto d = surface_distance<std::uint8_t>(prediction.cview(), truth.cview(), static_cast<std::uint8_t>(c),
                                                           spacing);
-            v.hd95.push_back(d ? std::optional<double>(d->hd95) : std::nullopt);
+            v.hd95.push_back(d ? std::optional<double>(d->hd95(options.hd95)) : std::nullopt);
+            v.assd.push_back(d ? std::optional<double>(d->assd(options.assd)) : std::nullopt);
         }
         report.volumes.push_back(std::move(v));
     }
 
-    report.mean_dice.assign(C, 0.0);
-    report.std_dice.assign(C, 0.0);
-    report.mean_hd95.assign(C, 0.0);
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    report.mean_dice.assign(C, nan);
+    report.std_dice.assign(C, nan);
+    report.undefined_dice.assign(C, 0);
+    report.mean_hd95.assign(C, nan);
     report.undefined_hd95.assign(C, 0);
-    const double nv = static_cast<double>(report.volumes.size());
+    report.mean_assd.assign(C, nan);
+    const auto volume_count = static_cast<index_t>(report.volumes.size());
     for (std::size_t c = 0; c < C; ++c) {
-        double sum = 0, sq = 0, hd = 0;
-        index_t defined = 0;
+        double sum = 0, sq = 0, hd = 0, as = 0;
+        index_t with_dice = 0, with_distance = 0;
         for (const VolumeScores& v : report.volumes) {
-            sum += v.dice[c];
-            sq += v.dice[c] * v.dice[c];
+            if (!std::isnan(v.dice[c])) {
+                sum += v.dice[c];
+                sq += v.dice[c] * v.dice[c];
+                ++with_dice;
+            }
             if (v.hd95[c]) {
                 hd += *v.hd95[c];
-                ++defined;
+                as += *v.assd[c];
+                ++with_distance;
             }
         }
-        report.mean_dice[c] = sum / nv;
-        report.std_dice[c] = std::sqrt(std::max(0.0, sq / nv - report.mean_dice[c] * report.mean_dice[c]));
-        report.mean_hd95[c] = defined ? hd / static_cast<double>(defined) : std::nan("");
-        report.undefined_hd95[c] = static_cast<index_t>(report.volumes.size()) - defined;
+        if (with_dice) {
+            const double n = static_cast<double>(with_dice);
+            report.mean_dice[c] = sum / n;
+            report.std_dice[c] = std::sqrt(std::max(0.0, sq / n - report.mean_dice[c] * report.mean_dice[c]));
+        }
+        report.undefined_dice[c] = volume_count - with_dice;
+        if (with_distance) {
+            report.mean_hd95[c] = hd / static_cast<double>(with_distance);
+            report.mean_assd[c] = as / static_cast<double>(with_distance);
+        }
+        report.undefined_hd95[c] = volume_count - with_distance;
     }
     return report;
 }
 
+}  // namespace gcl::metrics
+
+// The evaluation entry points under their earlier names, for programs written against gcl::train.
+namespace gcl::train {
+using metrics::EvaluationOptions;
+using metrics::EvaluationReport;
+using metrics::evaluate_segmentation;
 }  // namespace gcl::train
