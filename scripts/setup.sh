@@ -12,6 +12,7 @@ packages=(
     insighttoolkit5-examples                # ships a real T1 MRI volume with a label map
     clang                                   # libFuzzer target of the NIfTI parser
     libopenmpi-dev openmpi-bin              # data-parallel training (dist/) and its mpirun tests
+    libcli11-dev nlohmann-json3-dev         # gcl_demo's and gcl_experiment's flags and results.json
 )
 if [[ "${1:-}" == "--fixtures" ]]; then
     packages+=(python3-torch)

@@ -86,7 +86,10 @@ inline const char* to_string(PixelFilter f) {
 }
 
 struct GclObjectiveOptions {
-    double temperature = 0.1;
+    // 0.5: a label whose positives are half the batch (cardiac phase) can only fall from log(2B - 1)
+    // to about log(B - 1); at 0.1 getting there needs the positives' similarities within a few
+    // hundredths of each other, at 0.5 a clear margin to the negatives is enough (docs/training.md).
+    double temperature = 0.5;
     Mitigation mitigation = Mitigation::parameters;
     surgery::MitigateOptions mitigate = {};  // reduction, seed of the projection orders, eps
     // per_label (default): with contradicting meta labels a single space has no good minimum (the
