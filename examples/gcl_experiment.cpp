@@ -7,7 +7,7 @@
 // gcl-no-filter (GradMitigator over the parameters, no GradFilter), gcl-parameters and
 // gcl-representation (GradMitigator over the parameters or at the encoder output, GradFilter).
 //
-//   gcl_experiment [--out DIR] [--seeds 1 2 3] [--labelled 1 2 5] [--methods NAME ...] [--full] ...
+//   gcl_experiment [--out DIR] [--seeds 1 2 3] [--labelled 1 2 5] [--methods NAME ...] [--full] [--report-only] ...
 //   gcl_experiment --help
 //
 // Writes to DIR: results.json (every run), results.csv (one row per run and test set), report.md
@@ -272,8 +272,7 @@ int main(int argc, char** argv) try {
     p.pretrain_steps = 60;
     p.finetune_steps = 50;
     p.test_patients = 3;
-    p.pretrain_lr = 0.15;
-    bool full = false;
+    bool full = false, report_only = false;
     std::string out = o.out.string();
 
     CLI::App app{"gcl_experiment: every method x labelled patients x seed on the phantom, with a report"};
@@ -288,6 +287,8 @@ int main(int argc, char** argv) try {
     app.add_flag("--full", full,
                  "the full protocol: 48 unlabelled patients, 150 pre-training and 150 fine-tuning steps, 10 test patients "
                  "per scanner");
+    app.add_flag("--report-only", report_only,
+                 "run nothing: write report.md and the figures from what --out already holds (pass the same protocol flags)");
     add_protocol_flags(app, p);
     if (const auto code = parse_or_exit(app, argc, argv)) return *code;
     if (full) {
@@ -332,7 +333,7 @@ int main(int argc, char** argv) try {
 
     const std::map<std::string, Method> by_name = method_names();
     for (std::uint64_t seed : o.seeds) {
-        const Data d = make_data(p, seed);
+        const Data d = report_only ? Data{} : make_data(p, seed);
         std::map<std::string, std::vector<gcl::Tensor<std::uint8_t>>> shown;  // method -> one prediction per test set
         for (const std::string& name : o.methods) {
             const Method m = by_name.at(name);
@@ -345,6 +346,7 @@ int main(int argc, char** argv) try {
                 std::ifstream in(record);
                 pretrainings[tag] = Json::parse(in);
             }
+            if (report_only) continue;
             if (todo.empty()) {
                 std::printf("%s, seed %llu: done\n", name.c_str(), static_cast<unsigned long long>(seed));
                 continue;
@@ -407,7 +409,7 @@ int main(int argc, char** argv) try {
                                      gcl::data::montage(rows, 1, 4).cview());
             }
     }
-    save();
+    if (!report_only) save();
     write_report(o, results, pretrainings, seconds_since(start));
     std::printf("wrote %s, results.csv, report.md and figures/ in %.0f s\n", (o.out / "results.json").string().c_str(),
                 seconds_since(start));

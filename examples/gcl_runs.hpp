@@ -77,7 +77,7 @@ struct Protocol {
     std::int64_t pretrain_steps = 60;
     std::int64_t finetune_steps = 60;
     index_t pretrain_batch = 16;
-    double pretrain_lr = 0.15;
+    double pretrain_lr = 0.05;
     index_t finetune_batch = 8;
     double finetune_lr = 2e-3;
     int depth = 3;
