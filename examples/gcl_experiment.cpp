@@ -411,7 +411,7 @@ int main(int argc, char** argv) try {
     }
     if (!report_only) save();
     write_report(o, results, pretrainings, seconds_since(start));
-    std::printf("wrote %s, results.csv, report.md and figures/ in %.0f s\n", (o.out / "results.json").string().c_str(),
+    std::printf("wrote %s in %.0f s\n", report_only ? "report.md and figures/" : "results.json, results.csv, report.md and figures/",
                 seconds_since(start));
     return 0;
 } catch (const std::exception& e) {
