@@ -2,6 +2,7 @@
 // What gcl_demo and gcl_experiment share: the phantom data of one seed, one pre-training per
 // method (with its per-label losses, conflicts and k-NN probe), one fine-tuning with its Dice and
 // HD95 on every test scanner, and the JSON form of both (results.json).
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -163,6 +164,7 @@ struct Pretraining {
 inline tr::GclPretrainerOptions pretrainer_options(Method m, const Protocol& p, std::uint64_t seed) {
     tr::GclPretrainerOptions po;
     po.steps = p.pretrain_steps;
+    po.warmup_steps = std::min<std::int64_t>(po.warmup_steps, p.pretrain_steps / 5);  // short runs warm up less
     po.sgd.learning_rate = p.pretrain_lr;
     po.sampler.batch_size = p.pretrain_batch;
     po.sampler.seed = seed;

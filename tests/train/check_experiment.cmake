@@ -3,7 +3,7 @@
 # cmake -DPROGRAM=<gcl_experiment> -DOUT=<dir> -DPYTHON=<python3> -P check_experiment.cmake
 file(REMOVE_RECURSE ${OUT})
 set(args --out ${OUT} --methods random-init gcl-representation --seeds 1 --labelled 1 2
-         --pretrain-steps 2 --finetune-steps 2 --pretrain-patients 4 --probe-patients 2 --test-patients 1 --size 32)
+         --pretrain-steps 3 --finetune-steps 11 --pretrain-patients 4 --probe-patients 2 --test-patients 1 --size 32)
 execute_process(COMMAND ${PROGRAM} ${args} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 message("${out}")
 if(NOT rc EQUAL 0)
