@@ -12,7 +12,7 @@ packages=(
     insighttoolkit5-examples                # ships a real T1 MRI volume with a label map
     clang                                   # libFuzzer target of the NIfTI parser
     libopenmpi-dev openmpi-bin              # data-parallel training (dist/) and its mpirun tests
-    libcli11-dev nlohmann-json3-dev         # the gcl program: options and config files; model files, reports
+    libcli11-dev nlohmann-json3-dev         # the programs' flags and config files; results.json, model files, reports
 )
 if [[ "${1:-}" == "--fixtures" ]]; then
     packages+=(python3-torch)

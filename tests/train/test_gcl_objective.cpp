@@ -99,10 +99,10 @@ TEST_CASE("GclObjective at the parameter level mitigates the per-label parameter
     CHECK(r.projections > 0);
 }
 
-TEST_CASE("GclObjective at the representation level projects per sample", "[train][gcl]") {
+TEST_CASE("GclObjective at the embedding level projects per sample in a shared space", "[train][gcl]") {
     Setup s;
     tr::GclObjectiveOptions o = plain(tr::LabelSpace::shared);
-    o.mitigation = tr::Mitigation::representation;
+    o.mitigation = tr::Mitigation::embeddings;
     tr::GclObjective<double> objective(s.model, s.arena, o);
     const tr::GclStepReport r = objective.gradient(s.images.cview(), s.meta.cview(), 3);
     const Tensor<double> g = Tensor<double>::copy_of(s.arena.flat_grads());
@@ -119,6 +119,81 @@ TEST_CASE("GclObjective at the representation level projects per sample", "[trai
     const tr::GclStepReport r1 = objective.gradient(s.images.cview(), one.cview(), 3);
     CHECK(r1.projections == 0);
     for (index_t p = 0; p < g.numel(); ++p) CHECK(s.arena.flat_grads()(p) == Approx(plain_grad(p)).margin(1e-12));
+}
+
+TEST_CASE("GclObjective at the representation level mitigates dL/dF of separately computed per-label passes",
+          "[train][gcl]") {
+    // Reference: label m's embedding gradients through a whole backward pass each (head and encoder),
+    // which gives dL_m/dF; the plain-loop mitigation per sample (image branch, vectors of C h w) and
+    // per location (pixel branch, vectors of C); one encoder pass on their sum; the heads' parameter
+    // gradients summed over the labels.
+    for (tr::LabelSpace space : {tr::LabelSpace::per_label, tr::LabelSpace::shared}) {
+        Setup s;
+        tr::GclObjectiveOptions o = plain(space);
+        o.mitigation = tr::Mitigation::representation;
+        o.filter = tr::PixelFilter::anchors;
+        o.mitigate.seed = 3;
+        tr::GclObjective<double> objective(s.model, s.arena, o);
+        const std::uint64_t step = 7;
+        const auto eg = objective.embedding_gradients(s.images.cview(), s.meta.cview(), step);
+        const index_t K = 2, P = s.arena.size();
+        const gcl::Shape fs = s.model.feature_shape(s.images.shape());
+        const index_t N = fs[0], C = fs[1], HW = fs[2] * fs[3], F = C * HW;
+        Tensor<double> G(Shape{K, P}), by_sample(Shape{N, K, F}), by_location(Shape{N * HW, K, C});
+        for (index_t m = 0; m < K; ++m) {
+            s.arena.begin_backward(G.view(), m, nn::GradMode::overwrite);
+            const auto g = s.model.backward(eg.image.cview().select(0, m), eg.pixel.cview().select(0, m));
+            for (index_t n = 0; n < N; ++n)
+                for (index_t c = 0; c < C; ++c)
+                    for (index_t p = 0; p < HW; ++p) {
+                        by_sample(n, m, c * HW + p) = g.features_from_image.data()[(n * C + c) * HW + p];
+                        by_location(n * HW + p, m, c) = g.features_from_pixel.data()[(n * C + c) * HW + p];
+                    }
+        }
+        s.arena.end_backward();
+        Tensor<double> image_out(Shape{N, F}), pixel_out(Shape{N * HW, C});
+        const auto ri = gcl::surgery::reference::mitigate_batched<double>(by_sample.cview(), image_out.view(), o.mitigate, step);
+        const auto rp = gcl::surgery::reference::mitigate_batched<double>(by_location.cview(), pixel_out.view(), o.mitigate,
+                                                                          gcl::mix64(step + 1));
+        Tensor<double> dF(fs);
+        for (index_t n = 0; n < N; ++n)
+            for (index_t c = 0; c < C; ++c)
+                for (index_t p = 0; p < HW; ++p)
+                    dF.data()[(n * C + c) * HW + p] = image_out(n, c * HW + p) + pixel_out(n * HW + p, c);
+        Tensor<double> expected(Shape{P});
+        s.arena.begin_backward(expected.view(), nn::GradMode::overwrite);
+        s.model.encoder_backward(dF.cview());
+        s.arena.end_backward();
+        for (const auto& info : s.arena.parameters())
+            if (info.name.rfind("encoder.", 0) != 0)
+                for (index_t p = info.offset; p < info.offset + info.numel(); ++p) expected(p) = G(0, p) + G(1, p);
+
+        const tr::GclStepReport r = objective.gradient(s.images.cview(), s.meta.cview(), step);
+        INFO(tr::to_string(space));
+        CHECK(r.conflicting_pairs == ri.conflicting_pairs + rp.conflicting_pairs);
+        CHECK(r.projections == ri.projections + rp.projections);
+        // The labels meet at the encoder output even where their embedding parts are disjoint.
+        CHECK(ri.conflicting_pairs > 0);
+        CHECK(rp.conflicting_pairs > 0);
+        REQUIRE(r.label_cosines.size() == 1);
+        for (index_t p = 0; p < P; ++p) CHECK(s.arena.flat_grads()(p) == Approx(expected(p)).margin(1e-10));
+    }
+}
+
+TEST_CASE("GclObjective at the representation level equals the plain sum when nothing conflicts", "[train][gcl]") {
+    Setup s;
+    const Tensor<std::int64_t> one = Tensor<std::int64_t>::copy_of(s.meta.cview().narrow(0, 0, 1));
+    tr::GclObjective<double> none(s.model, s.arena, plain(tr::LabelSpace::per_label));
+    none.gradient(s.images.cview(), one.cview(), 3);
+    const Tensor<double> plain_grad = Tensor<double>::copy_of(s.arena.flat_grads());
+    tr::GclObjectiveOptions o = plain(tr::LabelSpace::per_label);
+    o.mitigation = tr::Mitigation::representation;
+    tr::GclObjective<double> objective(s.model, s.arena, o);
+    const tr::GclStepReport r = objective.gradient(s.images.cview(), one.cview(), 3);
+    CHECK(r.projections == 0);
+    CHECK(r.conflicting_pairs == 0);
+    for (index_t p = 0; p < plain_grad.numel(); ++p)
+        CHECK(s.arena.flat_grads()(p) == Approx(plain_grad(p)).margin(1e-12));
 }
 
 TEST_CASE("GclObjective's pixel filter keeps whole anchors", "[train][gcl]") {

@@ -39,6 +39,7 @@ struct PretrainModelOptions {
     UNetEncoderOptions encoder = {};
     index_t image_hidden = 256;  // image head: hidden and embedding sizes
     index_t image_out = 128;
+    HeadNorm image_norm = HeadNorm::hidden_and_output;  // batch normalisation in the image head (image_head.hpp)
     index_t pixel_hidden = 256;  // pixel head: hidden and embedding channels
     index_t pixel_out = 128;
 };
@@ -68,7 +69,8 @@ public:
           encoder_(scope.child("encoder"), options.encoder),
           image_head_(scope.child("image_head"), {.in_channels = options.encoder.width(options.encoder.depth),
                                                   .hidden_features = options.image_hidden,
-                                                  .out_features = options.image_out}),
+                                                  .out_features = options.image_out,
+                                                  .batch_norm = options.image_norm}),
           pixel_head_(scope.child("pixel_head"), {.in_channels = options.encoder.width(options.encoder.depth),
                                                   .hidden_channels = options.pixel_hidden,
                                                   .out_channels = options.pixel_out}),
@@ -98,22 +100,22 @@ public:
     // receive no gradient, which in overwrite mode leaves them at 0). Parameter gradients are added into the arena's
     // current gradient target. May be called any number of times after one forward.
     Gradients backward(ConstView<T> d_image, ConstView<T> d_pixel) {
-        constexpr std::string_view op = "nn::PretrainModel::backward";
-        detail::require_forward(forward_done_, op, {});
-        const bool image = present(d_image), pixel = present(d_pixel);
-        check(image || pixel, op, "needs the gradient of at least one head; both are empty");
-        Gradients g;
-        if (image) g.features_from_image = image_head_.backward(d_image);
-        if (pixel) g.features_from_pixel = pixel_head_.backward(d_pixel);
-        if (image && pixel) {
-            d_features_.resize(g.features_from_image.shape());
-            ops::add(g.features_from_image, g.features_from_pixel, d_features_.view());
-            g.features = d_features_.cview();
-        } else {
-            g.features = image ? g.features_from_image : g.features_from_pixel;
-        }
+        Gradients g = heads_backward(d_image, d_pixel, "nn::PretrainModel::backward");
         g.input = encoder_.backward(g.features);
         return g;
+    }
+
+    // The two halves of backward, for mitigation at the encoder output: K passes through the heads
+    // alone (one per meta label), the per-label dL/dF combined per sample, then one encoder pass.
+    // heads_backward leaves `input` empty; its views are valid until the next heads_backward or
+    // backward call, so copy them before the next label's pass.
+    Gradients heads_backward(ConstView<T> d_image, ConstView<T> d_pixel) {
+        return heads_backward(d_image, d_pixel, "nn::PretrainModel::heads_backward");
+    }
+    // dL/dx from dL/dF [N, C, h, w]: the encoder's parameter gradients go to the arena's target.
+    ConstView<T> encoder_backward(ConstView<T> d_features) {
+        detail::require_forward(forward_done_, "nn::PretrainModel::encoder_backward", {});
+        return encoder_.backward(d_features);
     }
 
     // dL/dF through the image head alone, e.g. the guidance d(sum_m L_img^m)/dF that selects pixel
@@ -158,6 +160,23 @@ public:
     const PretrainModelOptions& options() const { return options_; }
 
 private:
+    Gradients heads_backward(ConstView<T> d_image, ConstView<T> d_pixel, std::string_view op) {
+        detail::require_forward(forward_done_, op, {});
+        const bool image = present(d_image), pixel = present(d_pixel);
+        check(image || pixel, op, "needs the gradient of at least one head; both are empty");
+        Gradients g;
+        if (image) g.features_from_image = image_head_.backward(d_image);
+        if (pixel) g.features_from_pixel = pixel_head_.backward(d_pixel);
+        if (image && pixel) {
+            d_features_.resize(g.features_from_image.shape());
+            ops::add(g.features_from_image, g.features_from_pixel, d_features_.view());
+            g.features = d_features_.cview();
+        } else {
+            g.features = image ? g.features_from_image : g.features_from_pixel;
+        }
+        return g;
+    }
+
     static bool present(const ConstView<T>& v) { return v.data() != nullptr && v.numel() > 0; }
 
     PretrainModelOptions options_;

@@ -21,6 +21,7 @@
 //       sgd.step(arena);
 //   }
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -46,7 +47,10 @@ namespace gcl::train {
 enum class Mitigation {
     none,            // plain sum of the per-label gradients (the baseline without surgery)
     parameters,      // g_m = dL_m/dtheta over all parameters: K backward passes, one K x P mitigation
-    representation,  // g_m = dL_m/dz per embedding (image and pixel), mitigated per sample, one backward pass
+    representation,  // g_m = dL_m/dF at the encoder output F: K passes through the heads, per-sample (image
+                     // branch) and per-location (pixel branch) mitigation, one encoder backward pass
+    embeddings,      // g_m = dL_m/dz per embedding (image and pixel), mitigated per sample, one backward pass;
+                     // meets conflicts only in a shared label space (per-label parts are orthogonal)
 };
 
 // Which embedding space each meta label's contrast uses.
@@ -67,6 +71,7 @@ inline const char* to_string(Mitigation m) {
         case Mitigation::none: return "none";
         case Mitigation::parameters: return "parameters";
         case Mitigation::representation: return "representation";
+        case Mitigation::embeddings: return "embeddings";
     }
     return "?";
 }
@@ -81,7 +86,10 @@ inline const char* to_string(PixelFilter f) {
 }
 
 struct GclObjectiveOptions {
-    double temperature = 0.1;
+    // 0.5: a label whose positives are half the batch (cardiac phase) can only fall from log(2B - 1)
+    // to about log(B - 1); at 0.1 getting there needs the positives' similarities within a few
+    // hundredths of each other, at 0.5 a clear margin to the negatives is enough (docs/training.md).
+    double temperature = 0.5;
     Mitigation mitigation = Mitigation::parameters;
     surgery::MitigateOptions mitigate = {};  // reduction, seed of the projection orders, eps
     // per_label (default): with contradicting meta labels a single space has no good minimum (the
@@ -109,12 +117,37 @@ struct GclStepReport {
     std::vector<double> image_losses;  // [K] L_img^m
     std::vector<double> pixel_losses;  // [K] L_pix^m (empty without the pixel contrast)
     double total = 0;                  // sum_m L_img^m + pixel_weight L_pix^m
-    index_t conflicting_pairs = 0;     // gradient pairs in conflict before mitigation (summed over samples at the representation level)
+    index_t conflicting_pairs = 0;     // gradient pairs in conflict before mitigation (summed over samples and locations
+                                       // at the representation and embedding levels)
     index_t projections = 0;           // projections applied
     index_t kept_pairs = 0;            // pixel pairs kept by the filter
     index_t candidate_pairs = 0;       // pixel pairs it chose from
     std::vector<index_t> image_anchors_without_positives;  // [K]
+    // Cosine between the per-label gradients, pairs (0, 1), (0, 2), ..., (K - 2, K - 1): over all
+    // parameters at the parameter level, over the whole encoder output at the representation
+    // level; empty at the other levels.
+    std::vector<double> label_cosines;
 };
+
+// The per-label gradients of one batch's losses with respect to the embeddings, before any
+// mitigation (GclObjective::embedding_gradients).
+template <class T>
+struct EmbeddingGradients {
+    Tensor<T> image;  // [K, N, D]
+    Tensor<T> pixel;  // [K, N, C, h, w], zero away from the sampled locations; empty without the pixel contrast
+    GclStepReport report;
+};
+
+// Cosines of the rows of a K x K Gram matrix, in GclStepReport::label_cosines order.
+inline std::vector<double> gram_cosines(const double* gram, index_t K) {
+    std::vector<double> out;
+    for (index_t i = 0; i < K; ++i)
+        for (index_t j = i + 1; j < K; ++j) {
+            const double d = std::sqrt(gram[i * K + i] * gram[j * K + j]);
+            out.push_back(d > 0 ? gram[i * K + j] / d : 0.0);
+        }
+    return out;
+}
 
 template <class T>
 class GclObjective {
@@ -137,6 +170,104 @@ public:
     // in the arena's own gradient buffer. `step` seeds the location sampling and the projection
     // orders, so a run repeats exactly.
     GclStepReport gradient(ConstView<T> images, ConstView<std::int64_t> meta, std::uint64_t step) {
+        Stage st = stage(images, meta, step);
+        GclStepReport& report = st.report;
+        const index_t K = meta.dim(0), N = images.dim(0);
+        const PerLabel& img = st.img;
+        PerLabel& pix = st.pix;
+        const bool pixel = options_.pixel_contrast;
+
+        switch (options_.mitigation) {
+            case Mitigation::parameters: {
+                // K backward passes after one forward, label m's gradient into row m of G [K, P].
+                grads_.resize(Shape{K, arena_->size()});
+                for (index_t m = 0; m < K; ++m) {
+                    arena_->begin_backward(grads_.view(), m, nn::GradMode::overwrite);
+                    const ConstView<T> d_pixel = pixel ? dense_pixel_grad(pix.grads.cview().select(0, m), st)
+                                                       : ConstView<T>();
+                    model_->backward(img.grads.cview().select(0, m), d_pixel);
+                }
+                arena_->end_backward();
+                const surgery::MitigateReport r =
+                    surgery::mitigate<T>(grads_.cview(), arena_->flat_grads(), options_.mitigate, step);
+                report.conflicting_pairs = r.conflicting_pairs;
+                report.projections = r.projections;
+                if (!r.gram.empty()) report.label_cosines = gram_cosines(r.gram.data(), K);
+                break;
+            }
+            case Mitigation::representation: {
+                encoder_output_mitigation(st, step);
+                break;
+            }
+            case Mitigation::embeddings: {
+                Tensor<T> d_image(Shape{N, img.grads.dim(2)});
+                const surgery::MitigateReport ri = surgery::mitigate_batched<T>(
+                    img.grads.cview().transpose(0, 1), d_image.view(), options_.mitigate, step);
+                report.conflicting_pairs = ri.conflicting_pairs;
+                report.projections = ri.projections;
+                ConstView<T> d_pixel;
+                if (pixel) {
+                    Tensor<T> combined(Shape{pix.grads.dim(1), pix.grads.dim(2)});
+                    // The pixels' projection orders come from another step stream than the images'.
+                    const surgery::MitigateReport rp = surgery::mitigate_batched<T>(
+                        pix.grads.cview().transpose(0, 1), combined.view(), options_.mitigate, mix64(step + 1));
+                    report.conflicting_pairs += rp.conflicting_pairs;
+                    report.projections += rp.projections;
+                    d_pixel = dense_pixel_grad(combined.cview(), st);
+                }
+                arena_->begin_backward(nn::GradMode::overwrite);
+                model_->backward(d_image.cview(), d_pixel);
+                arena_->end_backward();
+                break;
+            }
+            case Mitigation::none: {
+                const ConstView<T> d_pixel = pixel ? dense_pixel_grad(pix.grad_sum.cview(), st) : ConstView<T>();
+                arena_->begin_backward(nn::GradMode::overwrite);
+                model_->backward(img.grad_sum.cview(), d_pixel);
+                arena_->end_backward();
+                break;
+            }
+        }
+        ops::check_finite("train::GclObjective", arena_->flat_grads(), "the combined gradient");
+        return report;
+    }
+
+    // Forward, losses and filter only: the per-label gradients with respect to the embeddings that
+    // gradient() would mitigate. Writes no parameter gradient.
+    EmbeddingGradients<T> embedding_gradients(ConstView<T> images, ConstView<std::int64_t> meta, std::uint64_t step) {
+        Stage st = stage(images, meta, step);
+        EmbeddingGradients<T> out;
+        out.image = std::move(st.img.grads);
+        if (options_.pixel_contrast) {
+            const index_t K = meta.dim(0);
+            const Shape& ps = st.pixel_shape;
+            out.pixel = Tensor<T>(Shape{K, ps[0], ps[1], ps[2], ps[3]});
+            for (index_t m = 0; m < K; ++m)
+                loss::scatter_pixel_grads<T>(st.pix.grads.cview().select(0, m), st.locations.cview(),
+                                             out.pixel.view().select(0, m));
+        }
+        out.report = std::move(st.report);
+        return out;
+    }
+
+private:
+    // Per-label losses and gradients with respect to one set of embeddings [rows, D].
+    struct PerLabel {
+        std::vector<double> losses;  // [K]
+        Tensor<T> grads;             // [K, rows, D]
+        Tensor<T> grad_sum;          // [rows, D]
+    };
+
+    // What one forward pass and the losses leave for the mitigation.
+    struct Stage {
+        PerLabel img, pix;
+        Tensor<index_t> locations;  // [S] sampled locations (flat indices into h x w)
+        Shape pixel_shape;          // [N, C, h, w] of the pixel embeddings
+        Shape feature_shape;        // [N, C, h, w] of the encoder output F
+        GclStepReport report;
+    };
+
+    Stage stage(ConstView<T> images, ConstView<std::int64_t> meta, std::uint64_t step) {
         constexpr std::string_view op = "train::GclObjective::gradient";
         check(images.rank() == 4, op, "images must be [2B, C, H, W], got ", images.shape());
         check(images.dim(0) >= 2 && images.dim(0) % 2 == 0, op, "images must hold two views of B >= 1 images, got ",
@@ -151,81 +282,86 @@ public:
 
         model_->set_training(true);
         const auto out = model_->forward(images);
-        GclStepReport report;
-
-        // ---- per-label gradients on the image embeddings [K, N, D] and sampled pixels [K, A, C] ----
-        const PerLabel img = image_contrast(out.image, meta, report);
-        PerLabel pix;
-        Tensor<index_t> locations;
+        Stage st;
+        st.feature_shape = out.features.shape();
+        // Per-label gradients on the image embeddings [K, N, D] and on the sampled pixels [K, A, C].
+        st.img = image_contrast(out.image, meta, st.report);
         if (options_.pixel_contrast) {
-            const Shape ps = out.pixel.shape();  // [N, C, h, w]
+            st.pixel_shape = out.pixel.shape();  // [N, C, h, w]
             Rng rng(options_.seed, mix64(step));
-            locations = loss::sample_locations(ps[2], ps[3], std::min(options_.pixel_samples, ps[2] * ps[3]), rng);
-            pix = pixel_contrast(out.pixel, meta, locations, img, report);
+            st.locations = loss::sample_locations(st.pixel_shape[2], st.pixel_shape[3],
+                                                  std::min(options_.pixel_samples, st.pixel_shape[2] * st.pixel_shape[3]),
+                                                  rng);
+            st.pix = pixel_contrast(out.pixel, meta, st.locations, st.img, st.report);
             if (options_.pixel_weight != 1.0)
-                ops::scale(pix.grads.cview(), static_cast<T>(options_.pixel_weight), pix.grads.view());
+                ops::scale(st.pix.grads.cview(), static_cast<T>(options_.pixel_weight), st.pix.grads.view());
         }
-
-        // ---- mitigation and backward ----
-        const Shape pixel_shape = options_.pixel_contrast ? out.pixel.shape() : Shape{0};
-        switch (options_.mitigation) {
-            case Mitigation::parameters: {
-                grads_.resize(Shape{K, arena_->size()});
-                for (index_t m = 0; m < K; ++m) {
-                    arena_->begin_backward(grads_.view(), m, nn::GradMode::overwrite);
-                    const ConstView<T> d_pixel = options_.pixel_contrast
-                                                     ? dense_pixel_grad(pix.grads.cview().select(0, m), locations, pixel_shape)
-                                                     : ConstView<T>();
-                    model_->backward(img.grads.cview().select(0, m), d_pixel);
-                }
-                arena_->end_backward();
-                const surgery::MitigateReport r =
-                    surgery::mitigate<T>(grads_.cview(), arena_->flat_grads(), options_.mitigate, step);
-                report.conflicting_pairs = r.conflicting_pairs;
-                report.projections = r.projections;
-                break;
-            }
-            case Mitigation::representation: {
-                Tensor<T> d_image(Shape{N, img.grads.dim(2)});
-                const surgery::MitigateReport ri = surgery::mitigate_batched<T>(
-                    img.grads.cview().transpose(0, 1), d_image.view(), options_.mitigate, step);
-                report.conflicting_pairs = ri.conflicting_pairs;
-                report.projections = ri.projections;
-                ConstView<T> d_pixel;
-                if (options_.pixel_contrast) {
-                    Tensor<T> combined(Shape{pix.grads.dim(1), pix.grads.dim(2)});
-                    // The pixels' projection orders come from another step stream than the images'.
-                    const surgery::MitigateReport rp = surgery::mitigate_batched<T>(
-                        pix.grads.cview().transpose(0, 1), combined.view(), options_.mitigate, mix64(step + 1));
-                    report.conflicting_pairs += rp.conflicting_pairs;
-                    report.projections += rp.projections;
-                    d_pixel = dense_pixel_grad(combined.cview(), locations, pixel_shape);
-                }
-                arena_->begin_backward(nn::GradMode::overwrite);
-                model_->backward(d_image.cview(), d_pixel);
-                arena_->end_backward();
-                break;
-            }
-            case Mitigation::none: {
-                ConstView<T> d_pixel;
-                if (options_.pixel_contrast) d_pixel = dense_pixel_grad(pix.grad_sum.cview(), locations, pixel_shape);
-                arena_->begin_backward(nn::GradMode::overwrite);
-                model_->backward(img.grad_sum.cview(), d_pixel);
-                arena_->end_backward();
-                break;
-            }
-        }
-        ops::check_finite("train::GclObjective", arena_->flat_grads(), "the combined gradient");
-        return report;
+        return st;
     }
 
-private:
-    // Per-label losses and gradients with respect to one set of embeddings [rows, D].
-    struct PerLabel {
-        std::vector<double> losses;  // [K]
-        Tensor<T> grads;             // [K, rows, D]
-        Tensor<T> grad_sum;          // [rows, D]
-    };
+    // Mitigation at the encoder output F [N, C, h, w]: K passes through the heads alone give
+    // dL_m/dF per label (the heads' parameter gradients add up over the labels in the arena); the
+    // image branch's are mitigated per sample (vectors of C h w), the pixel branch's per location
+    // (vectors of C, where the pixel loss reaches F), and one encoder pass takes their sum.
+    void encoder_output_mitigation(Stage& st, std::uint64_t step) {
+        const index_t K = static_cast<index_t>(st.img.losses.size());
+        const Shape& fs = st.feature_shape;
+        const index_t N = fs[0], C = fs[1], HW = fs[2] * fs[3], F = C * HW;
+        const bool pixel = options_.pixel_contrast;
+        feature_image_.resize(Shape{N, K, F});
+        if (pixel) feature_pixel_.resize(Shape{N * HW, K, C});
+        per_label_feature_.resize(Shape{K, N * F});  // the whole dL_m/dF, for the cosines
+
+        arena_->begin_backward(nn::GradMode::overwrite);
+        for (index_t m = 0; m < K; ++m) {
+            const ConstView<T> d_pixel = pixel ? dense_pixel_grad(st.pix.grads.cview().select(0, m), st) : ConstView<T>();
+            const auto g = model_->heads_backward(st.img.grads.cview().select(0, m), d_pixel);
+            T* whole = per_label_feature_.data() + m * N * F;
+            for (index_t n = 0; n < N; ++n) {
+                const T* gi = g.features_from_image.data() + n * F;
+                std::copy(gi, gi + F, feature_image_.data() + (n * K + m) * F);
+            }
+            std::copy(g.features.data(), g.features.data() + N * F, whole);
+            if (pixel)
+                for (index_t n = 0; n < N; ++n)
+                    for (index_t c = 0; c < C; ++c) {
+                        const T* gp = g.features_from_pixel.data() + (n * C + c) * HW;
+                        for (index_t p = 0; p < HW; ++p) feature_pixel_((n * HW + p), m, c) = gp[p];
+                    }
+        }
+        GclStepReport& report = st.report;
+        combined_image_.resize(Shape{N, F});
+        const surgery::MitigateReport ri = surgery::mitigate_batched<T>(feature_image_.cview(), combined_image_.view(),
+                                                                        options_.mitigate, step);
+        report.conflicting_pairs = ri.conflicting_pairs;
+        report.projections = ri.projections;
+        d_features_.resize(fs);
+        std::copy(combined_image_.data(), combined_image_.data() + N * F, d_features_.data());
+        if (pixel) {
+            combined_pixel_.resize(Shape{N * HW, C});
+            // The locations' projection orders come from another step stream than the images'.
+            const surgery::MitigateReport rp = surgery::mitigate_batched<T>(
+                feature_pixel_.cview(), combined_pixel_.view(), options_.mitigate, mix64(step + 1));
+            report.conflicting_pairs += rp.conflicting_pairs;
+            report.projections += rp.projections;
+            for (index_t n = 0; n < N; ++n)
+                for (index_t c = 0; c < C; ++c)
+                    for (index_t p = 0; p < HW; ++p) d_features_(n, c, p / fs[3], p % fs[3]) += combined_pixel_(n * HW + p, c);
+        }
+        model_->encoder_backward(d_features_.cview());
+        arena_->end_backward();
+
+        std::vector<double> gram(static_cast<std::size_t>(K * K));
+        for (index_t i = 0; i < K; ++i)
+            for (index_t j = i; j < K; ++j) {
+                double q = 0;
+                const T* a = per_label_feature_.data() + i * N * F;
+                const T* b = per_label_feature_.data() + j * N * F;
+                for (index_t e = 0; e < N * F; ++e) q += static_cast<double>(a[e]) * static_cast<double>(b[e]);
+                gram[static_cast<std::size_t>(i * K + j)] = gram[static_cast<std::size_t>(j * K + i)] = q;
+            }
+        report.label_cosines = gram_cosines(gram.data(), K);
+    }
 
     index_t part_size(index_t width, index_t K, const char* what) const {
         if (options_.label_space == LabelSpace::shared) return width;
@@ -368,10 +504,10 @@ private:
     }
 
     // Gradients of the A = N S sampled pixels [A, C] scattered into a zeroed [N, C, h, w] map.
-    ConstView<T> dense_pixel_grad(ConstView<T> sampled, const Tensor<index_t>& locations, const Shape& shape) {
-        dense_.resize(shape);
+    ConstView<T> dense_pixel_grad(ConstView<T> sampled, const Stage& st) {
+        dense_.resize(st.pixel_shape);
         ops::fill(dense_.view(), T(0));
-        loss::scatter_pixel_grads<T>(sampled, locations.cview(), dense_.view());
+        loss::scatter_pixel_grads<T>(sampled, st.locations.cview(), dense_.view());
         return dense_.cview();
     }
 
@@ -380,6 +516,9 @@ private:
     GclObjectiveOptions options_;
     Tensor<T> grads_;  // K x P per-label parameter gradients
     Tensor<T> dense_;
+    // Encoder-output mitigation: per-label dL/dF by sample [N, K, C h w] and by location [N h w, K, C],
+    // the whole per-label dL/dF [K, N C h w], the combined rows and dL/dF for the encoder pass.
+    Tensor<T> feature_image_, feature_pixel_, per_label_feature_, combined_image_, combined_pixel_, d_features_;
 };
 
 }  // namespace gcl::train

@@ -25,6 +25,16 @@
 
 namespace gcl::train {
 
+// Gamma, contrast and noise; no flip, rotation or zoom.
+inline data::AugmentOptions pretrain_augmentation() {
+    data::AugmentOptions a;
+    a.flip_horizontal = 0;
+    a.max_rotation = 0;
+    a.min_scale = a.max_scale = 1;
+    a.max_noise = 0.03;
+    return a;
+}
+
 struct GclPretrainerOptions {
     std::int64_t steps = 200;
     std::int64_t warmup_steps = 10;
@@ -33,9 +43,17 @@ struct GclPretrainerOptions {
     // Batch size B (2B views per step), the meta labels whose positives every batch guarantees
     // (and that the losses contrast, in this order), position partitions, sampler seed.
     data::SamplerOptions sampler = {};
-    data::AugmentOptions augment = {};
+    // Intensity augmentation only, by default. The two views share their geometry (so that a pixel
+    // location is the same anatomy in both), so flips, rotations and zooms cannot teach invariance
+    // between the views; they only vary the images across the batch, where they hide what the meta
+    // labels are about: a patient's heart orientation and size, and the cavity size that tells the
+    // cardiac phase (docs/training.md has the measurements).
+    data::AugmentOptions augment = pretrain_augmentation();
     data::ViewGeometry geometry = data::ViewGeometry::shared;  // pixel locations correspond across views
     GclObjectiveOptions objective = {};
+    // Instance contrast only (SimCLR): one "label" whose positives are the two views of each image,
+    // whatever the meta labels say; the sampler then needs no positives (sampler.positives may be empty).
+    bool instance_contrast = false;
     std::uint64_t seed = 0;  // augmentation
 };
 
@@ -49,13 +67,18 @@ public:
           schedule_(options.sgd.learning_rate, options.warmup_steps, options.steps, options.min_learning_rate),
           spec_{options.sampler.positives, options.sampler.position_partitions} {
         check(!slices.empty(), "train::GclPretrainer", "no slices to pre-train on");
+        check(options.instance_contrast || !spec_.labels.empty(), "train::GclPretrainer",
+              "no meta labels to contrast (sampler.positives is empty); set instance_contrast for SimCLR-style pre-training");
+        if (spec_.labels.empty()) spec_.labels = {data::MetaLabel::patient};  // batches carry some meta row
     }
 
     bool done() const { return step_ >= options_.steps; }
     std::int64_t steps_done() const { return step_; }
     double learning_rate() const { return sgd_.learning_rate(); }
     optim::SGD<T>& optimizer() { return sgd_; }
+    // The meta labels the batches carry (and, unless instance_contrast, the losses contrast).
     const data::MetaSpec& meta_spec() const { return spec_; }
+    const GclPretrainerOptions& options() const { return options_; }
 
     // One pre-training step; returns what the objective saw.
     GclStepReport step() {
@@ -64,13 +87,20 @@ public:
         const std::vector<index_t> indices = sampler_.batch(s);
         const data::TwoViewBatch batch =
             data::two_view_batch(*slices_, indices, options_.augment, spec_, Rng(options_.seed).split(s), options_.geometry);
+        Tensor<std::int64_t> instances;
+        if (options_.instance_contrast) {  // image i's two views share value i, nothing else does
+            const index_t N = batch.meta.dim(1);
+            instances = Tensor<std::int64_t>(Shape{1, N});
+            for (index_t n = 0; n < N; ++n) instances(0, n) = n % (N / 2);
+        }
+        const ConstView<std::int64_t> meta = options_.instance_contrast ? instances.cview() : batch.meta.cview();
         const GclStepReport report = [&] {
             if constexpr (std::is_same_v<T, float>) {
-                return objective_.gradient(batch.images.cview(), batch.meta.cview(), s);
+                return objective_.gradient(batch.images.cview(), meta, s);
             } else {
                 Tensor<T> images(batch.images.shape());
                 std::copy(batch.images.data(), batch.images.data() + images.numel(), images.data());
-                return objective_.gradient(images.cview(), batch.meta.cview(), s);
+                return objective_.gradient(images.cview(), meta, s);
             }
         }();
         sgd_.set_learning_rate(schedule_(step_));

@@ -1,0 +1,430 @@
+#pragma once
+// What gcl_demo and gcl_experiment share: the phantom data of one seed, one pre-training per
+// method (with its per-label losses, conflicts and k-NN probe), one fine-tuning with its Dice and
+// HD95 on every test scanner, and the JSON form of both (results.json).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "gcl/gcl.hpp"
+#include "gcl/train/pretrain_probe.hpp"
+
+namespace gcl_runs {
+
+namespace gd = gcl::data;
+namespace nn = gcl::nn;
+namespace tr = gcl::train;
+using gcl::index_t;
+using Json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+
+inline double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// The methods of the protocol, in table order.
+enum class Method {
+    random,              // no pre-training
+    instance,            // instance contrast only (SimCLR-style: the other view is the one positive)
+    position,            // one meta label, slice position (PCL-style)
+    summed,              // patient, position, phase, losses summed: no GradMitigator, no GradFilter
+    gcl_no_filter,       // GCL at the parameter level without GradFilter
+    gcl_parameters,      // GCL: GradMitigator over the parameters, GradFilter on the pixel branch
+    gcl_representation,  // GCL: GradMitigator at the encoder output, GradFilter on the pixel branch
+};
+
+inline const std::vector<Method>& all_methods() {
+    static const std::vector<Method> m{Method::random,        Method::instance,       Method::position,
+                                       Method::summed,        Method::gcl_no_filter,  Method::gcl_parameters,
+                                       Method::gcl_representation};
+    return m;
+}
+
+inline std::string method_name(Method m) {
+    switch (m) {
+        case Method::random: return "random-init";
+        case Method::instance: return "simclr";
+        case Method::position: return "pcl-position";
+        case Method::summed: return "summed-no-surgery";
+        case Method::gcl_no_filter: return "gcl-no-filter";
+        case Method::gcl_parameters: return "gcl-parameters";
+        case Method::gcl_representation: return "gcl-representation";
+    }
+    return "?";
+}
+
+inline std::map<std::string, Method> method_names() {
+    std::map<std::string, Method> out;
+    for (Method m : all_methods()) out[method_name(m)] = m;
+    return out;
+}
+
+// Sizes, lengths and rates of one protocol.
+struct Protocol {
+    index_t size = 64;                // phantom images are size x size
+    index_t pretrain_patients = 16;   // unlabelled, scanner 0
+    index_t probe_patients = 10;      // held out, scanner 0, unlabelled: the k-NN probe
+    index_t labelled_pool = 5;        // labelled patients, scanner 0; a run uses the first n
+    index_t test_patients = 4;        // per test scanner
+    std::vector<int> test_scanners{0, 1, 2};
+    std::int64_t pretrain_steps = 60;
+    std::int64_t finetune_steps = 60;
+    index_t pretrain_batch = 16;
+    double pretrain_lr = 0.05;
+    index_t finetune_batch = 8;
+    double finetune_lr = 2e-3;
+    int depth = 3;
+    index_t base_width = 16;
+};
+
+inline nn::UNetOptions unet_options(const Protocol& p) {
+    return {.in_channels = 1, .classes = gd::cls::count, .depth = p.depth, .base_width = p.base_width};
+}
+
+// Fine-tuning augmentation (pre-training uses GclPretrainerOptions' own default).
+inline gd::AugmentOptions finetune_augmentation() {
+    gd::AugmentOptions a;
+    a.max_rotation = 15;
+    a.min_scale = 0.9;
+    a.max_scale = 1.1;
+    a.max_noise = 0.03;
+    return a;
+}
+
+struct Data {
+    std::vector<gd::Slice> unlabelled, probe, labelled_pool;
+    std::vector<std::vector<gd::Slice>> test;  // one per test scanner
+};
+
+// Patient ranges never overlap: unlabelled, probe, labelled pool, then the test patients of each scanner.
+inline Data make_data(const Protocol& p, std::uint64_t seed) {
+    const auto phantom = [&](index_t first, index_t patients, int scanner) {
+        gd::PhantomOptions o;
+        o.patients = patients;
+        o.first_patient = first;
+        o.size = p.size;
+        o.seed = seed;
+        o.scanner = scanner;
+        return gd::phantom_slices(o);
+    };
+    Data d;
+    index_t next = 1;
+    d.unlabelled = phantom(next, p.pretrain_patients, 0);
+    next += p.pretrain_patients;
+    d.probe = phantom(next, p.probe_patients, 0);
+    next += p.probe_patients;
+    d.labelled_pool = phantom(next, p.labelled_pool, 0);
+    next += p.labelled_pool;
+    for (int scanner : p.test_scanners) {
+        d.test.push_back(phantom(next, p.test_patients, scanner));
+        next += p.test_patients;
+    }
+    return d;
+}
+
+// The slices of the first n patients of the labelled pool.
+inline std::vector<gd::Slice> first_patients(const std::vector<gd::Slice>& pool, index_t n) {
+    std::vector<std::int64_t> ids;
+    for (const gd::Slice& s : pool)
+        if (std::find(ids.begin(), ids.end(), s.meta.patient) == ids.end()) ids.push_back(s.meta.patient);
+    gcl::check(n >= 1 && n <= static_cast<index_t>(ids.size()), "gcl_runs", "asked for ", n,
+               " labelled patients, the pool has ", ids.size());
+    std::vector<gd::Slice> out;
+    for (const gd::Slice& s : pool)
+        if (std::find(ids.begin(), ids.begin() + n, s.meta.patient) != ids.begin() + n) out.push_back(s);
+    return out;
+}
+
+// One pre-training's record.
+struct Pretraining {
+    std::string method;
+    std::uint64_t seed = 0;
+    std::vector<std::string> labels;                   // what the losses contrast
+    std::vector<std::vector<double>> image_curve;      // [steps][K]
+    std::vector<std::vector<double>> pixel_curve;      // [steps][K]
+    std::vector<double> final_image_loss, final_pixel_loss;  // [K] mean over the last tenth of the steps
+    double log_2b_minus_1 = 0;
+    std::vector<std::string> probe_labels;
+    std::vector<double> probe_accuracy, probe_chance;
+    std::int64_t conflicts = 0, projections = 0;       // summed over the steps
+    std::vector<std::int64_t> conflicts_per_step;
+    std::vector<double> mean_label_cosines;            // mean over the steps, pairs (0,1), (0,2), ...
+    double kept_pair_fraction = 1;                     // of GradFilter, mean over the steps
+    double seconds = 0;
+};
+
+inline tr::GclPretrainerOptions pretrainer_options(Method m, const Protocol& p, std::uint64_t seed) {
+    tr::GclPretrainerOptions po;
+    po.steps = p.pretrain_steps;
+    po.warmup_steps = std::min<std::int64_t>(po.warmup_steps, p.pretrain_steps / 5);  // short runs warm up less
+    po.sgd.learning_rate = p.pretrain_lr;
+    po.sampler.batch_size = p.pretrain_batch;
+    po.sampler.seed = seed;
+    po.objective.mitigate.seed = seed;
+    po.objective.seed = seed;
+    po.seed = seed;
+    switch (m) {
+        case Method::random: gcl::fail("gcl_runs", "random-init is not pre-trained");
+        case Method::instance:
+            po.instance_contrast = true;
+            po.sampler.positives = {};
+            po.objective.mitigation = tr::Mitigation::none;
+            po.objective.filter = tr::PixelFilter::none;
+            break;
+        case Method::position:
+            po.sampler.positives = {gd::MetaLabel::position};
+            po.objective.mitigation = tr::Mitigation::none;
+            po.objective.filter = tr::PixelFilter::none;
+            break;
+        case Method::summed:
+            po.objective.mitigation = tr::Mitigation::none;
+            po.objective.filter = tr::PixelFilter::none;
+            break;
+        case Method::gcl_no_filter:
+            po.objective.mitigation = tr::Mitigation::parameters;
+            po.objective.filter = tr::PixelFilter::none;
+            break;
+        case Method::gcl_parameters: po.objective.mitigation = tr::Mitigation::parameters; break;
+        case Method::gcl_representation: po.objective.mitigation = tr::Mitigation::representation; break;
+    }
+    return po;
+}
+
+inline nn::PretrainModelOptions pretrain_model_options(const Protocol& p) {
+    return {.encoder = unet_options(p).encoder(), .image_hidden = 128, .image_out = 96, .pixel_hidden = 64,
+            .pixel_out = 48};
+}
+
+// Pre-trains `model` (in `arena`) with method m; prints a line every `print_every` steps (0: never).
+inline Pretraining pretrain(Method m, const Protocol& p, const Data& d, std::uint64_t seed, nn::PretrainModel<float>& model,
+                            nn::ParameterArena<float>& arena, std::int64_t print_every) {
+    const tr::GclPretrainerOptions po = pretrainer_options(m, p, seed);
+    tr::GclPretrainer<float> pretrainer(model, arena, d.unlabelled, po);
+    Pretraining r;
+    r.method = method_name(m);
+    r.seed = seed;
+    if (po.instance_contrast)
+        r.labels = {"instance"};
+    else
+        for (gd::MetaLabel l : pretrainer.meta_spec().labels) r.labels.emplace_back(gd::meta_label_name(l));
+    r.log_2b_minus_1 = std::log(2.0 * static_cast<double>(p.pretrain_batch) - 1.0);
+    const auto K = r.labels.size();
+    std::vector<double> cosine_sum;
+    double kept = 0;
+    const auto t0 = Clock::now();
+    while (!pretrainer.done()) {
+        const tr::GclStepReport s = pretrainer.step();
+        r.image_curve.push_back(s.image_losses);
+        r.pixel_curve.push_back(s.pixel_losses);
+        r.conflicts += s.conflicting_pairs;
+        r.projections += s.projections;
+        r.conflicts_per_step.push_back(s.conflicting_pairs);
+        if (cosine_sum.empty()) cosine_sum.assign(s.label_cosines.size(), 0.0);
+        for (std::size_t i = 0; i < s.label_cosines.size() && i < cosine_sum.size(); ++i) cosine_sum[i] += s.label_cosines[i];
+        kept += s.candidate_pairs > 0 ? static_cast<double>(s.kept_pairs) / static_cast<double>(s.candidate_pairs) : 1.0;
+        if (print_every > 0 && (pretrainer.steps_done() % print_every == 0 || pretrainer.done())) {
+            std::printf("  [pre-train %s] step %lld/%lld  image", r.method.c_str(),
+                        static_cast<long long>(pretrainer.steps_done()), static_cast<long long>(p.pretrain_steps));
+            for (double l : s.image_losses) std::printf(" %.3f", l);
+            std::printf("  pixel");
+            for (double l : s.pixel_losses) std::printf(" %.3f", l);
+            std::printf("  conflicts %lld  (%.2f s/step)\n", static_cast<long long>(s.conflicting_pairs),
+                        seconds_since(t0) / static_cast<double>(pretrainer.steps_done()));
+            std::fflush(stdout);
+        }
+    }
+    r.seconds = seconds_since(t0);
+    const auto steps = static_cast<std::int64_t>(r.image_curve.size());
+    for (double c : cosine_sum) r.mean_label_cosines.push_back(c / static_cast<double>(steps));
+    r.kept_pair_fraction = kept / static_cast<double>(steps);
+    // The final losses: the mean over the last tenth of the steps (at least one), since one batch is noisy.
+    const std::int64_t tail = std::max<std::int64_t>(1, steps / 10);
+    r.final_image_loss.assign(K, 0.0);
+    r.final_pixel_loss.assign(r.pixel_curve.back().size(), 0.0);
+    for (std::int64_t t = steps - tail; t < steps; ++t) {
+        for (std::size_t k = 0; k < K; ++k) r.final_image_loss[k] += r.image_curve[t][k] / static_cast<double>(tail);
+        for (std::size_t k = 0; k < r.final_pixel_loss.size(); ++k)
+            r.final_pixel_loss[k] += r.pixel_curve[t][k] / static_cast<double>(tail);
+    }
+    // Probe every meta label, in the space its loss contrasts (its own part when the three are contrasted).
+    const gd::MetaSpec probe_spec;  // patient, position, phase
+    const bool parts = K == probe_spec.labels.size() && !po.instance_contrast &&
+                       po.objective.label_space == tr::LabelSpace::per_label;
+    const tr::MetaProbeResult probe =
+        tr::probe_meta_labels<float>(model, d.probe, probe_spec, parts ? tr::LabelSpace::per_label : tr::LabelSpace::shared);
+    r.probe_labels = probe.labels;
+    r.probe_accuracy = probe.accuracy;
+    r.probe_chance = probe.chance;
+    return r;
+}
+
+// One fine-tuning's record.
+struct Finetuning {
+    std::string method;
+    index_t labelled_patients = 0;
+    std::uint64_t seed = 0;
+    std::vector<std::string> test_sets;              // "scanner0", ...
+    std::vector<std::vector<double>> dice, hd95;     // [test set][class 1..3]
+    std::vector<double> mean_dice;                   // [test set] mean foreground Dice
+    double seconds = 0;
+};
+
+inline const char* class_name(int c) {
+    static const char* names[] = {"background", "RV", "Myo", "LV"};
+    return names[c];
+}
+
+// Fine-tunes a U-Net (from `encoder` when given) on the labelled slices and evaluates it on
+// every test set; `unet_out` (when given) receives the network for pictures.
+inline Finetuning finetune(const std::string& method, const Protocol& p, const Data& d, index_t labelled_patients,
+                           std::uint64_t seed, const nn::ParameterArena<float>* encoder, bool print,
+                           std::vector<gcl::Tensor<std::uint8_t>>* predictions = nullptr) {
+    const auto t0 = Clock::now();
+    nn::ParameterArena<float> arena;
+    nn::UNet<float> unet(arena, unet_options(p), seed + 100);
+    if (encoder) nn::transfer_parameters(*encoder, arena, {.source_prefix = "encoder."});
+    const std::vector<gd::Slice> labelled = first_patients(d.labelled_pool, labelled_patients);
+    tr::SegmentationTrainerOptions o;
+    o.steps = p.finetune_steps;
+    o.batch_size = std::min<index_t>(p.finetune_batch, static_cast<index_t>(labelled.size()));
+    o.adam.learning_rate = p.finetune_lr;
+    o.augment = finetune_augmentation();
+    o.seed = seed;
+    tr::SegmentationTrainer<float, nn::UNet<float>> trainer(unet, arena, labelled, o);
+    double running = 0;
+    while (!trainer.done()) {
+        const tr::SegmentationStepReport r = trainer.step();
+        running = trainer.steps_done() == 1 ? r.loss : 0.9 * running + 0.1 * r.loss;
+        if (print && (trainer.steps_done() % 25 == 0 || trainer.done())) {
+            std::printf("  [fine-tune %s, %lld labelled] step %lld/%lld  loss %.4f\n", method.c_str(),
+                        static_cast<long long>(labelled_patients), static_cast<long long>(trainer.steps_done()),
+                        static_cast<long long>(p.finetune_steps), running);
+            std::fflush(stdout);
+        }
+    }
+    Finetuning f;
+    f.method = method;
+    f.labelled_patients = labelled_patients;
+    f.seed = seed;
+    for (std::size_t t = 0; t < d.test.size(); ++t) {
+        const gcl::metrics::EvaluationReport e =
+            gcl::metrics::evaluate_segmentation<float>(unet, d.test[t], {.classes = gd::cls::count});
+        f.test_sets.push_back("scanner" + std::to_string(p.test_scanners[t]));
+        f.dice.push_back({e.mean_dice[1], e.mean_dice[2], e.mean_dice[3]});
+        f.hd95.push_back({e.mean_hd95[1], e.mean_hd95[2], e.mean_hd95[3]});
+        f.mean_dice.push_back(e.mean_foreground_dice());
+        if (predictions) {  // the middle slice of the first test volume
+            const index_t mid = static_cast<index_t>(d.test[t].size()) / 4;
+            const std::vector<index_t> one{mid};
+            predictions->push_back(gcl::metrics::predict_slices<float>(unet, d.test[t], one));
+        }
+    }
+    f.seconds = seconds_since(t0);
+    return f;
+}
+
+// ---- JSON ----
+
+inline Json number(double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); }
+
+inline Json numbers(const std::vector<double>& v) {
+    Json a = Json::array();
+    for (double x : v) a.push_back(number(x));
+    return a;
+}
+
+inline Json pretraining_json(const Pretraining& r, bool with_curves) {
+    Json j;
+    j["labels"] = r.labels;
+    j["final_image_loss"] = numbers(r.final_image_loss);
+    j["final_pixel_loss"] = numbers(r.final_pixel_loss);
+    j["log_2b_minus_1"] = r.log_2b_minus_1;
+    j["probe_labels"] = r.probe_labels;
+    j["probe_accuracy"] = numbers(r.probe_accuracy);
+    j["probe_chance"] = numbers(r.probe_chance);
+    j["conflicts"] = r.conflicts;
+    j["projections"] = r.projections;
+    j["mean_label_cosines"] = numbers(r.mean_label_cosines);
+    j["kept_pair_fraction"] = r.kept_pair_fraction;
+    j["seconds"] = r.seconds;
+    if (with_curves) {
+        Json img = Json::array(), pix = Json::array();
+        for (const auto& s : r.image_curve) img.push_back(numbers(s));
+        for (const auto& s : r.pixel_curve) pix.push_back(numbers(s));
+        j["image_loss_curve"] = img;
+        j["pixel_loss_curve"] = pix;
+        j["conflicts_per_step"] = r.conflicts_per_step;
+    }
+    return j;
+}
+
+inline Json run_json(const Finetuning& f, const Pretraining* pre) {
+    Json j;
+    j["method"] = f.method;
+    j["labelled_patients"] = f.labelled_patients;
+    j["seed"] = f.seed;
+    Json dice, hd95;
+    for (std::size_t t = 0; t < f.test_sets.size(); ++t) {
+        Json dt, ht;
+        for (int c = 1; c <= 3; ++c) {
+            dt[class_name(c)] = number(f.dice[t][c - 1]);
+            ht[class_name(c)] = number(f.hd95[t][c - 1]);
+        }
+        dt["mean"] = number(f.mean_dice[t]);
+        double h = 0;
+        int n = 0;
+        for (double v : f.hd95[t])
+            if (std::isfinite(v)) {
+                h += v;
+                ++n;
+            }
+        ht["mean"] = n > 0 ? Json(h / n) : Json(nullptr);
+        dice[f.test_sets[t]] = dt;
+        hd95[f.test_sets[t]] = ht;
+    }
+    j["dice"] = dice;
+    j["hd95"] = hd95;
+    j["pretrain"] = pre ? pretraining_json(*pre, false) : Json(nullptr);
+    j["finetune_seconds"] = f.seconds;
+    j["pretrain_seconds"] = pre ? pre->seconds : 0.0;
+    return j;
+}
+
+inline void write_json(const std::filesystem::path& path, const Json& j) {
+    gcl::io::write_file_atomic(path, j.dump(1) + "\n", "gcl_runs::write_json");
+}
+
+// Parses the command line; returns the exit code when the program should stop: 0 after --help,
+// 2 after a bad or unknown flag (CLI11's message, which names the flag, on stderr).
+inline std::optional<int> parse_or_exit(CLI::App& app, int argc, char** argv) {
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        const int code = app.exit(e);
+        return code == 0 ? 0 : 2;
+    }
+    return std::nullopt;
+}
+
+// The common command-line flags of both programs.
+inline void add_protocol_flags(CLI::App& app, Protocol& p) {
+    app.add_option("--size", p.size, "phantom image size (pixels)")->check(CLI::Range(16, 512));
+    app.add_option("--pretrain-patients", p.pretrain_patients, "unlabelled patients")->check(CLI::Range(2, 10000));
+    app.add_option("--probe-patients", p.probe_patients, "held-out patients of the k-NN probe")->check(CLI::Range(2, 10000));
+    app.add_option("--test-patients", p.test_patients, "test patients per scanner")->check(CLI::Range(1, 10000));
+    app.add_option("--pretrain-steps", p.pretrain_steps, "pre-training steps")->check(CLI::Range(1, 1000000));
+    app.add_option("--finetune-steps", p.finetune_steps, "fine-tuning steps")->check(CLI::Range(1, 1000000));
+    app.add_option("--pretrain-batch", p.pretrain_batch, "pre-training batch size B (2B views)")->check(CLI::Range(4, 4096));
+    app.add_option("--pretrain-lr", p.pretrain_lr, "pre-training SGD learning rate")->check(CLI::PositiveNumber);
+    app.add_option("--finetune-lr", p.finetune_lr, "fine-tuning Adam learning rate")->check(CLI::PositiveNumber);
+}
+
+}  // namespace gcl_runs
