@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iterator>
 #include <span>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,6 +19,7 @@
 
 #include "gcl/core/tensor.hpp"
 #include "gcl/core/xtensor.hpp"
+#include "gcl/io/atomic_file.hpp"
 
 namespace gcl {
 
@@ -27,21 +29,13 @@ std::string npy_dtype() {
     return xt::detail::build_typestring<T>();
 }
 
-// Writes a host view as a row-major .npy file. The file appears atomically (temporary + rename).
+// Writes a host view as a row-major .npy file, atomically (io::write_file_atomic).
 template <class T>
 void save_npy(const std::filesystem::path& path, TensorView<const T, cpu> v) {
     const Tensor<std::remove_const_t<T>, cpu> contiguous = Tensor<std::remove_const_t<T>, cpu>::copy_of(v);
-    const std::filesystem::path tmp = path.string() + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        check(static_cast<bool>(out), "save_npy", "cannot open ", tmp.string(), " for writing");
-        xt::detail::dump_npy_stream(out, as_xtensor(contiguous.cview()));
-        out.flush();
-        check(static_cast<bool>(out), "save_npy", "failed writing ", tmp.string());
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    check(!ec, "save_npy", "cannot rename ", tmp.string(), " to ", path.string(), ": ", ec.message());
+    std::ostringstream encoded;
+    xt::detail::dump_npy_stream(encoded, as_xtensor(contiguous.cview()));
+    io::write_file_atomic(path, std::move(encoded).str(), "save_npy");
 }
 template <class T>
 void save_npy(const std::filesystem::path& path, const Tensor<T, cpu>& t) {

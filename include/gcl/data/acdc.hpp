@@ -30,6 +30,7 @@
 #include "gcl/data/nifti.hpp"
 #include "gcl/data/resample.hpp"
 #include "gcl/data/slice.hpp"
+#include "gcl/io/atomic_file.hpp"
 
 namespace gcl::data {
 
@@ -129,10 +130,7 @@ inline void write_acdc_info(const std::filesystem::path& path, const AcdcInfo& i
     std::ostringstream out;
     out << "ED: " << info.ed << "\nES: " << info.es << "\nGroup: " << info.group << "\nHeight: " << info.height
         << "\nNbFrame: " << info.frames << "\nWeight: " << info.weight << "\n";
-    const std::string text = out.str();
-    detail::write_file_atomically(
-        path, std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(text.data()), text.size()),
-        "write_acdc_info");
+    io::write_file_atomic(path, out.str(), "write_acdc_info");
 }
 
 // The patient ids under root (folders named patientNNN holding an Info.cfg), ascending.

@@ -33,6 +33,7 @@
 
 #include "gcl/core/error.hpp"
 #include "gcl/core/tensor.hpp"
+#include "gcl/io/atomic_file.hpp"
 
 namespace gcl::data {
 
@@ -650,31 +651,6 @@ inline bool ends_with(const std::string& s, std::string_view suffix) {
     return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// Writes bytes to path through a temporary file in the same directory and a rename.
-inline void write_file_atomically(const std::filesystem::path& path, std::span<const unsigned char> bytes,
-                                  std::string_view op) {
-    const std::filesystem::path tmp = path.string() + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        check(static_cast<bool>(out), op, "cannot open ", tmp.string(), " for writing");
-        out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-        out.flush();
-        if (!out) {
-            out.close();
-            std::error_code ignored;
-            std::filesystem::remove(tmp, ignored);
-            fail(op, "failed writing ", tmp.string());
-        }
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) {
-        std::error_code ignored;
-        std::filesystem::remove(tmp, ignored);
-        fail(op, "cannot rename ", tmp.string(), " to ", path.string(), ": ", ec.message());
-    }
-}
-
 }  // namespace detail
 
 // Encodes a host volume as the bytes of a .nii file (uncompressed, little-endian).
@@ -800,9 +776,9 @@ void write_nifti(const std::filesystem::path& path, TensorView<const T, cpu> dat
     const std::vector<unsigned char> bytes = encode_nifti<T>(data, options);
     if (gz) {
         const std::vector<unsigned char> packed = detail::gzip_bytes(bytes);
-        detail::write_file_atomically(path, packed, "write_nifti");
+        io::write_file_atomic(path, packed, "write_nifti");
     } else {
-        detail::write_file_atomically(path, bytes, "write_nifti");
+        io::write_file_atomic(path, bytes, "write_nifti");
     }
 }
 template <class T>

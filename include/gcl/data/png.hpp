@@ -10,7 +10,7 @@
 
 #include "gcl/core/error.hpp"
 #include "gcl/core/tensor.hpp"
-#include "gcl/data/nifti.hpp"
+#include "gcl/io/atomic_file.hpp"
 
 namespace gcl::data {
 
@@ -66,7 +66,7 @@ inline std::vector<unsigned char> encode_png(ConstView<std::uint8_t> pixels) {
 
 // Writes a PNG file atomically (temporary file + rename).
 inline void write_png(const std::filesystem::path& path, ConstView<std::uint8_t> pixels) {
-    detail::write_file_atomically(path, encode_png(pixels), "write_png");
+    io::write_file_atomic(path, encode_png(pixels), "write_png");
 }
 
 }  // namespace gcl::data

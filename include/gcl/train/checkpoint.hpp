@@ -3,7 +3,7 @@
 // versioned binary format guarded by CRC-32 checksums (byte layout in docs/checkpoints.md).
 //
 // CheckpointWriter collects named tensors (copies, or views with add_view) and writes them
-// atomically: into "<path>.tmp", fsync'ed, then renamed over <path>, so a crash or a failed write
+// atomically through io::AtomicFile (temporary file, fsync, rename), so a crash or a failed write
 // never destroys the previous checkpoint.
 // Checkpoint::read loads and validates a whole file (magic, version, checksums, every length)
 // before anything is used; a truncated, corrupt or foreign file raises gcl::Error, never crashes.
@@ -34,6 +34,7 @@
 #include "gcl/core/shape.hpp"
 #include "gcl/core/tensor.hpp"
 #include "gcl/core/tensor_view.hpp"
+#include "gcl/io/atomic_file.hpp"
 
 namespace gcl::train {
 
@@ -111,8 +112,6 @@ inline std::uint64_t get_le(const unsigned char* p, int bytes) {
     return v;
 }
 
-inline std::string errno_text(int err) { return std::string(std::strerror(err)); }
-
 // The 40-byte header: magic, version, flags, entry count, payload size, payload CRC, header CRC.
 inline std::vector<unsigned char> encode_header(std::uint64_t entries, std::uint64_t payload_bytes,
                                                 std::uint32_t payload_crc) {
@@ -125,71 +124,6 @@ inline std::vector<unsigned char> encode_header(std::uint64_t entries, std::uint
     put_u32(h, crc32_update(0, h.data(), h.size()));
     return h;
 }
-
-// An open temporary file that is removed unless committed.
-class TempFile {
-public:
-    explicit TempFile(std::filesystem::path path) : path_(std::move(path)) {
-        fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd_ < 0) fail("write_checkpoint", "cannot create ", path_.string(), ": ", errno_text(errno));
-    }
-    TempFile(const TempFile&) = delete;
-    TempFile& operator=(const TempFile&) = delete;
-    ~TempFile() {
-        if (fd_ >= 0) ::close(fd_);
-        if (!committed_) ::unlink(path_.c_str());
-    }
-
-    void write(const void* data, std::size_t n) {
-        const char* p = static_cast<const char*>(data);
-        while (n > 0) {
-            const ssize_t w = ::write(fd_, p, std::min<std::size_t>(n, std::size_t{1} << 30));
-            if (w < 0) {
-                if (errno == EINTR) continue;
-                fail("write_checkpoint", "writing ", path_.string(), " failed: ", errno_text(errno));
-            }
-            p += w;
-            n -= static_cast<std::size_t>(w);
-        }
-    }
-    void write_at(std::uint64_t offset, const void* data, std::size_t n) {
-        const char* p = static_cast<const char*>(data);
-        while (n > 0) {
-            const ssize_t w = ::pwrite(fd_, p, n, static_cast<off_t>(offset));
-            if (w < 0) {
-                if (errno == EINTR) continue;
-                fail("write_checkpoint", "writing ", path_.string(), " failed: ", errno_text(errno));
-            }
-            p += w;
-            n -= static_cast<std::size_t>(w);
-            offset += static_cast<std::uint64_t>(w);
-        }
-    }
-    // Flushes to stable storage, closes, and renames over `destination`.
-    void commit(const std::filesystem::path& destination) {
-        if (::fsync(fd_) != 0) fail("write_checkpoint", "fsync of ", path_.string(), " failed: ", errno_text(errno));
-        const int fd = std::exchange(fd_, -1);
-        if (::close(fd) != 0) fail("write_checkpoint", "closing ", path_.string(), " failed: ", errno_text(errno));
-        if (::rename(path_.c_str(), destination.c_str()) != 0)
-            fail("write_checkpoint", "cannot rename ", path_.string(), " to ", destination.string(), ": ",
-                 errno_text(errno));
-        committed_ = true;
-        // Make the rename itself durable. Some file systems cannot fsync a directory; the new file
-        // is in place either way, so that failure is not an error.
-        std::filesystem::path dir = destination.parent_path();
-        if (dir.empty()) dir = ".";
-        const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            ::fsync(dfd);
-            ::close(dfd);
-        }
-    }
-
-private:
-    std::filesystem::path path_;
-    int fd_ = -1;
-    bool committed_ = false;
-};
 
 }  // namespace detail
 
@@ -257,7 +191,7 @@ public:
     // temporary file is removed, an existing file at `path` is untouched, and gcl::Error is raised.
     void write(const std::filesystem::path& path) const {
         check(!path.empty(), "write_checkpoint", "empty path");
-        detail::TempFile file(path.string() + ".tmp");
+        io::AtomicFile file(path, "write_checkpoint");
         const std::vector<unsigned char> zero_header(checkpoint_header_size, 0);
         file.write(zero_header.data(), zero_header.size());
 
@@ -294,7 +228,7 @@ public:
         flush();
         const std::vector<unsigned char> header = detail::encode_header(entries_.size(), payload, crc);
         file.write_at(0, header.data(), header.size());
-        file.commit(path);
+        file.commit();
     }
 
 private:
