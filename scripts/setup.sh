@@ -12,6 +12,7 @@ packages=(
     insighttoolkit5-examples                # ships a real T1 MRI volume with a label map
     clang                                   # libFuzzer target of the NIfTI parser
     libopenmpi-dev openmpi-bin              # data-parallel training (dist/) and its mpirun tests
+    mricron-data                            # MRIcron's template volumes: seeds of the NIfTI fuzzer
 )
 if [[ "${1:-}" == "--fixtures" ]]; then
     packages+=(python3-torch)
