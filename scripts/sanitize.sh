@@ -17,8 +17,13 @@ cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE
 cmake --build "$build_dir" -j "$jobs"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/sanitizers/lsan.supp:print_suppressions=0}
 if [[ $sanitizers == *thread* ]]; then
     export OMP_TOOL_LIBRARIES=${OMP_TOOL_LIBRARIES:-libarcher.so}
     export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1}
 fi
-ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" -LE fuzz -E '^package_consumer$' --timeout 1800
+ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" -LE fuzz -E '^(package_consumer|dist_.*)$' --timeout 1800
+# The MPI tests: Open MPI's plugins keep allocations past MPI_Finalize and are unloaded before
+# LeakSanitizer runs, so their leaks cannot be told apart from gcl's; ASan and UBSan stay on.
+ASAN_OPTIONS="${ASAN_OPTIONS}:detect_leaks=0" ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" \
+    -LE fuzz -R '^dist_' --timeout 1800
