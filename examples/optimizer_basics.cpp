@@ -67,7 +67,8 @@ double train(LinearModel& model, gcl::optim::AdamW<double>& opt, const Data& d, 
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace {
+int run(int argc, char** argv) {
     const std::filesystem::path path =
         argc > 1 ? argv[1] : std::filesystem::temp_directory_path() / "gcl_optimizer_basics.gclc";
     const Data data = make_data();
@@ -96,4 +97,14 @@ int main(int argc, char** argv) {
     std::printf("final loss %.6f, resumed run %.6f, largest parameter difference %g\n", final_loss, resumed_loss,
                 max_difference);
     return max_difference == 0 && final_loss < 1e-3 ? 0 : 1;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const gcl::Error& e) {  // e.g. a checkpoint path in a folder that does not exist
+        std::fprintf(stderr, "optimizer_basics: %s\n", e.what());
+        return 1;
+    }
 }

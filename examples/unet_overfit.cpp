@@ -79,8 +79,13 @@ double mean_foreground_dice(gcl::ConstView<float> logits, const Tensor<std::int6
 }  // namespace
 
 int main(int argc, char** argv) {
-    const int iterations = argc > 1 ? std::atoi(argv[1]) : 100;
-    if (iterations < 1) {
+    int iterations = 100;
+    if (argc > 1) {
+        char* end = nullptr;
+        const long value = std::strtol(argv[1], &end, 10);
+        iterations = end != argv[1] && *end == '\0' && value >= 1 && value <= 1000000 ? static_cast<int>(value) : 0;
+    }
+    if (argc > 2 || iterations < 1) {
         std::fprintf(stderr, "usage: unet_overfit [iterations >= 1]\n");
         return 2;
     }

@@ -13,6 +13,7 @@ packages=(
     clang                                   # libFuzzer target of the NIfTI parser
     libopenmpi-dev openmpi-bin              # data-parallel training (dist/) and its mpirun tests
     libcli11-dev nlohmann-json3-dev         # the programs' flags and config files; results.json, model files, reports
+    mricron-data                            # MRIcron's template volumes: seeds of the NIfTI fuzzer
 )
 if [[ "${1:-}" == "--fixtures" ]]; then
     packages+=(python3-torch)

@@ -30,7 +30,6 @@
 #include "gcl/loss/cross_entropy.hpp"
 #include "gcl/loss/dice.hpp"
 #include "gcl/loss/multi_label_contrast.hpp"
-#include "gcl/loss/normalize.hpp"
 #include "gcl/loss/pixel_contrast.hpp"
 #include "gcl/loss/positive_pairs.hpp"
 #include "gcl/loss/segmentation_input.hpp"

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <set>
+#include <type_traits>
 #include <vector>
 
 #include "gcl/surgery/mitigate.hpp"
@@ -251,7 +252,13 @@ TEMPLATE_TEST_CASE("GradMitigator raises gcl::Error on NaN, Inf and overflow", "
         CHECK_THROWS_AS(gcl::surgery::reference::mitigate<T>(g.cview(), out.view()), gcl::Error);
     }
     Tensor<T> huge(Shape{2, P}, std::sqrt(std::numeric_limits<T>::max()));
-    CHECK_THROWS_WITH(gcl::surgery::mitigate<T>(huge.cview(), out.view()), Catch::Contains("overflow"));
+    if constexpr (std::is_same_v<T, float>) {
+        // Float products that overflow are redone in double: the exact sum, which fits float.
+        gcl::surgery::mitigate<T>(huge.cview(), out.view());
+        CHECK(out(P - 1) == Approx(2.0 * std::sqrt(std::numeric_limits<float>::max())).epsilon(1e-6));
+    } else {
+        CHECK_THROWS_WITH(gcl::surgery::mitigate<T>(huge.cview(), out.view()), Catch::Contains("overflow"));
+    }
 }
 
 TEST_CASE("GradMitigator checks its arguments", "[surgery][mitigate]") {

@@ -1,5 +1,6 @@
 #pragma once
-// .npy files (NumPy's format) for host tensors, through xtensor's reader and writer.
+// .npy files (NumPy's format) for host tensors: written through xtensor's writer, read by a
+// strict parser of NumPy's header (any key order, as the format requires).
 // Loading validates everything before it allocates: magic, version, header, dtype, order, and
 // that the file holds exactly the bytes the shape needs, so a corrupt file raises gcl::Error.
 #include <cstdint>
@@ -8,8 +9,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <span>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <xtensor/xnpy.hpp>
@@ -39,37 +42,116 @@ void save_npy(const std::filesystem::path& path, const Tensor<T, cpu>& t) {
     save_npy<T>(path, t.cview());
 }
 
-// Reads a .npy file whose dtype is exactly T (no silent conversion).
-template <class T>
-Tensor<T, cpu> load_npy(const std::filesystem::path& path) {
-    const std::string name = path.string();
-    std::ifstream in(path, std::ios::binary);
-    check(static_cast<bool>(in), "load_npy", "cannot open ", name);
-    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+namespace detail {
 
+struct NpyHeader {
+    std::string descr;
+    bool fortran_order = false;
+    std::vector<std::size_t> shape;
+};
+
+// NumPy's header dictionary, e.g. {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), },
+// keys in any order, parsed strictly: anything else is gcl::Error naming the input.
+inline NpyHeader parse_npy_header(std::string_view h, std::string_view name) {
+    std::size_t pos = 0;
+    const auto bad = [&](std::string_view what) {
+        fail("load_npy", name, " has a malformed header (", what, " at header byte ", pos, ")");
+    };
+    const auto skip_space = [&] {
+        while (pos < h.size() && (h[pos] == ' ' || h[pos] == '\n' || h[pos] == '\t')) ++pos;
+    };
+    const auto expect = [&](char c) {
+        skip_space();
+        if (pos >= h.size() || h[pos] != c) bad(std::string("expected '") + c + "'");
+        ++pos;
+    };
+    const auto next_is = [&](char c) {
+        skip_space();
+        return pos < h.size() && h[pos] == c;
+    };
+    const auto quoted = [&] {
+        skip_space();
+        if (pos >= h.size() || (h[pos] != '\'' && h[pos] != '"')) bad("expected a quoted string");
+        const char quote = h[pos++];
+        const std::size_t end = h.find(quote, pos);
+        if (end == std::string_view::npos) bad("unterminated string");
+        const std::string text(h.substr(pos, end - pos));
+        pos = end + 1;
+        return text;
+    };
+    NpyHeader out;
+    bool has_descr = false, has_order = false, has_shape = false;
+    expect('{');
+    while (!next_is('}')) {
+        const std::string key = quoted();
+        expect(':');
+        skip_space();
+        if (key == "descr") {
+            out.descr = quoted();
+            has_descr = true;
+        } else if (key == "fortran_order") {
+            if (h.substr(pos, 4) == "True") {
+                out.fortran_order = true;
+                pos += 4;
+            } else if (h.substr(pos, 5) == "False") {
+                pos += 5;
+            } else {
+                bad("fortran_order must be True or False");
+            }
+            has_order = true;
+        } else if (key == "shape") {
+            expect('(');
+            while (!next_is(')')) {
+                std::size_t extent = 0, digits = 0;
+                while (pos < h.size() && h[pos] >= '0' && h[pos] <= '9') {
+                    if (++digits > 15) bad("an extent too large");
+                    extent = extent * 10 + static_cast<std::size_t>(h[pos++] - '0');
+                }
+                if (digits == 0) bad("expected an extent");
+                out.shape.push_back(extent);
+                if (!next_is(',')) break;
+                ++pos;
+            }
+            expect(')');
+            has_shape = true;
+        } else {
+            bad("unknown key '" + key + "'");
+        }
+        if (!next_is(',')) break;
+        ++pos;
+    }
+    expect('}');
+    skip_space();
+    if (pos != h.size()) bad("unexpected text after the dictionary");
+    if (!has_descr || !has_order || !has_shape) bad("missing 'descr', 'fortran_order' or 'shape'");
+    return out;
+}
+
+}  // namespace detail
+
+// Parses .npy bytes held in memory whose dtype is exactly T (no silent conversion); `name` names
+// them in error messages.
+template <class T>
+Tensor<T, cpu> parse_npy(std::span<const unsigned char> bytes, std::string_view name = "<memory>") {
     constexpr std::size_t magic_len = 6;
     check(bytes.size() >= magic_len + 4 && std::memcmp(bytes.data(), "\x93NUMPY", magic_len) == 0, "load_npy",
           name, " is not a .npy file (bad magic)");
-    const auto major = static_cast<unsigned char>(bytes[magic_len]);
+    const auto major = bytes[magic_len];
     check(major == 1 || major == 2 || major == 3, "load_npy", name, ": unsupported .npy version ", int(major));
     const std::size_t len_bytes = major == 1 ? 2 : 4;
     check(bytes.size() >= magic_len + 2 + len_bytes, "load_npy", name, " is truncated in its header");
     std::size_t header_len = 0;
-    for (std::size_t i = 0; i < len_bytes; ++i)
-        header_len |= std::size_t(static_cast<unsigned char>(bytes[magic_len + 2 + i])) << (8 * i);
-    const std::size_t data_start = magic_len + 2 + len_bytes + header_len;
-    check(data_start <= bytes.size(), "load_npy", name, " is truncated in its header (", bytes.size(),
-          " bytes, header ends at ", data_start, ")");
+    for (std::size_t i = 0; i < len_bytes; ++i) header_len |= std::size_t(bytes[magic_len + 2 + i]) << (8 * i);
+    const std::size_t header_start = magic_len + 2 + len_bytes;
+    check(header_len <= bytes.size() - header_start, "load_npy", name, " is truncated in its header (", bytes.size(),
+          " bytes, header ends at ", header_start + header_len, ")");
+    const std::size_t data_start = header_start + header_len;
 
-    std::string header = bytes.substr(magic_len + 2 + len_bytes, header_len);
-    std::string dtype;
-    bool fortran_order = false;
-    std::vector<std::size_t> dims;
-    try {
-        xt::detail::parse_header(header, dtype, &fortran_order, dims);
-    } catch (const std::exception& e) {
-        fail("load_npy", name, " has a malformed header: ", e.what());
-    }
+    const detail::NpyHeader header = detail::parse_npy_header(
+        std::string_view(reinterpret_cast<const char*>(bytes.data()) + header_start, header_len), name);
+    const std::string& dtype = header.descr;
+    const bool fortran_order = header.fortran_order;
+    const std::vector<std::size_t>& dims = header.shape;
     check(dtype == npy_dtype<T>(), "load_npy", name, " holds dtype '", dtype, "' but '", npy_dtype<T>(),
           "' was requested");
     check(!fortran_order, "load_npy", name, " is in Fortran order; only C order is supported");
@@ -91,6 +173,18 @@ Tensor<T, cpu> load_npy(const std::filesystem::path& path) {
     Tensor<T, cpu> t(shape);
     if (expected) std::memcpy(t.data(), bytes.data() + data_start, expected);
     return t;
+}
+
+// Reads a .npy file whose dtype is exactly T (no silent conversion).
+template <class T>
+Tensor<T, cpu> load_npy(const std::filesystem::path& path) {
+    const std::string name = path.string();
+    std::ifstream in(path, std::ios::binary);
+    check(static_cast<bool>(in), "load_npy", "cannot open ", name);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    check(!in.bad(), "load_npy", "reading ", name, " failed");
+    return parse_npy<T>(std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()),
+                        name);
 }
 
 }  // namespace gcl

@@ -130,15 +130,17 @@ inline void write_acdc_info(const std::filesystem::path& path, const AcdcInfo& i
     std::ostringstream out;
     out << "ED: " << info.ed << "\nES: " << info.es << "\nGroup: " << info.group << "\nHeight: " << info.height
         << "\nNbFrame: " << info.frames << "\nWeight: " << info.weight << "\n";
-    const std::string text = out.str();
-    io::write_file_atomic(path, text, "write_acdc_info");
+    io::write_file_atomic(path, out.str(), "write_acdc_info");
 }
 
 // The patient ids under root (folders named patientNNN holding an Info.cfg), ascending.
 inline std::vector<std::int64_t> acdc_patients(const std::filesystem::path& root) {
     check(std::filesystem::is_directory(root), "acdc_patients", root.string(), " is not a directory");
     std::vector<std::int64_t> ids;
-    for (const auto& entry : std::filesystem::directory_iterator(root)) {
+    std::error_code ec;
+    std::filesystem::directory_iterator listing(root, ec);
+    check(!ec, "acdc_patients", "cannot list ", root.string(), ": ", ec.message());
+    for (const auto& entry : listing) {
         if (!entry.is_directory()) continue;
         const std::string name = entry.path().filename().string();
         if (name.size() <= 7 || name.compare(0, 7, "patient") != 0) continue;
@@ -257,7 +259,9 @@ inline void write_acdc_patient(const std::filesystem::path& root, const Volume& 
     check(ed.phase == Phase::ed && es.phase == Phase::es, op, "volumes must be given as ED, then ES");
     check(info.ed != info.es, op, "ED and ES frames must differ, both are ", info.ed);
     const std::filesystem::path dir = root / acdc_patient_name(ed.patient);
-    std::filesystem::create_directories(dir);
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    check(!ec, op, "cannot create the folder ", dir.string(), ": ", ec.message());
     for (const Volume* v : {&ed, &es}) {
         check(v->image.rank() == 3, op, "volume image must be (slices, H, W), got ", v->image.shape());
         NiftiWriteOptions o;

@@ -534,10 +534,14 @@ struct NiftiWriteOptions {
     // Spacing along NIfTI dims x, y, z, t, ... (missing entries are 1). With an affine the
     // spatial spacing comes from the affine's column norms, and given x, y, z entries must agree.
     std::vector<double> spacing;
-    // Voxel-to-world matrix, written as both sform and qform (its nearest rigid part). Without
-    // one, the affine is diag(spacing) with the origin at voxel 0.
+    // Voxel-to-world matrix, written as the sform and, unless `qform` is given, as the qform too
+    // (its nearest rigid part). Without one, the affine is diag(spacing) with the origin at voxel 0.
     std::optional<Affine> affine;
-    int xform_code = xform::scanner;
+    int xform_code = xform::scanner;  // the sform's code, and the qform's unless qform_code is given
+    // A qform of its own, for files whose two transforms differ (a scanner qform beside an
+    // atlas sform): stored as its nearest rigid part, and pixdim holds its zooms.
+    std::optional<Affine> qform;
+    std::optional<int> qform_code;
     // Stored type; by default T's own type. When it differs from T, or the scaling is not the
     // identity, values are stored as (value - scl_inter) / scl_slope, rounded for integer types,
     // and must fit the stored type.
@@ -662,6 +666,8 @@ std::vector<unsigned char> encode_nifti(TensorView<const T, cpu> data, const Nif
           "scl_slope must be finite and non-zero and scl_inter finite, got ", options.scl_slope, " and ",
           options.scl_inter);
     check(options.xform_code >= 0 && options.xform_code <= 4, op, "invalid transform code ", options.xform_code);
+    const int qform_code = options.qform_code.value_or(options.xform_code);
+    check(qform_code >= 0 && qform_code <= 4, op, "invalid qform code ", qform_code);
     for (int d = 0; d < data.rank(); ++d)
         check(data.dim(d) <= 32767, op, "extent ", data.dim(d), " exceeds NIfTI-1's limit of 32767 (shape ",
               data.shape(), ")");
@@ -673,20 +679,26 @@ std::vector<unsigned char> encode_nifti(TensorView<const T, cpu> data, const Nif
     std::array<double, 8> pixdim{1, 1, 1, 1, 1, 1, 1, 1};
     for (std::size_t d = 0; d < options.spacing.size(); ++d) pixdim[d + 1] = options.spacing[d];
 
+    const auto check_affine = [&](const Affine& m, std::string_view what) {
+        check(m.allFinite(), op, "the ", what, " has non-finite entries");
+        check(m.row(3).isApprox(Eigen::RowVector4d(0, 0, 0, 1)), op, "the ", what, "'s last row must be 0 0 0 1");
+        check(std::abs(m.topLeftCorner<3, 3>().determinant()) > 0, op, "the ", what, " is singular");
+    };
     Affine affine = Affine::Identity();
     if (options.affine) {
         affine = *options.affine;
-        check(affine.allFinite(), op, "the affine has non-finite entries");
-        check(affine.row(3).isApprox(Eigen::RowVector4d(0, 0, 0, 1)), op, "the affine's last row must be 0 0 0 1");
-        check(std::abs(affine.topLeftCorner<3, 3>().determinant()) > 0, op, "the affine is singular");
+        check_affine(affine, "affine");
     } else {
         for (int d = 0; d < 3; ++d) affine(d, d) = pixdim[static_cast<std::size_t>(d + 1)];
     }
-    const detail::QformParts q = detail::qform_from_affine(affine);
-    if (options.affine) {
+    if (options.qform) check_affine(*options.qform, "qform");
+    const Affine& qform_affine = options.qform ? *options.qform : affine;
+    const detail::QformParts q = detail::qform_from_affine(qform_affine);
+    if (options.affine || options.qform) {
+        const char* source = options.qform ? "the qform's" : "the affine's";
         for (std::size_t d = 0; d < std::min<std::size_t>(3, options.spacing.size()); ++d)
             check(std::abs(options.spacing[d] - q.zooms[static_cast<int>(d)]) <= 1e-5 * q.zooms[static_cast<int>(d)],
-                  op, "spacing ", options.spacing[d], " of dim ", d, " disagrees with the affine's column norm ",
+                  op, "spacing ", options.spacing[d], " of dim ", d, " disagrees with ", source, " column norm ",
                   q.zooms[static_cast<int>(d)]);
         for (std::size_t d = 0; d < 3; ++d) pixdim[d + 1] = q.zooms[static_cast<int>(d)];
     }
@@ -713,12 +725,13 @@ std::vector<unsigned char> encode_nifti(TensorView<const T, cpu> data, const Nif
     store_scalar<float>(p + 116, static_cast<float>(convert ? options.scl_inter : 0.0));
     p[123] = static_cast<unsigned char>(options.xyzt_units);
     std::memcpy(p + 148, options.description.data(), std::min<std::size_t>(79, options.description.size()));
-    store_scalar<std::int16_t>(p + 252, static_cast<std::int16_t>(options.xform_code));
+    store_scalar<std::int16_t>(p + 252, static_cast<std::int16_t>(qform_code));
     store_scalar<std::int16_t>(p + 254, static_cast<std::int16_t>(options.xform_code));
     store_scalar<float>(p + 256, static_cast<float>(q.b));
     store_scalar<float>(p + 260, static_cast<float>(q.c));
     store_scalar<float>(p + 264, static_cast<float>(q.d));
-    for (int r = 0; r < 3; ++r) store_scalar<float>(p + 268 + 4 * static_cast<std::size_t>(r), static_cast<float>(affine(r, 3)));
+    for (int r = 0; r < 3; ++r)
+        store_scalar<float>(p + 268 + 4 * static_cast<std::size_t>(r), static_cast<float>(qform_affine(r, 3)));
     for (int r = 0; r < 3; ++r)
         for (int c = 0; c < 4; ++c)
             store_scalar<float>(p + 280 + 16 * static_cast<std::size_t>(r) + 4 * static_cast<std::size_t>(c),
@@ -727,6 +740,29 @@ std::vector<unsigned char> encode_nifti(TensorView<const T, cpu> data, const Nif
     detail::encode_data<T>(contiguous.data(), contiguous.numel(), type, convert, options,
                            p + detail::nifti_data_offset);
     return bytes;
+}
+
+// Options that write a volume back with the header it was read with: spacing, units, stored
+// type and scaling, description, and both transforms with their codes, even where they differ.
+inline NiftiWriteOptions nifti_write_options(const NiftiHeader& h) {
+    NiftiWriteOptions o;
+    o.spacing = h.spacing();
+    o.datatype = h.datatype;
+    if (h.scaled()) {
+        o.scl_slope = h.slope();
+        o.scl_inter = h.intercept();
+    }
+    o.xyzt_units = h.xyzt_units;
+    o.description = h.description;
+    // The sform slot holds the sform when it is set, else the best affine (qform or pixdim).
+    o.affine = h.sform_code > 0 ? h.sform() : h.affine();
+    o.xform_code = h.sform_code;
+    o.qform = h.qform_code > 0 ? h.qform() : h.affine();
+    o.qform_code = h.qform_code;
+    // pixdim holds the qform's zooms; the spacings after x, y, z (time, ...) are kept as they are.
+    const Eigen::Vector3d zooms = detail::qform_from_affine(*o.qform).zooms;
+    for (std::size_t d = 0; d < std::min<std::size_t>(3, o.spacing.size()); ++d) o.spacing[d] = zooms[static_cast<int>(d)];
+    return o;
 }
 
 // Writes a host volume (shape (z, y, x) for 3D, see the top of this file) as .nii or, when the

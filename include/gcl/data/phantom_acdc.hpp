@@ -25,7 +25,9 @@ inline AcdcInfo phantom_acdc_info(const PhantomPatient& p) {
 // Generates the phantom and writes it under root (patientNNN folders); returns the volumes.
 inline std::vector<Volume> write_phantom_acdc(const std::filesystem::path& root, const PhantomOptions& options) {
     std::vector<Volume> volumes = phantom_volumes(options);
-    std::filesystem::create_directories(root);
+    std::error_code ec;
+    std::filesystem::create_directories(root, ec);
+    check(!ec, "write_phantom_acdc", "cannot create the folder ", root.string(), ": ", ec.message());
     for (std::size_t i = 0; i + 1 < volumes.size(); i += 2) {
         const PhantomPatient p = phantom_patient(options.seed, volumes[i].patient);
         write_acdc_patient(root, volumes[i], volumes[i + 1], phantom_acdc_info(p));

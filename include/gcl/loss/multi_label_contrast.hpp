@@ -23,7 +23,7 @@
 #include "gcl/core/eigen.hpp"
 #include "gcl/core/error.hpp"
 #include "gcl/core/tensor.hpp"
-#include "gcl/loss/normalize.hpp"
+#include "gcl/ops/normalize.hpp"
 
 namespace gcl::loss {
 
@@ -66,7 +66,7 @@ void pair_grads_to_embeddings(const ContrastResult<T>& r, ConstView<T> pair_grad
     auto O = as_eigen(out);
     O.noalias() = G * U;
     O.noalias() += G.transpose() * U;
-    if (r.normalized) l2_normalize_rows_backward<T>(r.embeddings.cview(), r.norms.cview(), out);
+    if (r.normalized) ops::l2_normalize_rows_strict_backward<T>(r.embeddings.cview(), r.norms.cview(), out);
 }
 
 }  // namespace detail
@@ -86,7 +86,7 @@ ContrastResult<T> multi_label_contrast(std::string_view op, ConstView<T> z, inde
     r.normalized = options.normalize;
     if (options.normalize) {
         r.norms = Tensor<T>(Shape{A});
-        l2_normalize_rows<T>(z, r.embeddings.view(), r.norms.view(), op);
+        ops::l2_normalize_rows_strict<T>(z, r.embeddings.view(), r.norms.view(), op);
     } else {
         for (index_t i = 0; i < A; ++i)
             for (index_t d = 0; d < D; ++d) {
@@ -103,6 +103,16 @@ ContrastResult<T> multi_label_contrast(std::string_view op, ConstView<T> z, inde
         auto S = as_eigen(prob.view());
         S.noalias() = U * U.transpose();
     }
+    // Without normalisation, large embeddings can overflow the similarities (or s / tau): an
+    // error naming the pair, never a NaN loss.
+    for (index_t i = 0; i < A; ++i)
+        for (index_t a = 0; a < A; ++a) {
+            const double s = static_cast<double>(prob(i, a));
+            if (!std::isfinite(s) || !std::isfinite(static_cast<T>(s / tau)))
+                fail(op, "the similarity of embeddings ", i, " and ", a, " divided by the temperature (", s, " / ", tau,
+                     ") is not finite in the element type; normalise the embeddings (ContrastOptions::normalize) "
+                     "or scale them down");
+        }
     std::vector<double> log_norm(static_cast<std::size_t>(A));
     Tensor<T> sim(Shape{A, A});  // s_ia / tau, kept for the positive terms of the loss
 #pragma omp parallel for schedule(static)
@@ -131,12 +141,11 @@ ContrastResult<T> multi_label_contrast(std::string_view op, ConstView<T> z, inde
     if (options.keep_pair_grads) r.pair_grads = Tensor<T>(Shape{K, A, A});
     Tensor<T> scratch(options.keep_pair_grads ? Shape{0} : Shape{A, A});
     std::vector<index_t> n_pos(static_cast<std::size_t>(A));
+    std::vector<double> anchor_loss(static_cast<std::size_t>(A));  // summed in anchor order: repeatable
 
     for (index_t m = 0; m < K; ++m) {
         // Positives per anchor and the loss terms.
-        double loss_sum = 0;
-        index_t counted = 0;
-#pragma omp parallel for schedule(static) reduction(+ : loss_sum, counted)
+#pragma omp parallel for schedule(static)
         for (index_t i = 0; i < A; ++i) {
             index_t np = 0;
             double pos_logits = 0;
@@ -146,11 +155,15 @@ ContrastResult<T> multi_label_contrast(std::string_view op, ConstView<T> z, inde
                     pos_logits += static_cast<double>(sim(i, a));
                 }
             n_pos[i] = np;
-            if (np > 0) {
-                loss_sum += log_norm[i] - pos_logits / static_cast<double>(np);
+            anchor_loss[i] = np > 0 ? log_norm[i] - pos_logits / static_cast<double>(np) : 0.0;
+        }
+        double loss_sum = 0;
+        index_t counted = 0;
+        for (index_t i = 0; i < A; ++i)
+            if (n_pos[i] > 0) {
+                loss_sum += anchor_loss[i];
                 ++counted;
             }
-        }
         r.anchors_without_positives[m] = A - counted;
         r.losses(m) = counted > 0 ? static_cast<T>(loss_sum / static_cast<double>(counted)) : T(0);
         r.total += counted > 0 ? loss_sum / static_cast<double>(counted) : 0.0;

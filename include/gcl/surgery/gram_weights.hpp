@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "gcl/core/shape.hpp"
@@ -74,6 +75,17 @@ inline GramWeightCounts gram_weights(const double* gram, index_t K, const Mitiga
     if (options.reduction == Reduction::mean)
         for (index_t k = 0; k < K; ++k) weights[k] /= static_cast<double>(K);
     return counts;
+}
+
+// Whether w^T G could leave T's range in some column: |sum_k w_k g_kp| <= sum_k |w_k| ||g_k||,
+// so below half of T's largest value (room for rounding in the running sums) nothing overflows.
+// Rows near the float range pass the Gram pass (it is kept in double) but not this test; the
+// mitigators then combine in double and raise gcl::Error where a column does not fit in T.
+template <class T>
+bool combination_may_overflow(const double* gram, index_t K, const double* weights) {
+    double bound = 0;
+    for (index_t k = 0; k < K; ++k) bound += std::abs(weights[k]) * std::sqrt(gram[k * K + k]);
+    return !(bound <= 0.5 * static_cast<double>(std::numeric_limits<T>::max()));
 }
 
 // Convenience form that owns its scratch.

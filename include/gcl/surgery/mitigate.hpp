@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "gcl/core/error.hpp"
@@ -60,15 +61,61 @@ template <class T>
     fail(op, "the dot products of gradient row ", row, " overflow; the gradients are too large to combine");
 }
 
-// NaN or Inf anywhere in a row shows in its squared norm Q_kk; an infinite off-diagonal entry with
-// finite norms is an overflow. Either raises gcl::Error naming the row (and the column if any).
+// NaN or Inf anywhere in a row shows in its squared norm Q_kk; an infinite entry with finite
+// rows is an overflow. Either raises gcl::Error, naming the first row (and column) holding a
+// non-finite value, else the first row whose products overflow.
 template <class RowOf>
 void check_finite_gram(std::string_view op, const double* gram, index_t K, RowOf row_of, index_t P) {
-    for (index_t k = 0; k < K; ++k)
-        if (!std::isfinite(gram[k * K + k])) fail_non_finite_row(op, row_of(k), k, P);
-    for (index_t i = 0; i < K; ++i)
+    index_t overflowing = -1;
+    for (index_t i = 0; i < K && overflowing < 0; ++i)
         for (index_t j = 0; j < K; ++j)
-            if (!std::isfinite(gram[i * K + j])) fail_non_finite_row(op, row_of(i), i, P);
+            if (!std::isfinite(gram[i * K + j])) {
+                overflowing = i;
+                break;
+            }
+    if (overflowing < 0) return;
+    for (index_t k = 0; k < K; ++k) {
+        const auto* row = row_of(k);
+        for (index_t p = 0; p < P; ++p)
+            if (!std::isfinite(row[p])) fail_non_finite_row(op, row, k, P);
+    }
+    fail_non_finite_row(op, row_of(overflowing), overflowing, P);
+}
+inline bool all_finite(const double* values, index_t n) {
+    for (index_t i = 0; i < n; ++i)
+        if (!std::isfinite(values[i])) return false;
+    return true;
+}
+
+// Q = G G^T with every product and sum in double (a plain loop, for the rare rows the fast pass
+// cannot take).
+template <class T>
+void gram_in_double(const T* const* rows, index_t K, index_t P, double* gram) {
+    for (index_t i = 0; i < K; ++i)
+        for (index_t j = i; j < K; ++j) {
+            double q = 0;
+            for (index_t p = 0; p < P; ++p) q += static_cast<double>(rows[i][p]) * static_cast<double>(rows[j][p]);
+            gram[i * K + j] = gram[j * K + i] = q;
+        }
+}
+
+// out = w^T G accumulated in double, for combinations that could overflow T: every column is
+// computed and checked before any is written, so a result that does not fit raises gcl::Error
+// and leaves out (which may be a row of G) as it was.
+template <class T>
+void combine_in_double(std::string_view op, const T* const* rows, index_t K, index_t P, const double* w, T* out) {
+    const auto column = [&](index_t p) {
+        double s = 0;
+        for (index_t k = 0; k < K; ++k) s += w[k] * static_cast<double>(rows[k][p]);
+        return s;
+    };
+    for (index_t p = 0; p < P; ++p) {
+        const double s = column(p);
+        if (!(std::abs(s) <= static_cast<double>(std::numeric_limits<T>::max())))
+            fail(op, "the combined gradient is ", s, " at column ", p, ", beyond the range of the element type; "
+                 "scale the losses down");
+    }
+    for (index_t p = 0; p < P; ++p) out[p] = static_cast<T>(column(p));
 }
 }  // namespace detail
 
@@ -114,6 +161,16 @@ public:
         report.coefficients = Tensor<double>(Shape{K, K});
         double* gram = report.gram.data();
         detail::gram_pass(rows.data(), K, P, static_cast<double*>(workspace), gram);
+        if constexpr (std::is_same_v<T, float>) {
+            // The pass accumulates products in float, which rows near the float range overflow;
+            // in double they cannot (P < 1e231), so finite rows get their exact Gram matrix.
+            if (!detail::all_finite(gram, K * K)) {
+                for (index_t k = 0; k < K; ++k)
+                    for (index_t p = 0; p < P; ++p)
+                        if (!std::isfinite(rows[k][p])) detail::fail_non_finite_row("GradMitigator", rows[k], k, P);
+                detail::gram_in_double(rows.data(), K, P, gram);
+            }
+        }
         detail::check_finite_gram("GradMitigator", gram, K, [&](index_t k) { return rows[k]; }, P);
 
         const GramWeightCounts counts =
@@ -122,6 +179,10 @@ public:
         report.projections = counts.projections;
         report.skipped_rows = counts.skipped_rows;
 
+        if (combination_may_overflow<T>(gram, K, report.weights.data())) {
+            detail::combine_in_double("GradMitigator", rows.data(), K, P, report.weights.data(), args.out.data());
+            return report;
+        }
         std::vector<T> w(static_cast<std::size_t>(K));
         for (index_t k = 0; k < K; ++k) w[k] = static_cast<T>(report.weights(k));
         detail::combine_pass(rows.data(), K, P, w.data(), args.out.data());

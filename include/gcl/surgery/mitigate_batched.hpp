@@ -10,6 +10,7 @@
 // so each sample's work stays in cache and samples are spread over threads.
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -75,7 +76,8 @@ public:
         MitigateReport report;
         report.weights = Tensor<double>(Shape{N, K});
         index_t conflicts = 0, projections = 0, skipped = 0;
-        index_t bad_sample = -1;  // the first sample with a non-finite Gram matrix
+        index_t bad_sample = -1;       // the first sample with a non-finite Gram matrix
+        index_t overflow_sample = -1;  // the first sample whose combination leaves T's range
 
 #pragma omp parallel reduction(+ : conflicts, projections, skipped)
         {
@@ -109,8 +111,28 @@ public:
                 conflicts += c.conflicting_pairs;
                 projections += c.projections;
                 skipped += c.skipped_rows;
-                for (index_t k = 0; k < K; ++k) w[k] = static_cast<T>(wn[k]);
                 T* o = args.out.data() + n * args.out.stride(0);
+                if (combination_may_overflow<T>(gram.data(), K, wn)) {
+                    // Near T's range: combine in double and keep the sample only if it fits.
+                    bool fits = true;
+                    for (index_t d = 0; d < D && fits; ++d) {
+                        double s = 0;
+                        for (index_t k = 0; k < K; ++k) s += wn[k] * static_cast<double>(row(k)[d]);
+                        fits = std::abs(s) <= static_cast<double>(std::numeric_limits<T>::max());
+                    }
+                    if (!fits) {
+#pragma omp critical(gcl_batched_mitigator)
+                        if (overflow_sample < 0 || n < overflow_sample) overflow_sample = n;
+                        continue;
+                    }
+                    for (index_t d = 0; d < D; ++d) {
+                        double s = 0;
+                        for (index_t k = 0; k < K; ++k) s += wn[k] * static_cast<double>(row(k)[d]);
+                        o[d] = static_cast<T>(s);
+                    }
+                    continue;
+                }
+                for (index_t k = 0; k < K; ++k) w[k] = static_cast<T>(wn[k]);
                 for (index_t d = 0; d < D; ++d) o[d] = T(0);
                 for (index_t k = 0; k < K; ++k) {
                     const T* a = row(k);
@@ -130,6 +152,9 @@ public:
             fail("BatchedGradMitigator", "the dot products of sample ", bad_sample,
                  " overflow; the gradients are too large to combine");
         }
+        if (overflow_sample >= 0)
+            fail("BatchedGradMitigator", "the combined gradient of sample ", overflow_sample,
+                 " is beyond the range of the element type; scale the losses down");
         report.conflicting_pairs = conflicts;
         report.projections = projections;
         report.skipped_rows = skipped;

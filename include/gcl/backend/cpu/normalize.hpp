@@ -1,5 +1,7 @@
 #pragma once
-// CPU L2 normalisation, one line along the normalised dimension per task; norms in double.
+// CPU L2 normalisation, one line along the normalised dimension per task. Norms are taken in
+// double after scaling by the line's largest magnitude, so they neither overflow (values near
+// 1e200) nor lose digits to underflow (near 1e-160) wherever the norm itself is representable.
 #include <algorithm>
 #include <cmath>
 
@@ -19,10 +21,10 @@ struct Normalize<cpu> {
         const T* in = x.data();
         T* out = y.data();
         cpu_detail::for_each_line(outer, extent, inner, [&](index_t first, index_t stride) {
-            const double inv = 1.0 / std::max(line_norm(in, first, stride, extent), eps);
+            const double norm = std::max(line_norm(in, first, stride, extent), eps);
             for (index_t k = 0; k < extent; ++k) {
                 const index_t at = first + k * stride;
-                out[at] = static_cast<T>(static_cast<double>(in[at]) * inv);
+                out[at] = static_cast<T>(static_cast<double>(in[at]) / norm);
             }
         });
     }
@@ -44,28 +46,35 @@ struct Normalize<cpu> {
                 }
                 return;
             }
-            const double inv = 1.0 / norm;
             double dot = 0;
             for (index_t k = 0; k < extent; ++k) {
                 const index_t at = first + k * stride;
-                dot += static_cast<double>(g[at]) * static_cast<double>(in[at]) * inv;
+                dot += static_cast<double>(g[at]) * (static_cast<double>(in[at]) / norm);
             }
             for (index_t k = 0; k < extent; ++k) {
                 const index_t at = first + k * stride;
-                res[at] = static_cast<T>((static_cast<double>(g[at]) - static_cast<double>(in[at]) * inv * dot) * inv);
+                res[at] = static_cast<T>((static_cast<double>(g[at]) - static_cast<double>(in[at]) / norm * dot) / norm);
             }
         });
     }
 
-private:
+    // ||x|| of `extent` values `stride` apart: m sqrt(sum (x/m)^2) with m = max |x|. NaN when a
+    // value is NaN, infinity when one is infinite.
     template <class T>
     static double line_norm(const T* in, index_t first, index_t stride, index_t extent) {
+        double largest = 0;
+        for (index_t k = 0; k < extent; ++k) {
+            const double v = std::abs(static_cast<double>(in[first + k * stride]));
+            if (std::isnan(v)) return v;
+            largest = std::max(largest, v);
+        }
+        if (largest == 0 || std::isinf(largest)) return largest;
         double squares = 0;
         for (index_t k = 0; k < extent; ++k) {
-            const double v = static_cast<double>(in[first + k * stride]);
+            const double v = static_cast<double>(in[first + k * stride]) / largest;
             squares += v * v;
         }
-        return std::sqrt(squares);
+        return largest * std::sqrt(squares);
     }
 };
 

@@ -102,6 +102,11 @@ public:
         report.projections = counts.projections;
         report.skipped_rows = counts.skipped_rows;
 
+        // The device combines in T; where the result could leave T's range, refuse it rather
+        // than return infinities (the CPU mitigator combines such rows in double).
+        if (combination_may_overflow<T>(gram, K, report.weights.data()))
+            fail("CudaGradMitigator", "the combined gradient could leave the range of the element type; "
+                 "scale the losses down");
         std::vector<T> w(static_cast<std::size_t>(K));
         for (index_t k = 0; k < K; ++k) w[k] = static_cast<T>(report.weights(k));
         void* combine_workspace = gram_workspace + cuda_impl::gram_workspace(K, P);

@@ -154,6 +154,11 @@ public:
             report.projections += c.projections;
             report.skipped_rows += c.skipped_rows;
             for (index_t k = 0; k < K; ++k) w[n * K + k] = static_cast<T>(wn[k]);
+            // The device combines in T; where the result could leave T's range, refuse it
+            // rather than return infinities (the CPU mitigator combines such samples in double).
+            if (combination_may_overflow<T>(gram.data() + n * K * K, K, wn))
+                fail("CudaBatchedGradMitigator", "the combined gradient of sample ", n,
+                     " could leave the range of the element type; scale the losses down");
         }
         cuda_impl::upload(w_device, w.data(), w.size() * sizeof(T), stream);
         cuda_impl::batched_combine_kernel<T>
