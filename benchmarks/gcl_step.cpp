@@ -12,8 +12,10 @@
 // head 64 -> 48, S = 16 sampled locations, half of the anchors kept.
 //
 // Prints one line per run: `gcl_step model=<m> mitigation=<l> threads=<t> steps=<n> median_s=<x>
-// min_s=<y> peak_mb=<z>` (peak resident memory of the process, getrusage).
+// min_s=<y> cpu_s=<c> peak_mb=<z>`: wall times, the median CPU time of the process per step (all
+// threads), and its peak resident memory (getrusage).
 #include <sys/resource.h>
+#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -130,6 +132,14 @@ void make_batch(index_t size, gcl::Tensor<T>& images, gcl::Tensor<std::int64_t>&
         }
 }
 
+// CPU time of the whole process (all threads): with one thread, a figure that other processes on
+// the machine disturb far less than the wall time.
+double process_cpu_seconds() {
+    timespec t{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
 double peak_mb() {
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);
@@ -199,18 +209,25 @@ int run(int argc, char** argv) {
 
     tr::GclObjective<float> objective(model, arena, objective_options(s.mitigation));
     gcl::optim::SGD<float> sgd(kSgd);
-    std::vector<double> seconds;
+    std::vector<double> seconds, cpu_seconds;
     for (int step = 0; step < s.warmup + s.steps; ++step) {
         const auto start = std::chrono::steady_clock::now();
+        const double cpu_start = process_cpu_seconds();
         objective.gradient(images.cview(), meta.cview(), static_cast<std::uint64_t>(step));
         sgd.step(arena);
         const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
-        if (step >= s.warmup) seconds.push_back(took.count());
+        if (step >= s.warmup) {
+            seconds.push_back(took.count());
+            cpu_seconds.push_back(process_cpu_seconds() - cpu_start);
+        }
     }
     std::sort(seconds.begin(), seconds.end());
-    std::printf("gcl_step model=%s mitigation=%s threads=%d steps=%d median_s=%.4f min_s=%.4f peak_mb=%.1f params=%lld\n",
+    std::sort(cpu_seconds.begin(), cpu_seconds.end());
+    std::printf("gcl_step model=%s mitigation=%s threads=%d steps=%d median_s=%.4f min_s=%.4f cpu_s=%.4f peak_mb=%.1f "
+                "params=%lld\n",
                 s.model.c_str(), tr::to_string(s.mitigation), gcl::backend::cpu_detail::max_threads(), s.steps,
-                seconds[seconds.size() / 2], seconds.front(), peak_mb(), static_cast<long long>(arena.size()));
+                seconds[seconds.size() / 2], seconds.front(), cpu_seconds[cpu_seconds.size() / 2], peak_mb(),
+                static_cast<long long>(arena.size()));
     return 0;
 }
 

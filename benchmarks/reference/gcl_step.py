@@ -20,7 +20,8 @@ runs one step in float64 and compares the combined gradient with gcl's: prints t
 difference relative to the largest gradient entry and exits non-zero above --tolerance (default
 1e-4; the two agree to about 1e-12).
 Timing prints `torch_step model=<m> mitigation=<l> threads=<t> steps=<n> median_s=<x> min_s=<y>
-peak_mb=<z> params=<P> torch=<version>`.
+cpu_s=<c> peak_mb=<z> params=<P> torch=<version>` (wall times, the median CPU time of the process
+per step, the peak resident memory).
 """
 import argparse
 import resource
@@ -215,9 +216,9 @@ def timing(args):
     meta = torch.cat([values, values], dim=1)
     h = size >> depth
     image_masks, pixel_masks = masks(meta, SAMPLES)
-    seconds = []
+    seconds, cpu_seconds = [], []
     for step in range(args.warmup + args.steps):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         locations = torch.sort(torch.randperm(h * h, generator=generator)[:SAMPLES]).values
         orders = [[j for j in torch.randperm(LABELS, generator=generator).tolist() if j != i] for i in range(LABELS)]
         g = step_gradient(model, params, x, image_masks, pixel_masks, locations, orders, args.mitigation)
@@ -228,9 +229,11 @@ def timing(args):
         optimizer.step()
         if step >= args.warmup:
             seconds.append(time.perf_counter() - start)
+            cpu_seconds.append(time.process_time() - cpu_start)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(f"torch_step model={args.model} mitigation={args.mitigation} threads={torch.get_num_threads()} "
-          f"steps={args.steps} median_s={statistics.median(seconds):.4f} min_s={min(seconds):.4f} peak_mb={peak:.1f} "
+          f"steps={args.steps} median_s={statistics.median(seconds):.4f} min_s={min(seconds):.4f} "
+          f"cpu_s={statistics.median(cpu_seconds):.4f} peak_mb={peak:.1f} "
           f"params={sum(p.numel() for p in params)} torch={torch.__version__}")
     return 0
 

@@ -82,6 +82,7 @@ struct Pooling<cpu> {
         cpu_detail::parallel_for(planes, cpu_detail::worth_parallel(planes, size), [&](index_t plane) {
             const T* in = x.data() + plane * size;
             double sum = 0;
+#pragma omp simd reduction(+ : sum)
             for (index_t i = 0; i < size; ++i) sum += static_cast<double>(in[i]);
             y.data()[plane] = static_cast<T>(sum / static_cast<double>(size));
         });
