@@ -4,6 +4,8 @@
 // step in PyTorch; benchmarks/run_gcl_step.sh runs the two alternately.
 //
 //   gcl_step --model demo|deep --mitigation parameters|representation|none [--steps N] [--warmup W]
+//   gcl_step --model demo --passes separate|stacked   # the model alone: forward, then K backward
+//                                        # passes one by one or as one stacked pass (nn::PretrainStackedBackward)
 //   gcl_step --model demo --dump DIR     # writes the initial parameters, the batch and one step's
 //                                        # gradient (in double) for `gcl_step.py --check DIR`
 //
@@ -37,7 +39,8 @@ struct Settings {
     tr::Mitigation mitigation = tr::Mitigation::parameters;
     int steps = 10;
     int warmup = 2;
-    std::string dump;  // directory for the --check files
+    std::string dump;    // directory for the --check files
+    std::string passes;  // "separate" or "stacked": time forward + K backward passes of the model only
 };
 
 struct ModelSpec {
@@ -101,6 +104,10 @@ Settings parse(int argc, char** argv) {
             s.warmup = std::stoi(value());
         } else if (a == "--dump") {
             s.dump = value();
+        } else if (a == "--passes") {
+            s.passes = value();
+            if (s.passes != "separate" && s.passes != "stacked")
+                throw gcl::Error("gcl_step", "unknown --passes '" + s.passes + "' (separate or stacked)");
         } else {
             throw gcl::Error("gcl_step", "unknown option '" + a + "'");
         }
@@ -194,6 +201,56 @@ void dump(const std::filesystem::path& dir, const ModelSpec& m, tr::Mitigation m
                 static_cast<long long>(arena.size()), r.total, static_cast<long long>(r.projections));
 }
 
+template <class Step>
+void time_steps(const Settings& s, Step&& step, std::vector<double>& seconds, std::vector<double>& cpu_seconds) {
+    for (int i = 0; i < s.warmup + s.steps; ++i) {
+        const auto start = std::chrono::steady_clock::now();
+        const double cpu_start = process_cpu_seconds();
+        step(i);
+        const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+        if (i >= s.warmup) {
+            seconds.push_back(took.count());
+            cpu_seconds.push_back(process_cpu_seconds() - cpu_start);
+        }
+    }
+    std::sort(seconds.begin(), seconds.end());
+    std::sort(cpu_seconds.begin(), cpu_seconds.end());
+}
+
+// Forward and K backward passes of the model alone, from fixed embedding gradients.
+int run_passes(const Settings& s, const ModelSpec& m) {
+    nn::ParameterArena<float> arena;
+    nn::PretrainModel<float> model(arena, model_options(m), kSeed);
+    gcl::Tensor<float> images;
+    gcl::Tensor<std::int64_t> meta;
+    make_batch(m.size, images, meta);
+    const gcl::Shape is = model.image_shape(images.shape()), ps = model.pixel_shape(images.shape());
+    gcl::Rng rng(kSeed, 2);
+    gcl::Tensor<float> d_image({kLabels, is[0], is[1]}), d_pixel({kLabels, ps[0], ps[1], ps[2], ps[3]});
+    gcl::fill_normal<float>(d_image.view(), rng, 0.0f, 1e-2f);
+    gcl::fill_normal<float>(d_pixel.view(), rng, 0.0f, 1e-3f);
+    gcl::Tensor<float> G({kLabels, arena.size()});
+    nn::PretrainStackedBackward<float> stacked;
+    std::vector<double> seconds, cpu_seconds;
+    time_steps(s, [&](int) {
+        model.forward(images.cview());
+        if (s.passes == "stacked") {
+            stacked(model, arena, G.view(), d_image.cview(), d_pixel.cview());
+            return;
+        }
+        for (index_t k = 0; k < kLabels; ++k) {
+            arena.begin_backward(G.view(), k, nn::GradMode::overwrite);
+            model.backward(d_image.cview().select(0, k), d_pixel.cview().select(0, k));
+        }
+        arena.end_backward();
+    }, seconds, cpu_seconds);
+    std::printf("gcl_passes model=%s passes=%s K=%lld threads=%d steps=%d median_s=%.4f min_s=%.4f cpu_s=%.4f peak_mb=%.1f\n",
+                s.model.c_str(), s.passes.c_str(), static_cast<long long>(kLabels),
+                gcl::backend::cpu_detail::max_threads(), s.steps, seconds[seconds.size() / 2], seconds.front(),
+                cpu_seconds[cpu_seconds.size() / 2], peak_mb());
+    return 0;
+}
+
 int run(int argc, char** argv) {
     const Settings s = parse(argc, argv);
     const ModelSpec m = spec_of(s.model);
@@ -201,6 +258,7 @@ int run(int argc, char** argv) {
         dump(s.dump, m, s.mitigation);
         return 0;
     }
+    if (!s.passes.empty()) return run_passes(s, m);
     nn::ParameterArena<float> arena;
     nn::PretrainModel<float> model(arena, model_options(m), kSeed);
     gcl::Tensor<float> images;
@@ -210,19 +268,10 @@ int run(int argc, char** argv) {
     tr::GclObjective<float> objective(model, arena, objective_options(s.mitigation));
     gcl::optim::SGD<float> sgd(kSgd);
     std::vector<double> seconds, cpu_seconds;
-    for (int step = 0; step < s.warmup + s.steps; ++step) {
-        const auto start = std::chrono::steady_clock::now();
-        const double cpu_start = process_cpu_seconds();
+    time_steps(s, [&](int step) {
         objective.gradient(images.cview(), meta.cview(), static_cast<std::uint64_t>(step));
         sgd.step(arena);
-        const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
-        if (step >= s.warmup) {
-            seconds.push_back(took.count());
-            cpu_seconds.push_back(process_cpu_seconds() - cpu_start);
-        }
-    }
-    std::sort(seconds.begin(), seconds.end());
-    std::sort(cpu_seconds.begin(), cpu_seconds.end());
+    }, seconds, cpu_seconds);
     std::printf("gcl_step model=%s mitigation=%s threads=%d steps=%d median_s=%.4f min_s=%.4f cpu_s=%.4f peak_mb=%.1f "
                 "params=%lld\n",
                 s.model.c_str(), tr::to_string(s.mitigation), gcl::backend::cpu_detail::max_threads(), s.steps,

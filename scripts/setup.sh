@@ -11,6 +11,7 @@ packages=(
     python3 python3-numpy python3-nibabel   # nibabel cross-checks of the NIfTI reader/writer
     insighttoolkit5-examples                # ships a real T1 MRI volume with a label map
     clang                                   # libFuzzer target of the NIfTI parser
+    libopenblas-dev libblis-dev             # optional: benchmarks/conv_gemm_shapes compares Eigen with them
 )
 if [[ "${1:-}" == "--fixtures" ]]; then
     packages+=(python3-torch)

@@ -274,8 +274,9 @@ public:
     // The whole current gradient target, flat (P elements).
     view_type flat_grad_target() {
         check(in_backward(), "ParameterArena::flat_grad_target", no_pass_message());
-        check(target_kind_ != TargetKind::stacked, "ParameterArena::flat_grad_target",
-              "the current target is a stack of ", external_target_.dim(0), " passes (begin_stacked_backward)");
+        if (target_kind_ == TargetKind::stacked)
+            fail("ParameterArena::flat_grad_target", "the current target is a stack of ", external_target_.dim(0),
+                 " passes (begin_stacked_backward)");
         return target_kind_ == TargetKind::own ? flat_grads() : external_target_;
     }
 
@@ -284,8 +285,9 @@ public:
     view_type grad_target(ParamHandle h) {
         const ParameterInfo& p = params_[checked(h)];
         check(in_backward(), "ParameterArena::grad_target", no_pass_message(), " (parameter '", p.name, "')");
-        check(target_kind_ != TargetKind::stacked, "ParameterArena::grad_target", "the current target is a stack of ",
-              external_target_.dim(0), " passes: layers write pass k into grad_target(h, k) (parameter '", p.name, "')");
+        if (target_kind_ == TargetKind::stacked)
+            fail("ParameterArena::grad_target", "the current target is a stack of ", external_target_.dim(0),
+                 " passes: layers write pass k into grad_target(h, k) (parameter '", p.name, "')");
         T* base = target_kind_ == TargetKind::own ? grads_.data() : external_target_.data();
         return view_type(base + p.offset, p.shape);
     }

@@ -21,7 +21,7 @@ struct Activation<cpu> {
         const T* in = x.data();
         T* out = y.data();
         const index_t n = x.numel();
-#pragma omp parallel for simd schedule(static) if (cpu_detail::worth_parallel(n, 1))
+#pragma omp parallel for simd schedule(dynamic, cpu_detail::elementwise_chunk) if (cpu_detail::worth_parallel(n, 1))
         for (index_t i = 0; i < n; ++i) {
             const T v = in[i];
             out[i] = (v > T(0) || v != v) ? v : T(0);
@@ -35,7 +35,7 @@ struct Activation<cpu> {
         const T* in = x.data();
         T* out = dx.data();
         const index_t n = x.numel();
-#pragma omp parallel for simd schedule(static) if (cpu_detail::worth_parallel(n, 1))
+#pragma omp parallel for simd schedule(dynamic, cpu_detail::elementwise_chunk) if (cpu_detail::worth_parallel(n, 1))
         for (index_t i = 0; i < n; ++i) out[i] = in[i] > T(0) ? g[i] : T(0);
     }
 
@@ -45,7 +45,7 @@ struct Activation<cpu> {
         const T* in = x.data();
         T* out = y.data();
         const index_t n = x.numel();
-#pragma omp parallel for simd schedule(static) if (cpu_detail::worth_parallel(n, 1))
+#pragma omp parallel for simd schedule(dynamic, cpu_detail::elementwise_chunk) if (cpu_detail::worth_parallel(n, 1))
         for (index_t i = 0; i < n; ++i) {
             const T v = in[i];
             const T scaled = slope * v;
@@ -60,7 +60,7 @@ struct Activation<cpu> {
         const T* in = x.data();
         T* out = dx.data();
         const index_t n = x.numel();
-#pragma omp parallel for simd schedule(static) if (cpu_detail::worth_parallel(n, 1))
+#pragma omp parallel for simd schedule(dynamic, cpu_detail::elementwise_chunk) if (cpu_detail::worth_parallel(n, 1))
         for (index_t i = 0; i < n; ++i) {
             const T gi = g[i];
             const T scaled = slope * gi;

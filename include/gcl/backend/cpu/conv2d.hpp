@@ -129,7 +129,7 @@ void for_each_image(index_t batch, index_t scratch_size, bool parallel, Body&& b
 #pragma omp parallel
         {
             T* scratch = thread_scratch<T>(scratch_size, ScratchSlot::columns);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
             for (index_t n = 0; n < batch; ++n) body(n, scratch);
         }
     } else {
@@ -140,8 +140,9 @@ void for_each_image(index_t batch, index_t scratch_size, bool parallel, Body&& b
 
 // Calls body(n, col, targets) for every image n, where `targets` are K weight-gradient
 // accumulators of `weight_size` elements: the K views `dw` themselves when images run in turn;
-// per-thread partial sums over a fixed block of images when they run in parallel, added into dw
-// afterwards in thread order, so the result depends only on the data and the thread count.
+// when they run in parallel, one partial sum per block of images (up to four blocks per thread,
+// fixed by the batch and the thread count, handed to whichever thread is free), added into dw
+// afterwards in block order, so the result depends only on the data and the thread count.
 template <class T, class Body>
 void for_each_image_into(index_t batch, index_t col_size, bool parallel, std::span<T* const> dw, index_t weight_size,
                          Body&& body) {
@@ -152,20 +153,22 @@ void for_each_image_into(index_t batch, index_t col_size, bool parallel, std::sp
         return;
     }
     const int threads = static_cast<int>(std::min<index_t>(max_threads(), batch));
-    T* partial = thread_scratch<T>(threads * K * weight_size, ScratchSlot::partial_sums);
-    std::fill(partial, partial + threads * K * weight_size, T(0));
+    const index_t blocks = std::min<index_t>(batch, 4 * threads);
+    T* partial = thread_scratch<T>(blocks * K * weight_size, ScratchSlot::partial_sums);
+    std::fill(partial, partial + blocks * K * weight_size, T(0));
 #pragma omp parallel num_threads(threads)
     {
-        const index_t t = thread_id();
-        const index_t team = omp_team_size();
         T* col = thread_scratch<T>(col_size, ScratchSlot::columns);
         std::vector<T*> mine(static_cast<std::size_t>(K));
-        for (index_t k = 0; k < K; ++k) mine[k] = partial + (t * K + k) * weight_size;
-        for (index_t n = t * batch / team; n < (t + 1) * batch / team; ++n) body(n, col, mine.data());
+#pragma omp for schedule(dynamic, 1)
+        for (index_t block = 0; block < blocks; ++block) {
+            for (index_t k = 0; k < K; ++k) mine[k] = partial + (block * K + k) * weight_size;
+            for (index_t n = block * batch / blocks; n < (block + 1) * batch / blocks; ++n) body(n, col, mine.data());
+        }
     }
-    for (int t = 0; t < threads; ++t)
+    for (index_t b = 0; b < blocks; ++b)
         for (index_t k = 0; k < K; ++k) {
-            const T* from = partial + (t * K + k) * weight_size;
+            const T* from = partial + (b * K + k) * weight_size;
             T* to = dw[k];
 #pragma omp simd
             for (index_t i = 0; i < weight_size; ++i) to[i] += from[i];
