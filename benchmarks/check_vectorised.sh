@@ -17,6 +17,7 @@ cat >"$work/kernels.cpp" <<'CPP'
 #include "gcl/backend/cpu/activation.hpp"
 #include "gcl/backend/cpu/batch_norm.hpp"
 #include "gcl/backend/cpu/bias.hpp"
+#include "gcl/backend/cpu/conv2d.hpp"
 #include "gcl/backend/cpu/elementwise.hpp"
 #include "gcl/backend/cpu/pooling.hpp"
 namespace b = gcl::backend;
@@ -41,6 +42,9 @@ void instantiate() {
     b::Elementwise<gcl::cpu>::affine<T>(c, T(1), T(0), v);
     b::Elementwise<gcl::cpu>::axpby<T>(T(1), c, T(1), v);
 }
+// Explicit instantiations where a call with empty views would let the compiler fold the loops.
+template void b::Conv2d<gcl::cpu>::backward_weight<float>(gcl::TensorView<const float, gcl::cpu>,
+    gcl::TensorView<const float, gcl::cpu>, gcl::TensorView<float, gcl::cpu>, const gcl::ops::Conv2dParams&, bool);
 template void instantiate<float>();
 template void instantiate<double>();
 CPP
