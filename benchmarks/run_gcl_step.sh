@@ -27,6 +27,8 @@ steps=${GCL_STEPS:-5}
 warmup=${GCL_WARMUP:-2}
 models=${GCL_MODELS:-deep demo}
 venv=${GCL_TORCH_VENV:-/work/venvs/torch-latest}
+wait_policy=${GCL_OMP_WAIT_POLICY-passive}
+if [[ -n $wait_policy ]]; then export OMP_WAIT_POLICY=$wait_policy; else unset OMP_WAIT_POLICY; fi
 
 if ! { [[ -x "$venv/bin/python" ]] && "$venv/bin/python" -c "import torch, numpy" 2>/dev/null; }; then
     echo "run_gcl_step: no torch in $venv; installing it from PyPI (benchmarks/reference/install_torch.sh)"
@@ -35,6 +37,7 @@ fi
 python="$venv/bin/python"
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 echo "run_gcl_step: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $threads threads," \
+     "OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-default}," \
      "torch $("$python" -c 'import torch; print(torch.__version__)'), load $(load)"
 
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DGCL_BUILD_BENCHMARKS=ON >/dev/null
