@@ -54,6 +54,7 @@
 #include "gcl/nn/parameter_arena.hpp"
 #include "gcl/nn/pixel_head.hpp"
 #include "gcl/nn/pretrain_model.hpp"
+#include "gcl/nn/pretrain_stacked_backward.hpp"
 #include "gcl/nn/scope.hpp"
 #include "gcl/nn/sequential.hpp"
 #include "gcl/nn/transfer.hpp"

@@ -3,7 +3,9 @@
 // The host specialisation lives here (64-byte aligned, zero-initialised); the CUDA one in
 // backend/cuda/buffer.cuh.
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <new>
 #include <type_traits>
@@ -15,6 +17,14 @@
 namespace gcl {
 
 inline constexpr std::size_t host_alignment = 64;  // one cache line; also AVX-512 friendly
+
+namespace detail {
+inline std::atomic<std::uint64_t> host_allocations{0};
+}  // namespace detail
+
+// Number of host buffers allocated so far by this process (every Tensor on the host allocates
+// through Buffer): tests count the allocations of a training step with it.
+inline std::uint64_t host_allocation_count() { return detail::host_allocations.load(std::memory_order_relaxed); }
 
 template <class T, class Device>
 class Buffer;
@@ -29,6 +39,7 @@ public:
         if (size_ == 0) return;
         check(size_ <= max_size(), "Buffer", "cannot allocate ", size_, " elements");
         data_ = static_cast<T*>(::operator new(bytes(), std::align_val_t{host_alignment}));
+        detail::host_allocations.fetch_add(1, std::memory_order_relaxed);
         std::memset(static_cast<void*>(data_), 0, bytes());
     }
     Buffer(const Buffer& other) : Buffer(other.size_) {

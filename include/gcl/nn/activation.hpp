@@ -40,6 +40,17 @@ public:
         return dx_.cview();
     }
 
+    // K backward passes at once (layer.hpp), all against the forward's input.
+    ConstView<T> backward_stacked(ConstView<T> dy, index_t passes) {
+        constexpr std::string_view op = "nn::ReLU::backward_stacked";
+        detail::require_forward(forward_done_, op, {});
+        detail::require_stacked_gradient_shape(op, {}, dy.shape(), y_.shape(), passes);
+        dx_.resize(detail::stacked_shape(x_.shape(), passes));
+        for (index_t k = 0; k < passes; ++k)
+            ops::relu_backward(detail::pass_block(dy, passes, k), x_, detail::pass_block(dx_.view(), passes, k));
+        return dx_.cview();
+    }
+
     void set_training(bool training) { training_ = training; }
     bool training() const { return training_; }
 
@@ -76,6 +87,18 @@ public:
         detail::require_gradient_shape(op, {}, dy.shape(), y_.shape());
         dx_.resize(x_.shape());
         ops::leaky_relu_backward(dy, x_, dx_.view(), static_cast<T>(slope_));
+        return dx_.cview();
+    }
+
+    // K backward passes at once (layer.hpp), all against the forward's input.
+    ConstView<T> backward_stacked(ConstView<T> dy, index_t passes) {
+        constexpr std::string_view op = "nn::LeakyReLU::backward_stacked";
+        detail::require_forward(forward_done_, op, {});
+        detail::require_stacked_gradient_shape(op, {}, dy.shape(), y_.shape(), passes);
+        dx_.resize(detail::stacked_shape(x_.shape(), passes));
+        for (index_t k = 0; k < passes; ++k)
+            ops::leaky_relu_backward(detail::pass_block(dy, passes, k), x_, detail::pass_block(dx_.view(), passes, k),
+                                     static_cast<T>(slope_));
         return dx_.cview();
     }
 

@@ -88,6 +88,30 @@ public:
         return dx_.cview();
     }
 
+    // K backward passes at once (layer.hpp): the K gradients share the forward's statistics.
+    ConstView<T> backward_stacked(ConstView<T> dy, index_t passes) {
+        constexpr std::string_view op = "nn::BatchNorm2d::backward_stacked";
+        detail::require_forward(forward_done_, op, name_);
+        detail::require_stacked_gradient_shape(op, name_, dy.shape(), y_.shape(), passes);
+        check(arena_->target_passes() == passes, op, "layer", detail::quoted(name_), ": ", passes,
+              " passes but the arena's gradient target takes ", arena_->target_passes());
+        dx_.resize(detail::stacked_shape(x_.shape(), passes));
+        auto& a = *arena_;
+        for (index_t k = 0; k < passes; ++k) {
+            const ConstView<T> dy_k = detail::pass_block(dy, passes, k);
+            const TensorView<T> dx_k = detail::pass_block(dx_.view(), passes, k);
+            if (forward_training_)
+                ops::batch_norm_backward_train(dy_k, x_, a.value(gamma_), saved_mean_, saved_invstd_, dx_k,
+                                               a.grad_target(gamma_, k), a.grad_target(beta_, k),
+                                               ops::WriteMode::accumulate);
+            else
+                ops::batch_norm_backward_eval(dy_k, x_, a.value(gamma_), a.buffer_value(running_mean_),
+                                              a.buffer_value(running_var_), dx_k, a.grad_target(gamma_, k),
+                                              a.grad_target(beta_, k), params_, ops::WriteMode::accumulate);
+        }
+        return dx_.cview();
+    }
+
     void set_training(bool training) { training_ = training; }
     bool training() const { return training_; }
 

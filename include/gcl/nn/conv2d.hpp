@@ -9,6 +9,7 @@
 // Parameters: "<scope>.weight" [out, in, R, S] (Kaiming-normal by default) and, with a bias,
 // "<scope>.bias" [out] (zeros, no weight decay).
 #include <string>
+#include <vector>
 
 #include "gcl/core/tensor.hpp"
 #include "gcl/nn/detail/layer_checks.hpp"
@@ -79,6 +80,26 @@ public:
         return dx_.cview();
     }
 
+    // K backward passes at once (layer.hpp): one im2col per image for the K weight gradients,
+    // one data-gradient product with K times the columns.
+    ConstView<T> backward_stacked(ConstView<T> dy, index_t passes) {
+        constexpr std::string_view op = "nn::Conv2d::backward_stacked";
+        detail::require_forward(forward_done_, op, name_);
+        detail::require_stacked_gradient_shape(op, name_, dy.shape(), y_.shape(), passes);
+        check(arena_->target_passes() == passes, op, "layer", detail::quoted(name_), ": ", passes,
+              " passes but the arena's gradient target takes ", arena_->target_passes());
+        dx_.resize(detail::stacked_shape(x_.shape(), passes));
+        weight_targets_.clear();
+        for (index_t k = 0; k < passes; ++k) weight_targets_.push_back(arena_->grad_target(weight_, k));
+        ops::conv2d_backward_stacked(dy, x_, arena_->value(weight_), dx_.view(), weight_targets_, params_,
+                                     ops::WriteMode::accumulate);
+        if (options_.bias)
+            for (index_t k = 0; k < passes; ++k)
+                ops::conv2d_backward_bias(detail::pass_block(dy, passes, k), arena_->grad_target(bias_, k),
+                                          ops::WriteMode::accumulate);
+        return dx_.cview();
+    }
+
     void set_training(bool training) { training_ = training; }
     bool training() const { return training_; }
 
@@ -105,6 +126,7 @@ private:
     bool forward_done_ = false;
     ConstView<T> x_;
     Tensor<T> y_, dx_;
+    std::vector<TensorView<T>> weight_targets_;
 };
 
 }  // namespace gcl::nn

@@ -38,6 +38,7 @@ public:
     Shape output_shape(const Shape& x) const { return stack_.output_shape(x); }
     ConstView<T> forward(ConstView<T> x) { return stack_.forward(x); }
     ConstView<T> backward(ConstView<T> dy) { return stack_.backward(dy); }
+    ConstView<T> backward_stacked(ConstView<T> dy, index_t passes) { return stack_.backward_stacked(dy, passes); }
     void set_training(bool training) { stack_.set_training(training); }
     bool training() const { return stack_.training(); }
 

@@ -29,6 +29,13 @@
 //           model.backward(dL_m / dy);                          // row m := dL_m / dtheta
 //       Calling backward before any forward, or with a dy of the wrong shape, throws gcl::Error.
 //
+//   Optional: ConstView<T> backward_stacked(ConstView<T> dy, index_t passes);
+//       K = passes backward passes after one forward at once: dy stacks the K upstream gradients
+//       along the batch dimension ([K N, ...], pass k in rows k N .. k N + N - 1), the result
+//       stacks the K input gradients the same way, and pass k's parameter gradients are added
+//       into the arena's grad_target(h, k) (ParameterArena::begin_stacked_backward). Equal to K
+//       calls of backward, pass k into row k (up to the summation order where a layer says so).
+//
 //   Shape output_shape(const Shape& x) const;
 //       The shape forward gives for an input of shape x; throws gcl::Error naming the layer if
 //       the layer cannot take that input.
@@ -91,6 +98,12 @@ template <class L>
 concept HasLayerMode = requires(L& layer, const L& const_layer, bool on) {
     layer.set_training(on);
     { const_layer.training() } -> std::same_as<bool>;
+};
+
+// ConstView<T> backward_stacked(ConstView<T> dy, index_t passes)
+template <class L>
+concept HasStackedBackward = HasLayerValueType<L> && requires(L& layer, ConstView<typename L::value_type> dy, index_t k) {
+    { layer.backward_stacked(dy, k) } -> std::same_as<ConstView<typename L::value_type>>;
 };
 
 // The layer contract described above.

@@ -41,6 +41,18 @@ public:
         return dx_.cview();
     }
 
+    // K backward passes at once (layer.hpp), all through the forward's maxima.
+    ConstView<T> backward_stacked(ConstView<T> dy, index_t passes) {
+        constexpr std::string_view op = "nn::MaxPool2d::backward_stacked";
+        detail::require_forward(forward_done_, op, {});
+        detail::require_stacked_gradient_shape(op, {}, dy.shape(), y_.shape(), passes);
+        dx_.resize(detail::stacked_shape(input_shape_, passes));
+        for (index_t k = 0; k < passes; ++k)
+            ops::max_pool2d_backward(detail::pass_block(dy, passes, k), indices_.cview(),
+                                     detail::pass_block(dx_.view(), passes, k), params_);
+        return dx_.cview();
+    }
+
     void set_training(bool training) { training_ = training; }
     bool training() const { return training_; }
     const ops::Pool2dParams& params() const { return params_; }

@@ -15,6 +15,10 @@
 // hold 0); in accumulate mode it keeps its contents. Either way layers only ever *add* their
 // contribution (accumulate_grad, or add into grad_target's view, e.g. a GEMM with beta = 1), so
 // layer code has one rule and cannot get the mode wrong.
+//
+// K backward passes that share one forward can also run at once (the layers' backward_stacked):
+// begin_stacked_backward(G, mode) makes row k of a K x P matrix G the target of pass k, and
+// layers add pass k's gradient into grad_target(h, k).
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
@@ -233,6 +237,31 @@ public:
         begin_backward(matrix.select(0, row), mode);
     }
 
+    // Starts K = matrix.dim(0) backward passes at once: pass k writes into row k of the K x P
+    // matrix (zeroed first in overwrite mode). Layers reach row k through grad_target(h, k).
+    void begin_stacked_backward(view_type matrix, GradMode mode) {
+        check(matrix.rank() == 2 && matrix.dim(1) == parameter_size_ && matrix.dim(0) >= 1 && matrix.is_contiguous(),
+              "ParameterArena::begin_stacked_backward", "the gradient matrix must be a contiguous K x P with P = ",
+              parameter_size_, " and K >= 1, got shape ", matrix.shape());
+        target_kind_ = TargetKind::stacked;
+        external_target_ = matrix;
+        mode_ = mode;
+        if (mode == GradMode::overwrite) std::fill_n(matrix.data(), matrix.numel(), T(0));
+    }
+
+    // How many passes the current target takes: K after begin_stacked_backward, else 1.
+    index_t target_passes() const { return target_kind_ == TargetKind::stacked ? external_target_.dim(0) : 1; }
+
+    // The parameter's slice of pass `pass`'s target (pass 0 is the only one of a single pass).
+    view_type grad_target(ParamHandle h, index_t pass) {
+        const ParameterInfo& p = params_[checked(h)];
+        check(in_backward(), "ParameterArena::grad_target", no_pass_message(), " (parameter '", p.name, "')");
+        check(pass >= 0 && pass < target_passes(), "ParameterArena::grad_target", "pass ", pass,
+              " out of range: the current target takes ", target_passes(), " passes (parameter '", p.name, "')");
+        if (target_kind_ != TargetKind::stacked) return grad_target(h);
+        return view_type(external_target_.data() + pass * parameter_size_ + p.offset, p.shape);
+    }
+
     // Ends the current pass: writing a gradient raises gcl::Error until the next begin_backward.
     void end_backward() {
         target_kind_ = TargetKind::none;
@@ -245,6 +274,9 @@ public:
     // The whole current gradient target, flat (P elements).
     view_type flat_grad_target() {
         check(in_backward(), "ParameterArena::flat_grad_target", no_pass_message());
+        if (target_kind_ == TargetKind::stacked)
+            fail("ParameterArena::flat_grad_target", "the current target is a stack of ", external_target_.dim(0),
+                 " passes (begin_stacked_backward)");
         return target_kind_ == TargetKind::own ? flat_grads() : external_target_;
     }
 
@@ -253,6 +285,9 @@ public:
     view_type grad_target(ParamHandle h) {
         const ParameterInfo& p = params_[checked(h)];
         check(in_backward(), "ParameterArena::grad_target", no_pass_message(), " (parameter '", p.name, "')");
+        if (target_kind_ == TargetKind::stacked)
+            fail("ParameterArena::grad_target", "the current target is a stack of ", external_target_.dim(0),
+                 " passes: layers write pass k into grad_target(h, k) (parameter '", p.name, "')");
         T* base = target_kind_ == TargetKind::own ? grads_.data() : external_target_.data();
         return view_type(base + p.offset, p.shape);
     }
@@ -276,7 +311,7 @@ public:
     }
 
 private:
-    enum class TargetKind { none, own, external };
+    enum class TargetKind { none, own, external, stacked };
 
     void check_new_name(std::string_view op, const std::string& name) const {
         check(!name.empty(), op, "a parameter or buffer needs a name");

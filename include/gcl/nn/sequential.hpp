@@ -70,6 +70,17 @@ public:
         return g;
     }
 
+    // K backward passes at once (layer.hpp), when every layer has backward_stacked.
+    ConstView<value_type> backward_stacked(ConstView<value_type> dy, index_t passes)
+        requires(HasStackedBackward<Layers> && ...)
+    {
+        ConstView<value_type> g = dy;
+        [&]<std::size_t... I>(std::index_sequence<I...>) {
+            ((g = std::get<size() - 1 - I>(layers_).backward_stacked(g, passes)), ...);
+        }(std::make_index_sequence<size()>{});
+        return g;
+    }
+
     void set_training(bool training) {
         training_ = training;
         std::apply([&](auto&... layer) { (layer.set_training(training), ...); }, layers_);

@@ -125,6 +125,18 @@ public:
         return g;
     }
 
+    // K backward passes from K bottleneck gradients at once (layer.hpp; the skips receive none):
+    // d_bottleneck [K N, C, h, w] stacks them, the result stacks the K input gradients, and pass
+    // k's parameter gradients go to the arena's grad_target(h, k) (begin_stacked_backward).
+    ConstView<T> backward_stacked(ConstView<T> d_bottleneck, index_t passes) {
+        constexpr std::string_view op = "nn::UNetEncoder::backward_stacked";
+        detail::require_forward(forward_done_, op, name_);
+        detail::require_stacked_gradient_shape(op, name_, d_bottleneck.shape(), bottleneck_.shape(), passes);
+        ConstView<T> g = blocks_[depth()].backward_stacked(d_bottleneck, passes);
+        for (int l = depth() - 1; l >= 0; --l) g = blocks_[l].backward_stacked(pools_[l].backward_stacked(g, passes), passes);
+        return g;
+    }
+
     void set_training(bool training) {
         training_ = training;
         for (auto& b : blocks_) b.set_training(training);

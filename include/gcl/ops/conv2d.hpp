@@ -9,8 +9,12 @@
 //   ops::conv2d_backward_data(dy, w, dx.view(), params);
 //   ops::conv2d_backward_weight(dy, x, dw.view(), params, WriteMode::accumulate);
 //   ops::conv2d_backward_bias(dy, db.view());
+//   ops::conv2d_backward_stacked(dy_k, x, w, dx_k.view(), dws, params, WriteMode::accumulate);  // K passes at once
 //
 // All views are contiguous; outputs must not overlap inputs.
+#include <span>
+#include <type_traits>
+
 #include "gcl/backend/cpu/conv2d.hpp"
 #include "gcl/ops/bias.hpp"
 #include "gcl/ops/common.hpp"
@@ -77,6 +81,36 @@ void conv2d_backward_weight(Input<T, Device> dy, Input<T, Device> x, TensorView<
     detail::check_conv2d_shapes(op, x.shape(), dw.shape(), dy.shape(), params, "x", "dy");
     detail::check_conv2d_views(op, x, dy, dw, "x", "dy", "dw");
     backend::Conv2d<Device>::backward_weight(dy, x, dw, params, mode == WriteMode::accumulate);
+}
+
+// K backward passes after one forward, at once: dy [K N, F, OH, OW] holds pass k's output gradient
+// in images k N .. k N + N - 1 of the stack (x [N, C, H, W]); dx [K N, C, H, W] receives the K
+// input gradients (overwritten) and dw[k] [F, C, R, S] pass k's weight gradient (= or +=).
+template <class T, class Device>
+void conv2d_backward_stacked(Input<T, Device> dy, Input<T, Device> x, Input<T, Device> w, TensorView<T, Device> dx,
+                             std::type_identity_t<std::span<const TensorView<T, Device>>> dw,
+                             const Conv2dParams& params = {},
+                             WriteMode mode = WriteMode::overwrite) {
+    constexpr std::string_view op = "ops::conv2d_backward_stacked";
+    const auto K = static_cast<index_t>(dw.size());
+    check(K >= 1, op, "needs at least one weight-gradient target");
+    check_rank(op, x.shape(), 4, "x");
+    check_rank(op, dy.shape(), 4, "dy");
+    Shape one_pass = dy.shape();
+    check(dy.dim(0) == K * x.dim(0), op, "dy ", dy.shape(), " must stack K = ", K, " gradients of x's batch ", x.dim(0));
+    one_pass[0] = x.dim(0);
+    detail::check_conv2d_shapes(op, x.shape(), w.shape(), one_pass, params, "x", "one pass of dy");
+    Shape dx_expected = x.shape();
+    dx_expected[0] = K * x.dim(0);
+    check(dx.shape() == dx_expected, op, "dx is ", dx.shape(), " but K = ", K, " passes over x ", x.shape(), " need ",
+          dx_expected);
+    detail::check_conv2d_views(op, dy, w, dx, "dy", "w", "dx");
+    require_disjoint(op, dx, x, "dx", "x");
+    for (index_t k = 0; k < K; ++k) {
+        check(dw[k].shape() == w.shape(), op, "dw[", k, "] is ", dw[k].shape(), " but the weight is ", w.shape());
+        detail::check_conv2d_views(op, x, dy, dw[k], "x", "dy", "dw");
+    }
+    backend::Conv2d<Device>::backward_stacked(dy, x, w, dx, dw, params, mode == WriteMode::accumulate);
 }
 
 // db = (or +=) the sum of dy [N, K, OH, OW] over N, OH and OW.

@@ -18,6 +18,7 @@ struct Bias<cpu> {
         cpu_detail::parallel_for(outer * channels, cpu_detail::worth_parallel(outer * channels, inner), [&](index_t oc) {
             const T v = b[oc % channels];
             T* row = out + oc * inner;
+#pragma omp simd
             for (index_t i = 0; i < inner; ++i) row[i] += v;
         });
     }
@@ -32,6 +33,7 @@ struct Bias<cpu> {
             double sum = 0;
             for (index_t o = 0; o < outer; ++o) {
                 const T* row = g + (o * channels + c) * inner;
+#pragma omp simd reduction(+ : sum)
                 for (index_t i = 0; i < inner; ++i) sum += static_cast<double>(row[i]);
             }
             out[c] = static_cast<T>(accumulate ? static_cast<double>(out[c]) + sum : sum);

@@ -8,12 +8,19 @@
 //   backward weight:  dW  += dy_n * col_n^T
 // A 1x1 convolution with unit stride and no padding needs no im2col: col_n is x_n itself.
 // Images run in parallel (each thread has its own col buffer) when there are at least as many
-// images as threads; otherwise images run in turn and Eigen parallelises each product.
+// images as threads; otherwise images run in turn and Eigen parallelises each product. The col
+// buffers and partial sums are per-thread scratch that persists between calls (workspace.hpp).
+//
+// backward_stacked runs K backward passes that share one forward (x and w) at once: per image,
+// im2col once for the K weight gradients, and one data-gradient product W^T [dy_1 .. dy_K] with
+// K times the columns.
 #include <Eigen/Core>
 #include <algorithm>
+#include <span>
 #include <vector>
 
 #include "gcl/backend/cpu/parallel.hpp"
+#include "gcl/backend/cpu/workspace.hpp"
 #include "gcl/backend/kernels.hpp"
 #include "gcl/core/device.hpp"
 #include "gcl/core/tensor_view.hpp"
@@ -88,14 +95,14 @@ void im2col(const T* x, const ConvGeometry& g, T* col) {
             }
 }
 
-// dx += the adjoint of im2col applied to col.
+// dx += the adjoint of im2col applied to col, whose rows start `row_stride` elements apart
+// (col_cols() for a col buffer of one image).
 template <class T>
-void col2im_add(const T* col, const ConvGeometry& g, T* dx) {
-    const index_t cols = g.col_cols();
+void col2im_add(const T* col, const ConvGeometry& g, T* dx, index_t row_stride) {
     for (index_t c = 0; c < g.channels; ++c)
         for (index_t r = 0; r < g.kernel_h; ++r)
             for (index_t s = 0; s < g.kernel_w; ++s) {
-                const T* row = col + ((c * g.kernel_h + r) * g.kernel_w + s) * cols;
+                const T* row = col + ((c * g.kernel_h + r) * g.kernel_w + s) * row_stride;
                 const index_t off_h = r * g.dilation_h - g.pad_h;
                 const index_t off_w = s * g.dilation_w - g.pad_w;
                 index_t oh_lo, oh_hi, ow_lo, ow_hi;
@@ -114,20 +121,58 @@ inline bool images_in_parallel(index_t batch, index_t work_per_image) {
     return batch >= max_threads() && worth_parallel(batch, work_per_image);
 }
 
-// Calls body(n, scratch) for every image n, with `scratch_size` elements of scratch per thread.
+// Calls body(n, scratch) for every image n, with `scratch_size` elements of the thread's col
+// scratch (not zeroed).
 template <class T, class Body>
 void for_each_image(index_t batch, index_t scratch_size, bool parallel, Body&& body) {
     if (parallel) {
 #pragma omp parallel
         {
-            std::vector<T> scratch(static_cast<std::size_t>(scratch_size));
-#pragma omp for schedule(static)
-            for (index_t n = 0; n < batch; ++n) body(n, scratch.data());
+            T* scratch = thread_scratch<T>(scratch_size, ScratchSlot::columns);
+#pragma omp for schedule(dynamic, 1)
+            for (index_t n = 0; n < batch; ++n) body(n, scratch);
         }
     } else {
-        std::vector<T> scratch(static_cast<std::size_t>(scratch_size));
-        for (index_t n = 0; n < batch; ++n) body(n, scratch.data());
+        T* scratch = thread_scratch<T>(scratch_size, ScratchSlot::columns);
+        for (index_t n = 0; n < batch; ++n) body(n, scratch);
     }
+}
+
+// Calls body(n, col, targets) for every image n, where `targets` are K weight-gradient
+// accumulators of `weight_size` elements: the K views `dw` themselves when images run in turn;
+// when they run in parallel, one partial sum per block of images (up to four blocks per thread,
+// fixed by the batch and the thread count, handed to whichever thread is free), added into dw
+// afterwards in block order, so the result depends only on the data and the thread count.
+template <class T, class Body>
+void for_each_image_into(index_t batch, index_t col_size, bool parallel, std::span<T* const> dw, index_t weight_size,
+                         Body&& body) {
+    const auto K = static_cast<index_t>(dw.size());
+    if (!parallel) {
+        T* col = thread_scratch<T>(col_size, ScratchSlot::columns);
+        for (index_t n = 0; n < batch; ++n) body(n, col, dw.data());
+        return;
+    }
+    const int threads = static_cast<int>(std::min<index_t>(max_threads(), batch));
+    const index_t blocks = std::min<index_t>(batch, 4 * threads);
+    T* partial = thread_scratch<T>(blocks * K * weight_size, ScratchSlot::partial_sums);
+    std::fill(partial, partial + blocks * K * weight_size, T(0));
+#pragma omp parallel num_threads(threads)
+    {
+        T* col = thread_scratch<T>(col_size, ScratchSlot::columns);
+        std::vector<T*> mine(static_cast<std::size_t>(K));
+#pragma omp for schedule(dynamic, 1)
+        for (index_t block = 0; block < blocks; ++block) {
+            for (index_t k = 0; k < K; ++k) mine[k] = partial + (block * K + k) * weight_size;
+            for (index_t n = block * batch / blocks; n < (block + 1) * batch / blocks; ++n) body(n, col, mine.data());
+        }
+    }
+    for (index_t b = 0; b < blocks; ++b)
+        for (index_t k = 0; k < K; ++k) {
+            const T* from = partial + (b * K + k) * weight_size;
+            T* to = dw[k];
+#pragma omp simd
+            for (index_t i = 0; i < weight_size; ++i) to[i] += from[i];
+        }
 }
 
 }  // namespace cpu_detail
@@ -168,7 +213,7 @@ struct Conv2d<cpu> {
             }
             MatrixMap<T>(col, g.col_rows(), g.col_cols()).noalias() = W.transpose() * dY;
             std::fill(dxn, dxn + g.input_size(), T(0));
-            col2im_add(col, g, dxn);
+            col2im_add(col, g, dxn, g.col_cols());
         });
     }
 
@@ -178,35 +223,77 @@ struct Conv2d<cpu> {
                                 const ops::Conv2dParams& p, bool accumulate) {
         using namespace cpu_detail;
         const ConvGeometry g = conv_geometry(x.shape(), dw.shape(), dy.shape(), p);
-        const index_t weight_size = g.filters * g.col_rows();
-        MatrixMap<T> dW(dw.data(), g.filters, g.col_rows());
-        if (!accumulate) dW.setZero();
+        if (!accumulate) MatrixMap<T>(dw.data(), g.filters, g.col_rows()).setZero();
         const bool pointwise = g.pointwise();
-        const index_t col_size = pointwise ? 0 : g.col_rows() * g.col_cols();
-        auto add_image = [&](index_t n, T* col, MatrixMap<T>& target) {
-            const T* xn = x.data() + n * g.input_size();
-            if (!pointwise) im2col(xn, g, col);
-            const ConstMatrixMap<T> dY(dy.data() + n * g.output_size(), g.filters, g.col_cols());
-            target.noalias() += dY * ConstMatrixMap<T>(pointwise ? xn : col, g.col_rows(), g.col_cols()).transpose();
-        };
-        if (!images_in_parallel(g.batch, g.output_size() * g.col_rows())) {
-            std::vector<T> col(static_cast<std::size_t>(col_size));
-            for (index_t n = 0; n < g.batch; ++n) add_image(n, col.data(), dW);
-            return;
+        T* const targets[1] = {dw.data()};
+        for_each_image_into<T>(g.batch, pointwise ? 0 : g.col_rows() * g.col_cols(),
+                               images_in_parallel(g.batch, g.output_size() * g.col_rows()), std::span<T* const>(targets),
+                               g.filters * g.col_rows(), [&](index_t n, T* col, T* const* into) {
+                                   const T* xn = x.data() + n * g.input_size();
+                                   if (!pointwise) im2col(xn, g, col);
+                                   add_weight_gradient(g, dy.data() + n * g.output_size(), pointwise ? xn : col, into[0]);
+                               });
+    }
+
+    // K backward passes after one forward, at once. dy [K N, F, OH, OW] holds pass k's gradient in
+    // images k N .. k N + N - 1 (x is [N, C, H, W]); dx [K N, C, H, W] receives the K data
+    // gradients (overwritten) and dw[k] [F, C, R, S] (+)= pass k's weight gradient. The weight
+    // gradients equal K calls of backward_weight bit for bit; the data gradients equal K calls of
+    // backward_data up to the summation order inside the product (one product with K times the
+    // columns).
+    template <class T>
+    static void backward_stacked(ConstView<T, cpu> dy, ConstView<T, cpu> x, ConstView<T, cpu> w, TensorView<T, cpu> dx,
+                                 std::span<const TensorView<T, cpu>> dw, const ops::Conv2dParams& p, bool accumulate) {
+        using namespace cpu_detail;
+        const index_t K = static_cast<index_t>(dw.size());
+        Shape one_pass = dy.shape();
+        one_pass[0] = x.dim(0);
+        const ConvGeometry g = conv_geometry(x.shape(), w.shape(), one_pass, p);
+        const index_t cols = g.col_cols(), rows = g.col_rows(), N = g.batch;
+        std::vector<T*> targets(static_cast<std::size_t>(K));
+        for (index_t k = 0; k < K; ++k) {
+            targets[k] = dw[k].data();
+            if (!accumulate) MatrixMap<T>(targets[k], g.filters, rows).setZero();
         }
-        // One partial sum per thread over a fixed block of images, added up in thread order, so
-        // the result depends only on the data and the thread count.
-        const int threads = static_cast<int>(std::min<index_t>(max_threads(), g.batch));
-        std::vector<T> partial(static_cast<std::size_t>(threads * weight_size), T(0));
-#pragma omp parallel num_threads(threads)
-        {
-            const index_t t = thread_id();
-            const index_t team = omp_team_size();
-            std::vector<T> col(static_cast<std::size_t>(col_size));
-            MatrixMap<T> mine(partial.data() + t * weight_size, g.filters, g.col_rows());
-            for (index_t n = t * g.batch / team; n < (t + 1) * g.batch / team; ++n) add_image(n, col.data(), mine);
-        }
-        for (int t = 0; t < threads; ++t) dW += MatrixMap<T>(partial.data() + t * weight_size, g.filters, g.col_rows());
+        const ConstMatrixMap<T> W(w.data(), g.filters, rows);
+        const bool pointwise = g.pointwise();
+        for_each_image_into<T>(
+            N, pointwise ? 0 : rows * cols, images_in_parallel(N, K * g.output_size() * rows),
+            std::span<T* const>(targets), g.filters * rows, [&](index_t n, T* col, T* const* into) {
+                const T* xn = x.data() + n * g.input_size();
+                if (!pointwise) im2col(xn, g, col);
+                for (index_t k = 0; k < K; ++k)
+                    add_weight_gradient(g, dy.data() + (k * N + n) * g.output_size(), pointwise ? xn : col, into[k]);
+                // [dy_1n .. dy_Kn] as one [F, K cols] matrix, then W^T times it.
+                T* stacked = thread_scratch<T>(g.filters * K * cols, ScratchSlot::gradient_columns);
+                for (index_t f = 0; f < g.filters; ++f)
+                    for (index_t k = 0; k < K; ++k) {
+                        const T* from = dy.data() + (k * N + n) * g.output_size() + f * cols;
+                        std::copy(from, from + cols, stacked + (f * K + k) * cols);
+                    }
+                T* dcol = thread_scratch<T>(rows * K * cols, ScratchSlot::data_columns);
+                MatrixMap<T>(dcol, rows, K * cols).noalias() =
+                    W.transpose() * ConstMatrixMap<T>(stacked, g.filters, K * cols);
+                for (index_t k = 0; k < K; ++k) {
+                    T* dxn = dx.data() + (k * N + n) * g.input_size();
+                    if (pointwise) {
+                        for (index_t r = 0; r < rows; ++r)
+                            std::copy(dcol + r * K * cols + k * cols, dcol + r * K * cols + (k + 1) * cols, dxn + r * cols);
+                    } else {
+                        std::fill(dxn, dxn + g.input_size(), T(0));
+                        col2im_add(dcol + k * cols, g, dxn, K * cols);
+                    }
+                }
+            });
+    }
+
+private:
+    // target [F, C R S] += dy_n [F, OH OW] col_n^T.
+    template <class T>
+    static void add_weight_gradient(const cpu_detail::ConvGeometry& g, const T* dyn, const T* col, T* target) {
+        using namespace cpu_detail;
+        MatrixMap<T>(target, g.filters, g.col_rows()).noalias() +=
+            ConstMatrixMap<T>(dyn, g.filters, g.col_cols()) * ConstMatrixMap<T>(col, g.col_rows(), g.col_cols()).transpose();
     }
 };
 

@@ -19,7 +19,7 @@ struct Elementwise<cpu> {
     static void fill(TensorView<T, cpu> out, T value) {
         T* o = out.data();
         const index_t n = out.numel();
-#pragma omp parallel for schedule(static) if (cpu_detail::worth_parallel(n, 1))
+#pragma omp parallel for schedule(dynamic, cpu_detail::elementwise_chunk) if (cpu_detail::worth_parallel(n, 1))
         for (index_t i = 0; i < n; ++i) o[i] = value;
     }
 
@@ -85,7 +85,7 @@ struct Elementwise<cpu> {
         const T* in = x.data();
         T* o = out.data();
         const index_t n = x.numel();
-#pragma omp parallel for schedule(static) if (cpu_detail::worth_parallel(n, 1))
+#pragma omp parallel for schedule(dynamic, cpu_detail::elementwise_chunk) if (cpu_detail::worth_parallel(n, 1))
         for (index_t i = 0; i < n; ++i) o[i] = alpha * in[i] + shift;
     }
 
@@ -96,10 +96,10 @@ struct Elementwise<cpu> {
         T* o = y.data();
         const index_t n = x.numel();
         if (beta == T(0)) {
-#pragma omp parallel for schedule(static) if (cpu_detail::worth_parallel(n, 1))
+#pragma omp parallel for schedule(dynamic, cpu_detail::elementwise_chunk) if (cpu_detail::worth_parallel(n, 1))
             for (index_t i = 0; i < n; ++i) o[i] = alpha * in[i];
         } else {
-#pragma omp parallel for schedule(static) if (cpu_detail::worth_parallel(n, 1))
+#pragma omp parallel for schedule(dynamic, cpu_detail::elementwise_chunk) if (cpu_detail::worth_parallel(n, 1))
             for (index_t i = 0; i < n; ++i) o[i] = alpha * in[i] + beta * o[i];
         }
     }
@@ -111,7 +111,7 @@ private:
         const T* pb = b.data();
         T* o = out.data();
         const index_t n = out.numel();
-#pragma omp parallel for schedule(static) if (cpu_detail::worth_parallel(n, 1))
+#pragma omp parallel for schedule(dynamic, cpu_detail::elementwise_chunk) if (cpu_detail::worth_parallel(n, 1))
         for (index_t i = 0; i < n; ++i) o[i] = f(pa[i], pb[i]);
     }
 };

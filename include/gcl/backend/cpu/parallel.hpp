@@ -2,6 +2,14 @@
 // OpenMP loops of the CPU backend. Loops are parallel only where the work pays for the
 // threads, and every result is computed in an order fixed by the data and the thread count, so
 // a run repeats exactly.
+//
+// On a machine shared with other processes a thread of the team may be descheduled for a whole
+// time slice. Loops whose iterations are independent therefore hand out their work dynamically
+// in chunks (schedule(dynamic)): the threads that run take over the work of one that does not,
+// and the region waits at most for the chunk that thread holds, not for its whole static share.
+// Which thread computes an element never changes its value, so results stay exact; sums over
+// several iterations (the convolution's weight gradient) use blocks fixed by the thread count,
+// handed out the same way.
 #include "gcl/core/shape.hpp"
 
 #if defined(_OPENMP)
@@ -12,6 +20,10 @@ namespace gcl::backend::cpu_detail {
 
 // Below this many element operations a parallel loop costs more than it saves.
 inline constexpr index_t parallel_grain = 32768;
+
+// Elements per chunk of the dynamically scheduled element-wise loops (a multiple of every vector
+// width; large enough that handing out a chunk costs nothing measurable).
+inline constexpr index_t elementwise_chunk = 16384;
 
 inline int max_threads() {
 #if defined(_OPENMP)
@@ -51,10 +63,11 @@ inline bool worth_parallel(index_t iterations, index_t work_per_iteration) {
 #endif
 }
 
-// Calls body(i) for i in [0, n), in parallel (static schedule) when `parallel` is true.
+// Calls body(i) for i in [0, n), in parallel when `parallel` is true; iterations are handed out
+// one at a time (see the header comment), so body(i) must not depend on the thread that runs it.
 template <class Body>
 void parallel_for(index_t n, bool parallel, Body&& body) {
-#pragma omp parallel for schedule(static) if (parallel)
+#pragma omp parallel for schedule(dynamic, 1) if (parallel)
     for (index_t i = 0; i < n; ++i) body(i);
 }
 

@@ -23,6 +23,15 @@ struct Pooling<cpu> {
                                    const ops::Pool2dParams& p) {
         const index_t planes = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3), oh = y.dim(2), ow = y.dim(3);
         const index_t window = p.kernel[0] * p.kernel[1];
+        const bool two_by_two = p.kernel[0] == 2 && p.kernel[1] == 2 && p.stride[0] == 2 && p.stride[1] == 2 &&
+                                p.padding[0] == 0 && p.padding[1] == 0 && 2 * oh <= h && 2 * ow <= w;
+        if (two_by_two) {  // the U-Net's pooling: four candidates, no bounds to clip
+            cpu_detail::parallel_for(planes, cpu_detail::worth_parallel(planes, oh * ow * window), [&](index_t plane) {
+                max_pool2x2_plane(x.data() + plane * h * w, w, y.data() + plane * oh * ow,
+                                  indices.data() + plane * oh * ow, oh, ow);
+            });
+            return;
+        }
         cpu_detail::parallel_for(planes, cpu_detail::worth_parallel(planes, oh * ow * window), [&](index_t plane) {
             const T* in = x.data() + plane * h * w;
             T* out = y.data() + plane * oh * ow;
@@ -49,6 +58,31 @@ struct Pooling<cpu> {
                 }
             }
         });
+    }
+
+    // One plane of a 2x2, stride-2 max pool with the general loop's rules: candidates in row-major
+    // order, a later one taken only when it is larger (ties: the first) or NaN (the first NaN wins).
+    template <class T>
+    static void max_pool2x2_plane(const T* in, index_t w, T* out, index_t* idx, index_t oh, index_t ow) {
+        const auto take = [](T& best, index_t& best_index, T v, index_t at) {
+            const bool better = best == best && (v > best || v != v);
+            best = better ? v : best;
+            best_index = better ? at : best_index;
+        };
+        for (index_t i = 0; i < oh; ++i) {
+            const T* top = in + 2 * i * w;
+            const T* bottom = top + w;
+            for (index_t j = 0; j < ow; ++j) {
+                const index_t first = 2 * i * w + 2 * j;
+                T best = top[2 * j];
+                index_t best_index = first;
+                take(best, best_index, top[2 * j + 1], first + 1);
+                take(best, best_index, bottom[2 * j], first + w);
+                take(best, best_index, bottom[2 * j + 1], first + w + 1);
+                out[i * ow + j] = best;
+                idx[i * ow + j] = best_index;
+            }
+        }
     }
 
     // dx = 0, then dx[plane][indices] += dy (overlapping windows add up).
@@ -82,6 +116,7 @@ struct Pooling<cpu> {
         cpu_detail::parallel_for(planes, cpu_detail::worth_parallel(planes, size), [&](index_t plane) {
             const T* in = x.data() + plane * size;
             double sum = 0;
+#pragma omp simd reduction(+ : sum)
             for (index_t i = 0; i < size; ++i) sum += static_cast<double>(in[i]);
             y.data()[plane] = static_cast<T>(sum / static_cast<double>(size));
         });
