@@ -157,7 +157,10 @@ TEMPLATE_TEST_CASE("Pre-training model matches PyTorch: embeddings, feature map,
     nn::ParameterArena<T> arena;
     nn::PretrainModel<T> model(
         arena,
-        {.encoder = unet_options.encoder(), .image_hidden = 6, .image_out = 5, .pixel_hidden = 6, .pixel_out = 5}, 0);
+        // The fixture's image head has no batch normalisation (HeadNorm::none).
+        {.encoder = unet_options.encoder(), .image_hidden = 6, .image_out = 5, .image_norm = nn::HeadNorm::none,
+         .pixel_hidden = 6, .pixel_out = 5},
+        0);
     load_initial_state(arena);
     const auto x = load<T>("x");
     const auto out = model.forward(x.cview());

@@ -333,12 +333,12 @@ TEST_CASE("Transfer: a pre-trained encoder into a U-Net, by name", "[nn][transfe
     const auto all = nn::transfer_parameters(pretrain_arena, unet_arena);
     REQUIRE(all.copied.size() == 30);
     REQUIRE(std::find(all.skipped.begin(), all.skipped.end(), "image_head.fc1.weight") != all.skipped.end());
-    REQUIRE(all.skipped.size() == 8);
+    REQUIRE(all.skipped.size() == 16);  // both heads: 4 linear/conv tensors each, plus the image head's two batch norms (4 values each)
     REQUIRE(std::find(all.missing.begin(), all.missing.end(), "decoder.head.bias") != all.missing.end());
     REQUIRE(std::find(all.missing.begin(), all.missing.end(), "decoder.block0.bn1.running_var") != all.missing.end());
     const std::string summary = all.summary(2);
     INFO(summary);
-    REQUIRE(summary.find("copied 30 entries, skipped 8 (") == 0);
+    REQUIRE(summary.find("copied 30 entries, skipped 16 (") == 0);
     REQUIRE(summary.find(", ...)") != std::string::npos);
 
     // Without buffers.
