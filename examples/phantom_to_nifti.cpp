@@ -108,14 +108,13 @@ int main(int argc, char** argv) {
         }
         double total = 0;
         for (double p : pixels) total += p;
-        const char* names[] = {"background", "RV", "myocardium", "LV"};
         std::cout << "wrote " << options.patients << " patients (" << volumes.size() << " volumes, "
                   << static_cast<index_t>(volumes.size()) * options.slices << " slices of " << options.size << " x "
                   << options.size << ", scanner " << options.scanner << ", seed " << options.seed << ") to "
                   << out.string() << " in " << std::fixed << std::setprecision(2) << seconds << " s\n";
         std::cout << "class fractions:";
         for (int c = 0; c < gd::cls::count; ++c)
-            std::cout << " " << names[c] << " " << std::setprecision(4) << pixels[static_cast<std::size_t>(c)] / total;
+            std::cout << " " << gd::acdc_class_names[static_cast<std::size_t>(c)] << " " << std::setprecision(4) << pixels[static_cast<std::size_t>(c)] / total;
         std::cout << "\ngroups:";
         for (const auto& [g, n] : groups) std::cout << " " << g << " " << n;
         std::cout << "\nmontages in " << (out / "montage").string() << "\n";

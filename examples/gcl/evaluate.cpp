@@ -25,7 +25,6 @@ namespace {
 namespace gd = gcl::data;
 namespace gm = gcl::metrics;
 
-constexpr const char* class_names[] = {"background", "RV", "myocardium", "LV"};
 
 struct ClassScore {
     double dice = std::nan(""), hd95 = std::nan(""), assd = std::nan("");
@@ -195,9 +194,9 @@ private:
             nlohmann::json classes;
             for (int c = 1; c < gd::cls::count; ++c) {
                 const ClassScore& s = v.classes[static_cast<std::size_t>(c)];
-                csv << gd::acdc_patient_name(v.patient) << ',' << gd::phase_name(v.phase) << ',' << class_names[c] << ','
+                csv << gd::acdc_patient_name(v.patient) << ',' << gd::phase_name(v.phase) << ',' << gd::acdc_class_names[c] << ','
                     << csv_number(s.dice) << ',' << csv_number(s.hd95) << ',' << csv_number(s.assd) << '\n';
-                classes[class_names[c]] = {
+                classes[gd::acdc_class_names[c]] = {
                     {"dice", json_number(s.dice)}, {"hd95_mm", json_number(s.hd95)}, {"assd_mm", json_number(s.assd)}};
             }
             volumes.push_back({{"patient", gd::acdc_patient_name(v.patient)},
@@ -215,12 +214,12 @@ private:
                 assd.push_back(v.classes[static_cast<std::size_t>(c)].assd);
             }
             const Summary d = summarise(dice), h = summarise(hd95), a = summarise(assd);
-            summary[class_names[c]] = {
+            summary[gd::acdc_class_names[c]] = {
                 {"dice", {{"mean", json_number(d.mean)}, {"std", json_number(d.std)}, {"volumes", d.count}}},
                 {"hd95_mm", {{"mean", json_number(h.mean)}, {"std", json_number(h.std)}, {"volumes", h.count}}},
                 {"assd_mm", {{"mean", json_number(a.mean)}, {"std", json_number(a.std)}, {"volumes", a.count}}}};
             char line[160];
-            std::snprintf(line, sizeof line, "  %-12s %6.3f +- %.3f      %7.2f (%zu)      %7.2f (%zu)\n", class_names[c],
+            std::snprintf(line, sizeof line, "  %-12s %6.3f +- %.3f      %7.2f (%zu)      %7.2f (%zu)\n", gd::acdc_class_names[c],
                           d.mean, d.std, h.mean, h.count, a.mean, a.count);
             table << line;
         }

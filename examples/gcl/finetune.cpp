@@ -17,7 +17,6 @@ namespace {
 namespace tr = gcl::train;
 namespace gd = gcl::data;
 
-const char* class_names[] = {"background", "RV", "myocardium", "LV"};
 
 class FinetuneCommand : public Command {
 public:
@@ -165,8 +164,8 @@ public:
                 gcl::report::MetricsRecord record{{"phase", std::string("validation")}, {"step", step},
                                                   {"mean_dice", e.mean_foreground_dice()}};
                 for (int c = 1; c < model_.classes; ++c) {
-                    record.emplace_back(std::string("dice/") + class_names[c], e.mean_dice[static_cast<std::size_t>(c)]);
-                    dice.add(class_names[c], static_cast<double>(step), e.mean_dice[static_cast<std::size_t>(c)]);
+                    record.emplace_back(std::string("dice/") + gd::acdc_class_names[c], e.mean_dice[static_cast<std::size_t>(c)]);
+                    dice.add(gd::acdc_class_names[c], static_cast<double>(step), e.mean_dice[static_cast<std::size_t>(c)]);
                 }
                 dice.add("mean", static_cast<double>(step), e.mean_foreground_dice());
                 log.write(record);

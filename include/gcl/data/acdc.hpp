@@ -34,6 +34,9 @@
 
 namespace gcl::data {
 
+// The names of the ground truth's classes, indexed by label value.
+inline constexpr std::array<const char*, 4> acdc_class_names{"background", "RV", "myocardium", "LV"};
+
 // The contents of a patient's Info.cfg.
 struct AcdcInfo {
     int ed = 1;  // end-diastolic frame number
