@@ -7,6 +7,7 @@
 #include "gcl/backend/cuda/check.cuh"
 #include "gcl/backend/cuda/device.cuh"
 #include "gcl/backend/cuda/handles.cuh"
+#include "gcl/backend/cuda/stream.cuh"
 #include "gcl/surgery/cuda/filter.cuh"
 #include "gcl/surgery/cuda/mitigate.cuh"
 #include "gcl/surgery/cuda/mitigate_batched.cuh"

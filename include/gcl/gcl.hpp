@@ -10,6 +10,7 @@
 #include "gcl/core/npy.hpp"
 #include "gcl/core/random.hpp"
 #include "gcl/core/shape.hpp"
+#include "gcl/core/stream.hpp"
 #include "gcl/core/tensor.hpp"
 #include "gcl/core/tensor_view.hpp"
 #include "gcl/core/xtensor.hpp"

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "gcl/core/error.hpp"
+#include "gcl/core/stream.hpp"
 #include "gcl/core/tensor.hpp"
 #include "gcl/core/tensor_view.hpp"
 #include "gcl/surgery/filter_options.hpp"
@@ -30,10 +31,11 @@ inline index_t kept_count(double ratio, index_t n) {
     return std::clamp<index_t>(k, 1, n);
 }
 
-// Checks magnitudes and weights; throws gcl::Error on bad shapes, options or values.
-template <class T>
-void check_filter_arguments(std::string_view op, ConstView<T> magnitudes, ConstView<T> anchor_weights,
-                            const FilterOptions& options) {
+// Checks the shapes of magnitudes and weights and the options, for views on any device (only
+// shapes and strides are read); throws gcl::Error.
+template <class T, class Device>
+void check_filter_shapes(std::string_view op, const TensorView<const T, Device>& magnitudes,
+                         const TensorView<const T, Device>& anchor_weights, const FilterOptions& options) {
     check(magnitudes.rank() == 2, op, "magnitudes must be A x M (rank 2), got shape ", magnitudes.shape());
     check(magnitudes.numel() > 0, op, "magnitudes must be non-empty, got shape ", magnitudes.shape());
     check(magnitudes.dim(1) == 1 || magnitudes.stride(1) == 1, op, "rows of magnitudes must be contiguous");
@@ -41,10 +43,8 @@ void check_filter_arguments(std::string_view op, ConstView<T> magnitudes, ConstV
     if (weighted) {
         check(anchor_weights.rank() == 1 && anchor_weights.dim(0) == magnitudes.dim(0), op,
               "anchor_weights must have shape [", magnitudes.dim(0), "], got ", anchor_weights.shape());
-        for (index_t a = 0; a < anchor_weights.dim(0); ++a) {
-            const T w = anchor_weights(a);
-            check(std::isfinite(w) && w >= 0, op, "anchor weight ", a, " is ", w, "; weights must be finite and >= 0");
-        }
+        check(anchor_weights.dim(0) == 1 || anchor_weights.stride(0) >= 1, op,
+              "anchor_weights must have a positive stride, got ", anchor_weights.stride(0));
     }
     if (options.rule == FilterRule::top_k_per_anchor)
         check(options.k >= 1, op, "k must be at least 1, got ", options.k);
@@ -53,6 +53,16 @@ void check_filter_arguments(std::string_view op, ConstView<T> magnitudes, ConstV
     check(options.anchor_ratio > 0 && options.anchor_ratio <= 1, op, "anchor_ratio must be in (0, 1], got ",
           options.anchor_ratio);
     check(options.anchor_ratio == 1 || weighted, op, "anchor_ratio < 1 selects anchors by weight and needs anchor_weights");
+}
+
+// Checks the values in host memory: finite and >= 0 (weights first); throws gcl::Error naming the first bad one.
+template <class T>
+void check_filter_values(std::string_view op, ConstView<T> magnitudes, ConstView<T> anchor_weights) {
+    if (anchor_weights.data() != nullptr)
+        for (index_t a = 0; a < anchor_weights.dim(0); ++a) {
+            const T w = anchor_weights(a);
+            check(std::isfinite(w) && w >= 0, op, "anchor weight ", a, " is ", w, "; weights must be finite and >= 0");
+        }
     const index_t A = magnitudes.dim(0), M = magnitudes.dim(1);
     for (index_t a = 0; a < A; ++a) {
         const T* row = magnitudes.data() + a * magnitudes.stride(0);
@@ -60,6 +70,14 @@ void check_filter_arguments(std::string_view op, ConstView<T> magnitudes, ConstV
             if (!(std::isfinite(row[m]) && row[m] >= 0))
                 fail(op, "magnitude [", a, ", ", m, "] is ", row[m], "; magnitudes must be finite and >= 0");
     }
+}
+
+// Shapes, options and values of host arguments.
+template <class T>
+void check_filter_arguments(std::string_view op, ConstView<T> magnitudes, ConstView<T> anchor_weights,
+                            const FilterOptions& options) {
+    check_filter_shapes<T, cpu>(op, magnitudes, anchor_weights, options);
+    check_filter_values<T>(op, magnitudes, anchor_weights);
 }
 
 // The anchors that take part: all, or the kept_count(anchor_ratio, A) with the largest weights
@@ -103,45 +121,33 @@ void top_by_threshold(const T* score, index_t n, index_t keep, T* scratch, std::
               [&](index_t x, index_t y) { return score[x] > score[y] || (score[x] == score[y] && x < y); });
 }
 
-}  // namespace detail
+// The ranking passes of the filter on one device, which GradFilter<T, Device> runs after the
+// shared checks. The CPU's (threshold selection) are below, the CUDA ones (one merge sort) in
+// surgery/cuda/filter.cuh; both give the same selection.
+template <class T, class Device>
+struct FilterPasses;
 
 template <class T>
-class GradFilter {
-    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "GradFilter works on float or double");
-
-public:
-    struct Arguments {
-        ConstView<T> magnitudes;      // A x M pair-gradient magnitudes (|dL/ds|), finite, >= 0
-        ConstView<T> anchor_weights;  // optional [A], finite, >= 0; a default (null) view means none
-    };
-
-    explicit GradFilter(FilterOptions options = {}) : options_(options) {}
-    const FilterOptions& options() const { return options_; }
-
-    static void check(const Arguments& args, const FilterOptions& options) {
-        detail::check_filter_arguments<T>("GradFilter", args.magnitudes, args.anchor_weights, options);
-    }
-    // Scratch bytes the filter allocates internally: a copy of the scores (global rule) or one row per thread.
-    std::size_t workspace_size(const Arguments& args) const {
-        check(args, options_);
-        const index_t A = args.magnitudes.dim(0), M = args.magnitudes.dim(1);
-        return static_cast<std::size_t>(options_.rule == FilterRule::top_ratio_global ? 2 * A * M : 2 * M) * sizeof(T);
+struct FilterPasses<T, cpu> {
+    // Scratch bytes the passes allocate: a copy of the scores (global rule) or one row per thread.
+    static std::size_t workspace_bytes(index_t A, index_t M, const FilterOptions& options) {
+        return static_cast<std::size_t>(options.rule == FilterRule::top_ratio_global ? 2 * A * M : 2 * M) * sizeof(T);
     }
 
-    FilterResult operator()(const Arguments& args) const {
-        check(args, options_);
-        const ConstView<T>& mag = args.magnitudes;
+    static FilterResult select(const ConstView<T>& mag, const ConstView<T>& anchor_weights, const FilterOptions& options,
+                               Stream<cpu>) {
+        check_filter_values<T>("GradFilter", mag, anchor_weights);
         const index_t A = mag.dim(0), M = mag.dim(1);
-        const bool weighted = args.anchor_weights.data() != nullptr;
+        const bool weighted = anchor_weights.data() != nullptr;
         const std::vector<std::uint8_t> active =
-            detail::active_anchors<T>(args.anchor_weights, A, options_.anchor_ratio);
+            active_anchors<T>(anchor_weights, A, options.anchor_ratio);
 
         FilterResult result;
         result.mask = Tensor<std::uint8_t>(Shape{A, M});
         std::uint8_t* mask = result.mask.data();
 
-        if (options_.rule == FilterRule::top_k_per_anchor) {
-            const index_t k = std::min(options_.k, M);
+        if (options.rule == FilterRule::top_k_per_anchor) {
+            const index_t k = std::min(options.k, M);
             std::vector<index_t> count(static_cast<std::size_t>(A), 0);
             std::vector<index_t> columns(static_cast<std::size_t>(A * k));
 #pragma omp parallel
@@ -153,10 +159,10 @@ public:
                 for (index_t a = 0; a < A; ++a) {
                     if (!active[a]) continue;
                     // Scaled like the global rule, so a weight that rounds scores together ties them.
-                    const T w = weighted ? args.anchor_weights(a) : T(1);
+                    const T w = weighted ? anchor_weights(a) : T(1);
                     const T* row = mag.data() + a * mag.stride(0);
                     for (index_t m = 0; m < M; ++m) score[m] = row[m] * w;
-                    detail::top_by_threshold(score.data(), M, k, scratch.data(), kept);
+                    top_by_threshold(score.data(), M, k, scratch.data(), kept);
                     count[a] = static_cast<index_t>(kept.size());
                     for (index_t t = 0; t < count[a]; ++t) {
                         columns[a * k + t] = kept[t];
@@ -182,7 +188,7 @@ public:
         index_t candidates = 0;
 #pragma omp parallel for schedule(static) reduction(+ : candidates)
         for (index_t a = 0; a < A; ++a) {
-            const T w = weighted ? args.anchor_weights(a) : T(1);
+            const T w = weighted ? anchor_weights(a) : T(1);
             const T* row = mag.data() + a * mag.stride(0);
             T* out = score.data() + a * M;
             if (active[a]) {
@@ -192,10 +198,10 @@ public:
                 for (index_t m = 0; m < M; ++m) out[m] = T(-1);
             }
         }
-        const index_t keep = detail::kept_count(options_.ratio, candidates);
+        const index_t keep = kept_count(options.ratio, candidates);
         std::vector<index_t> kept;
         kept.reserve(static_cast<std::size_t>(keep));
-        detail::top_by_threshold(score.data(), n, keep, scratch.data(), kept);
+        top_by_threshold(score.data(), n, keep, scratch.data(), kept);
         result.indices = Tensor<index_t>(Shape{static_cast<index_t>(kept.size()), 2});
         for (std::size_t t = 0; t < kept.size(); ++t) {
             mask[kept[t]] = 1;
@@ -203,6 +209,40 @@ public:
             result.indices(static_cast<index_t>(t), 1) = kept[t] % M;
         }
         return result;
+    }
+};
+}  // namespace detail
+
+// One class for every device: the shape and option checks are shared; only
+// detail::FilterPasses<T, Device> differs. GradFilter<T, cuda> needs surgery/cuda/filter.cuh.
+template <class T, class Device = cpu>
+class GradFilter {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "GradFilter works on float or double");
+    using Passes = detail::FilterPasses<T, Device>;
+
+public:
+    struct Arguments {
+        ConstView<T, Device> magnitudes;      // A x M pair-gradient magnitudes (|dL/ds|), finite, >= 0
+        ConstView<T, Device> anchor_weights;  // optional [A], finite, >= 0; a default (null) view means none
+    };
+
+    explicit GradFilter(FilterOptions options = {}) : options_(options) {}
+    const FilterOptions& options() const { return options_; }
+
+    // Shapes and options; the values are checked by operator() (on the device where they live).
+    static void check(const Arguments& args, const FilterOptions& options) {
+        detail::check_filter_shapes<T, Device>("GradFilter", args.magnitudes, args.anchor_weights, options);
+    }
+    // Bytes of scratch the filter allocates internally.
+    std::size_t workspace_size(const Arguments& args) const {
+        check(args, options_);
+        return Passes::workspace_bytes(args.magnitudes.dim(0), args.magnitudes.dim(1), options_);
+    }
+
+    // Runs on `stream`; returns when the result is ready.
+    BasicFilterResult<Device> operator()(const Arguments& args, Stream<Device> stream = {}) const {
+        check(args, options_);
+        return Passes::select(args.magnitudes, args.anchor_weights, options_, stream);
     }
 
 private:

@@ -25,11 +25,13 @@ struct FilterOptions {
 // Pairs are ranked by score = magnitude[a, m] * anchor_weight[a] (weight 1 without weights),
 // largest first; equal scores rank the lower index first (column within an anchor's row; flat
 // index a * M + m globally), so the result never depends on the algorithm or the thread count.
-struct FilterResult {
-    Tensor<std::uint8_t> mask;  // A x M: 1 for a kept pair
+template <class Device>
+struct BasicFilterResult {
+    Tensor<std::uint8_t, Device> mask;  // A x M: 1 for a kept pair
     // n_kept x 2 (anchor, column): per anchor in rank order, anchors ascending (top_k_per_anchor),
     // or in global rank order (top_ratio_global).
-    Tensor<index_t> indices;
+    Tensor<index_t, Device> indices;
 };
+using FilterResult = BasicFilterResult<cpu>;
 
 }  // namespace gcl::surgery

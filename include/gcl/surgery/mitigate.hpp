@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "gcl/core/error.hpp"
+#include "gcl/core/stream.hpp"
 #include "gcl/core/tensor.hpp"
 #include "gcl/core/tensor_view.hpp"
 #include "gcl/surgery/detail/combine_pass.hpp"
@@ -117,17 +118,72 @@ void combine_in_double(std::string_view op, const T* const* rows, index_t K, ind
     }
     for (index_t p = 0; p < P; ++p) out[p] = static_cast<T>(column(p));
 }
-}  // namespace detail
+// The two passes of the K x P mitigation on one device, which GradMitigator<T, Device> runs around
+// the host weight solve: the Gram pass (Q = G G^T into host memory, G checked finite) and the
+// combine pass (out = w^T G). The CPU's are below, the CUDA ones in surgery/cuda/mitigate.cuh.
+template <class T, class Device>
+struct MitigatePasses;
 
 template <class T>
+struct MitigatePasses<T, cpu> {
+    static std::size_t workspace_bytes(index_t K, index_t P) { return gram_workspace(K, P) * sizeof(double); }
+
+    // Workspace that operator() allocates for itself.
+    static std::vector<double> allocate_workspace(std::size_t bytes, Stream<cpu>) {
+        return std::vector<double>(bytes / sizeof(double) + 1);
+    }
+
+    static std::vector<const T*> rows_of(const ConstView<T>& g) {
+        std::vector<const T*> rows(static_cast<std::size_t>(g.dim(0)));
+        for (index_t k = 0; k < g.dim(0); ++k) rows[static_cast<std::size_t>(k)] = g.data() + k * g.stride(0);
+        return rows;
+    }
+
+    static void gram(const ConstView<T>& g, void* workspace, double* gram, Stream<cpu>) {
+        const index_t K = g.dim(0), P = g.dim(1);
+        const std::vector<const T*> rows = rows_of(g);
+        gram_pass(rows.data(), K, P, static_cast<double*>(workspace), gram);
+        if constexpr (std::is_same_v<T, float>) {
+            // The pass accumulates products in float, which rows near the float range overflow;
+            // in double they cannot (P < 1e231), so finite rows get their exact Gram matrix.
+            if (!all_finite(gram, K * K)) {
+                for (index_t k = 0; k < K; ++k)
+                    for (index_t p = 0; p < P; ++p)
+                        if (!std::isfinite(rows[k][p])) fail_non_finite_row("GradMitigator", rows[k], k, P);
+                gram_in_double(rows.data(), K, P, gram);
+            }
+        }
+        check_finite_gram("GradMitigator", gram, K, [&](index_t k) { return rows[k]; }, P);
+    }
+
+    // Where w^T G could leave T's range, every column is formed in double and checked first.
+    static void combine(const ConstView<T>& g, const double* gram, const double* weights, void* /*workspace*/,
+                        const TensorView<T>& out, Stream<cpu>) {
+        const index_t K = g.dim(0), P = g.dim(1);
+        const std::vector<const T*> rows = rows_of(g);
+        if (combination_may_overflow<T>(gram, K, weights)) {
+            combine_in_double("GradMitigator", rows.data(), K, P, weights, out.data());
+            return;
+        }
+        std::vector<T> w(static_cast<std::size_t>(K));
+        for (index_t k = 0; k < K; ++k) w[k] = static_cast<T>(weights[k]);
+        combine_pass(rows.data(), K, P, w.data(), out.data());
+    }
+};
+}  // namespace detail
+
+// One class for every device: the checks, the report and the host weight solve are shared; only
+// detail::MitigatePasses<T, Device> differs. GradMitigator<T, cuda> needs surgery/cuda/mitigate.cuh.
+template <class T, class Device = cpu>
 class GradMitigator {
     static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "GradMitigator works on float or double");
+    using Passes = detail::MitigatePasses<T, Device>;
 
 public:
     struct Arguments {
-        ConstView<T> grads;      // K x P, one gradient per row; rows contiguous, any row stride
-        TensorView<T> out;       // P, contiguous; may be one of the rows of grads, but no other overlap
-        std::uint64_t step = 0;  // the training step: with the seed, fixes the projection orders
+        ConstView<T, Device> grads;   // K x P, one gradient per row; rows contiguous, any row stride
+        TensorView<T, Device> out;    // P, contiguous; may be one of the rows of grads, but no other overlap
+        std::uint64_t step = 0;       // the training step: with the seed, fixes the projection orders
     };
 
     explicit GradMitigator(MitigateOptions options = {}) : options_(options) {}
@@ -141,37 +197,27 @@ public:
         if (!reason.empty()) fail("GradMitigator", reason);
     }
 
-    // Bytes of workspace `run` needs (per-chunk partial Gram matrices).
+    // Bytes of workspace (in the device's memory) `run` needs: per-chunk partial Gram sums and,
+    // on the GPU, the weights.
     static std::size_t workspace_size(const Arguments& args) {
         check(args);
-        return detail::gram_workspace(args.grads.dim(0), args.grads.dim(1)) * sizeof(double);
+        return Passes::workspace_bytes(args.grads.dim(0), args.grads.dim(1));
     }
 
-    // Runs with caller-provided workspace of at least workspace_size(args) bytes, aligned for double.
-    MitigateReport run(const Arguments& args, void* workspace) const {
+    // Runs on `stream` with caller-provided workspace of at least workspace_size(args) bytes,
+    // aligned for double. Returns when the report is complete; on the GPU `out` is written when
+    // `stream` gets past this call's work.
+    MitigateReport run(const Arguments& args, void* workspace, Stream<Device> stream = {}) const {
         check(args);
-        gcl::check(workspace != nullptr, "GradMitigator", "run needs workspace_size(args) bytes of workspace");
-        const index_t K = args.grads.dim(0), P = args.grads.dim(1);
-        std::vector<const T*> rows(static_cast<std::size_t>(K));
-        for (index_t k = 0; k < K; ++k) rows[k] = args.grads.data() + k * args.grads.stride(0);
-
+        gcl::check(workspace != nullptr, "GradMitigator", "run needs workspace_size(args) bytes of ", Device::name,
+                   " workspace");
+        const index_t K = args.grads.dim(0);
         MitigateReport report;
         report.gram = Tensor<double>(Shape{K, K});
         report.weights = Tensor<double>(Shape{K});
         report.coefficients = Tensor<double>(Shape{K, K});
         double* gram = report.gram.data();
-        detail::gram_pass(rows.data(), K, P, static_cast<double*>(workspace), gram);
-        if constexpr (std::is_same_v<T, float>) {
-            // The pass accumulates products in float, which rows near the float range overflow;
-            // in double they cannot (P < 1e231), so finite rows get their exact Gram matrix.
-            if (!detail::all_finite(gram, K * K)) {
-                for (index_t k = 0; k < K; ++k)
-                    for (index_t p = 0; p < P; ++p)
-                        if (!std::isfinite(rows[k][p])) detail::fail_non_finite_row("GradMitigator", rows[k], k, P);
-                detail::gram_in_double(rows.data(), K, P, gram);
-            }
-        }
-        detail::check_finite_gram("GradMitigator", gram, K, [&](index_t k) { return rows[k]; }, P);
+        Passes::gram(args.grads, workspace, gram, stream);
 
         const GramWeightCounts counts =
             gram_weights(gram, K, options_, args.step, 0, report.weights.data(), report.coefficients.data());
@@ -179,20 +225,16 @@ public:
         report.projections = counts.projections;
         report.skipped_rows = counts.skipped_rows;
 
-        if (combination_may_overflow<T>(gram, K, report.weights.data())) {
-            detail::combine_in_double("GradMitigator", rows.data(), K, P, report.weights.data(), args.out.data());
-            return report;
-        }
-        std::vector<T> w(static_cast<std::size_t>(K));
-        for (index_t k = 0; k < K; ++k) w[k] = static_cast<T>(report.weights(k));
-        detail::combine_pass(rows.data(), K, P, w.data(), args.out.data());
+        Passes::combine(args.grads, gram, report.weights.data(), workspace, args.out, stream);
         return report;
     }
 
-    // Runs with workspace it allocates itself.
-    MitigateReport operator()(const Arguments& args) const {
-        std::vector<double> workspace(workspace_size(args) / sizeof(double) + 1);
-        return run(args, workspace.data());
+    // Runs with workspace it allocates itself; returns when `out` is written.
+    MitigateReport operator()(const Arguments& args, Stream<Device> stream = {}) const {
+        auto workspace = Passes::allocate_workspace(workspace_size(args), stream);
+        MitigateReport report = run(args, workspace.data(), stream);
+        stream.synchronize();
+        return report;
     }
 
 private:

@@ -1,8 +1,8 @@
 #pragma once
-// CudaGradFilter: the GradFilter (surgery/filter.hpp) on device memory. Same options, checks,
-// ranking and tie-breaking, so the selection is identical to the CPU kernel's:
+// The CUDA passes of GradFilter (surgery/filter.hpp): the same class, options, checks, ranking
+// and tie-breaking on device memory, so the selection is identical to the CPU passes':
 //
-//   gcl::surgery::CudaGradFilter<float> filter({.rule = FilterRule::top_k_per_anchor, .k = 16});
+//   gcl::surgery::GradFilter<float, gcl::cuda> filter({.rule = FilterRule::top_k_per_anchor, .k = 16});
 //   CudaFilterResult kept = filter({.magnitudes = mags_dev.cview() /* A x M */}, stream);
 //   // kept.mask (A x M) and kept.indices (n_kept x 2) are device tensors; to_host(kept) copies both.
 //
@@ -23,6 +23,7 @@
 #include "gcl/backend/cuda/buffer.cuh"
 #include "gcl/backend/cuda/check.cuh"
 #include "gcl/backend/cuda/device.cuh"
+#include "gcl/backend/cuda/stream.cuh"
 #include "gcl/core/error.hpp"
 #include "gcl/core/tensor.hpp"
 #include "gcl/core/tensor_view.hpp"
@@ -33,10 +34,7 @@
 namespace gcl::surgery {
 
 // The filter's result in device memory, laid out like FilterResult.
-struct CudaFilterResult {
-    Tensor<std::uint8_t, cuda> mask;  // A x M: 1 for a kept pair
-    Tensor<index_t, cuda> indices;    // n_kept x 2 (anchor, column), in FilterResult's order
-};
+using CudaFilterResult = BasicFilterResult<cuda>;
 
 // A host copy of a device result.
 inline FilterResult to_host(const CudaFilterResult& result) {
@@ -194,61 +192,23 @@ std::size_t sort_scratch_bytes(index_t n, cudaStream_t stream) {
 
 }  // namespace cuda_impl
 
+namespace detail {
 template <class T>
-class CudaGradFilter {
-    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "CudaGradFilter works on float or double");
-
-public:
-    struct Arguments {
-        ConstView<T, cuda> magnitudes;      // A x M pair-gradient magnitudes (|dL/ds|), finite, >= 0
-        ConstView<T, cuda> anchor_weights;  // optional [A], finite, >= 0; a default (null) view means none
-    };
-
-    explicit CudaGradFilter(FilterOptions options = {}) : options_(options) {}
-    const FilterOptions& options() const { return options_; }
-
-    // Shapes and options (the values are checked on the device by operator()); throws gcl::Error.
-    static void check(const Arguments& args, const FilterOptions& options) {
-        constexpr const char* op = "CudaGradFilter";
-        const ConstView<T, cuda>& mag = args.magnitudes;
-        gcl::check(mag.rank() == 2, op, "magnitudes must be A x M (rank 2), got shape ", mag.shape());
-        gcl::check(mag.numel() > 0, op, "magnitudes must be non-empty, got shape ", mag.shape());
-        gcl::check(mag.dim(1) == 1 || mag.stride(1) == 1, op, "rows of magnitudes must be contiguous");
-        const bool weighted = args.anchor_weights.data() != nullptr;
-        if (weighted) {
-            const ConstView<T, cuda>& w = args.anchor_weights;
-            gcl::check(w.rank() == 1 && w.dim(0) == mag.dim(0), op, "anchor_weights must have shape [", mag.dim(0),
-                       "], got ", w.shape());
-            gcl::check(w.dim(0) == 1 || w.stride(0) >= 1, op, "anchor_weights must have a positive stride, got ",
-                       w.stride(0));
-        }
-        if (options.rule == FilterRule::top_k_per_anchor)
-            gcl::check(options.k >= 1, op, "k must be at least 1, got ", options.k);
-        else
-            gcl::check(options.ratio > 0 && options.ratio <= 1, op, "ratio must be in (0, 1], got ", options.ratio);
-        gcl::check(options.anchor_ratio > 0 && options.anchor_ratio <= 1, op, "anchor_ratio must be in (0, 1], got ",
-                   options.anchor_ratio);
-        gcl::check(options.anchor_ratio == 1 || weighted, op,
-                   "anchor_ratio < 1 selects anchors by weight and needs anchor_weights");
-    }
-
-    // Device bytes the filter allocates internally: the sort keys, the sort's scratch and A ranks.
-    std::size_t workspace_size(const Arguments& args) const {
-        check(args, options_);
-        const index_t A = args.magnitudes.dim(0), n = A * args.magnitudes.dim(1);
+struct FilterPasses<T, cuda> {
+    // Device bytes the passes allocate: the sort keys, the sort's scratch and A ranks.
+    static std::size_t workspace_bytes(index_t A, index_t M, const FilterOptions& /*options*/) {
+        const index_t n = A * M;
         return static_cast<std::size_t>(n) * sizeof(cuda_impl::PairKey<T>) + cuda_impl::sort_scratch_bytes<T>(n, nullptr) +
                static_cast<std::size_t>(A) * sizeof(index_t) + 2 * sizeof(unsigned long long);
     }
 
     // Runs on `stream`; returns when the result is ready.
-    CudaFilterResult operator()(const Arguments& args, cudaStream_t stream = nullptr) const {
-        check(args, options_);
-        const ConstView<T, cuda>& mag = args.magnitudes;
-        const ConstView<T, cuda>& weights = args.anchor_weights;
+    static CudaFilterResult select(const ConstView<T, cuda>& mag, const ConstView<T, cuda>& weights,
+                                   const FilterOptions& options, Stream<cuda> stream) {
         const index_t A = mag.dim(0), M = mag.dim(1), n = A * M;
         const bool weighted = weights.data() != nullptr;
-        const bool per_anchor = options_.rule == FilterRule::top_k_per_anchor;
-        const cuda_impl::FilterSizes sizes = cuda_impl::filter_sizes(A, M, options_);
+        const bool per_anchor = options.rule == FilterRule::top_k_per_anchor;
+        const cuda_impl::FilterSizes sizes = cuda_impl::filter_sizes(A, M, options);
         const index_t kk = sizes.per_anchor, kept = sizes.kept;
 
         // Everything allocated first, then ordered after the zeroing of the new buffers.
@@ -260,9 +220,9 @@ public:
         CudaFilterResult result{Tensor<std::uint8_t, cuda>(Shape{A, M}), Tensor<index_t, cuda>(Shape{kept, 2})};
         cuda_impl::wait_for_default_stream(stream);
 
-        check_values(args, first_invalid.data(), stream);
+        check_values(mag, weights, first_invalid.data(), stream);
 
-        const std::vector<index_t> rank = cuda_impl::active_ranks(active_anchors(args, stream));
+        const std::vector<index_t> rank = cuda_impl::active_ranks(active_anchors(weights, A, options, stream));
         cuda_impl::upload(active_rank.data(), rank.data(), rank.size() * sizeof(index_t), stream);
 
         const int threads = cuda_impl::filter_threads;
@@ -283,11 +243,9 @@ public:
         return result;
     }
 
-private:
     // NaN, Inf or negative values raise gcl::Error naming the first one (weights first), as in GradFilter.
-    static void check_values(const Arguments& args, unsigned long long* first_invalid, cudaStream_t stream) {
-        const ConstView<T, cuda>& mag = args.magnitudes;
-        const ConstView<T, cuda>& weights = args.anchor_weights;
+    static void check_values(const ConstView<T, cuda>& mag, const ConstView<T, cuda>& weights,
+                             unsigned long long* first_invalid, cudaStream_t stream) {
         const index_t A = mag.dim(0), M = mag.dim(1);
         const int threads = cuda_impl::filter_threads;
         GCL_CUDA_CHECK(cudaMemsetAsync(first_invalid, 0xff, 2 * sizeof(unsigned long long), stream));
@@ -303,13 +261,13 @@ private:
         cuda_impl::download(found, first_invalid, sizeof found, stream);
         if (found[0] != cuda_impl::no_invalid_value) {
             const auto a = static_cast<index_t>(found[0]);
-            fail("CudaGradFilter", "anchor weight ", a, " is ", value_at(weights.data() + a * weights.stride(0)),
+            fail("GradFilter", "anchor weight ", a, " is ", value_at(weights.data() + a * weights.stride(0)),
                  "; weights must be finite and >= 0");
         }
         if (found[1] != cuda_impl::no_invalid_value) {
             const auto e = static_cast<index_t>(found[1]);
             const index_t a = e / M, m = e % M;
-            fail("CudaGradFilter", "magnitude [", a, ", ", m, "] is ", value_at(mag.data() + a * mag.stride(0) + m),
+            fail("GradFilter", "magnitude [", a, ", ", m, "] is ", value_at(mag.data() + a * mag.stride(0) + m),
                  "; magnitudes must be finite and >= 0");
         }
     }
@@ -321,26 +279,28 @@ private:
     }
 
     // Per anchor, 1 when it takes part: all, or (anchor_ratio < 1) those GradFilter picks by weight.
-    std::vector<std::uint8_t> active_anchors(const Arguments& args, cudaStream_t stream) const {
-        const index_t A = args.magnitudes.dim(0);
-        if (options_.anchor_ratio >= 1) return std::vector<std::uint8_t>(static_cast<std::size_t>(A), 1);
-        const ConstView<T, cuda>& weights = args.anchor_weights;
+    static std::vector<std::uint8_t> active_anchors(const ConstView<T, cuda>& weights, index_t A,
+                                                    const FilterOptions& options, cudaStream_t stream) {
+        if (options.anchor_ratio >= 1) return std::vector<std::uint8_t>(static_cast<std::size_t>(A), 1);
         Tensor<T> host(Shape{A});
         const std::size_t pitch = static_cast<std::size_t>(A > 1 ? weights.stride(0) : 1) * sizeof(T);
         GCL_CUDA_CHECK(cudaMemcpy2DAsync(host.data(), sizeof(T), weights.data(), pitch, sizeof(T),
                                          static_cast<std::size_t>(A), cudaMemcpyDeviceToHost, stream));
         GCL_CUDA_CHECK(cudaStreamSynchronize(stream));
-        return detail::active_anchors<T>(host.cview(), A, options_.anchor_ratio);
+        return detail::active_anchors<T>(host.cview(), A, options.anchor_ratio);
     }
-
-    FilterOptions options_;
 };
+}  // namespace detail
+
+// The CUDA GradFilter under its former name.
+template <class T>
+using CudaGradFilter = GradFilter<T, cuda>;
 
 // One-call form on device views; returns when the result is ready.
 template <class T>
 CudaFilterResult filter_pairs(ConstView<T, cuda> magnitudes, const FilterOptions& options = {},
-                              ConstView<T, cuda> anchor_weights = {}, cudaStream_t stream = nullptr) {
-    return CudaGradFilter<T>(options)({magnitudes, anchor_weights}, stream);
+                              ConstView<T, cuda> anchor_weights = {}, Stream<cuda> stream = {}) {
+    return GradFilter<T, cuda>(options)({magnitudes, anchor_weights}, stream);
 }
 
 }  // namespace gcl::surgery

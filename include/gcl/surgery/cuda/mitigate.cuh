@@ -1,8 +1,8 @@
 #pragma once
-// CudaGradMitigator: the GradMitigator (surgery/mitigate.hpp) on a K x P gradient matrix in
-// device memory. Same options, checks, projection orders and report as the CPU kernel:
+// The CUDA passes of GradMitigator (surgery/mitigate.hpp): the same class, options, checks,
+// projection orders and report on a K x P gradient matrix in device memory:
 //
-//   gcl::surgery::CudaGradMitigator<float> mitigator({.reduction = Reduction::sum, .seed = 1});
+//   gcl::surgery::GradMitigator<float, gcl::cuda> mitigator({.reduction = Reduction::sum, .seed = 1});
 //   MitigateReport r = mitigator({.grads = G_dev.cview() /* K x P */, .out = g_dev.view() /* P */, .step = step},
 //                                stream);
 //
@@ -20,6 +20,7 @@
 
 #include "gcl/backend/cuda/buffer.cuh"
 #include "gcl/backend/cuda/check.cuh"
+#include "gcl/backend/cuda/stream.cuh"
 #include "gcl/core/error.hpp"
 #include "gcl/core/tensor.hpp"
 #include "gcl/core/tensor_view.hpp"
@@ -44,94 +45,55 @@ const T* host_copy_of_row(std::vector<T>& host, const T* data, index_t P) {
 
 }  // namespace cuda_impl
 
+namespace detail {
 template <class T>
-class CudaGradMitigator {
-    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "CudaGradMitigator works on float or double");
-
-public:
-    struct Arguments {
-        ConstView<T, cuda> grads;   // K x P, one gradient per row; rows contiguous, any row stride
-        TensorView<T, cuda> out;    // P, contiguous; may be one of the rows of grads, but no other overlap
-        std::uint64_t step = 0;     // the training step: with the seed, fixes the projection orders
-    };
-
-    explicit CudaGradMitigator(MitigateOptions options = {}) : options_(options) {}
-    const MitigateOptions& options() const { return options_; }
-
-    // Empty when the arguments can be run, else the reason (the same checks as GradMitigator).
-    static std::string why_not(const Arguments& args) { return detail::mitigate_why_not(args.grads, args.out); }
-    static bool can_implement(const Arguments& args) { return why_not(args).empty(); }
-    static void check(const Arguments& args) {
-        const std::string reason = why_not(args);
-        if (!reason.empty()) fail("CudaGradMitigator", reason);
-    }
-
-    // Bytes of device workspace `run` needs: per-chunk partial Gram sums, Q, and (K > 8) the weights.
-    static std::size_t workspace_size(const Arguments& args) {
-        check(args);
-        const index_t K = args.grads.dim(0), P = args.grads.dim(1);
+struct MitigatePasses<T, cuda> {
+    // Per-chunk partial Gram sums, Q, and (K > 8) the weights.
+    static std::size_t workspace_bytes(index_t K, index_t P) {
         return cuda_impl::gram_workspace(K, P) * sizeof(double) + cuda_impl::combine_workspace_bytes<T>(K);
     }
 
-    // Runs on `stream` with caller-provided device workspace of at least workspace_size(args)
-    // bytes, aligned for double. Returns when the report is complete; `out` is written when
-    // `stream` gets past this call's work.
-    MitigateReport run(const Arguments& args, void* workspace, cudaStream_t stream = nullptr) const {
-        check(args);
-        gcl::check(workspace != nullptr, "CudaGradMitigator", "run needs workspace_size(args) bytes of device workspace");
-        const index_t K = args.grads.dim(0), P = args.grads.dim(1);
-        const index_t row_stride = args.grads.stride(0);
-        const T* grads = args.grads.data();
+    // New device memory is zeroed on the default stream, which `stream` must wait for.
+    static Buffer<double, cuda> allocate_workspace(std::size_t bytes, Stream<cuda> stream) {
+        Buffer<double, cuda> workspace(bytes / sizeof(double) + 1);
+        cuda_impl::wait_for_default_stream(stream);
+        return workspace;
+    }
 
-        MitigateReport report;
-        report.gram = Tensor<double>(Shape{K, K});
-        report.weights = Tensor<double>(Shape{K});
-        report.coefficients = Tensor<double>(Shape{K, K});
-        double* gram = report.gram.data();
-        auto* gram_workspace = static_cast<double*>(workspace);
-        cuda_impl::gram_pass(grads, row_stride, K, P, gram_workspace, gram, stream);
-
+    static void gram(const ConstView<T, cuda>& g, void* workspace, double* gram, Stream<cuda> stream) {
+        const index_t K = g.dim(0), P = g.dim(1), row_stride = g.stride(0);
+        cuda_impl::gram_pass(g.data(), row_stride, K, P, static_cast<double*>(workspace), gram, stream);
         std::vector<T> host_row;  // filled only to name a non-finite value in the error message
-        detail::check_finite_gram(
-            "CudaGradMitigator", gram, K,
-            [&](index_t k) { return cuda_impl::host_copy_of_row(host_row, grads + k * row_stride, P); }, P);
+        check_finite_gram(
+            "GradMitigator", gram, K,
+            [&](index_t k) { return cuda_impl::host_copy_of_row(host_row, g.data() + k * row_stride, P); }, P);
+    }
 
-        const GramWeightCounts counts =
-            gram_weights(gram, K, options_, args.step, 0, report.weights.data(), report.coefficients.data());
-        report.conflicting_pairs = counts.conflicting_pairs;
-        report.projections = counts.projections;
-        report.skipped_rows = counts.skipped_rows;
-
-        // The device combines in T; where the result could leave T's range, refuse it rather
-        // than return infinities (the CPU mitigator combines such rows in double).
-        if (combination_may_overflow<T>(gram, K, report.weights.data()))
-            fail("CudaGradMitigator", "the combined gradient could leave the range of the element type; "
+    // The device combines in T; where the result could leave T's range, it is refused rather
+    // than returned as infinities (the CPU passes combine such rows in double).
+    static void combine(const ConstView<T, cuda>& g, const double* gram, const double* weights, void* workspace,
+                        const TensorView<T, cuda>& out, Stream<cuda> stream) {
+        const index_t K = g.dim(0), P = g.dim(1);
+        if (combination_may_overflow<T>(gram, K, weights))
+            fail("GradMitigator", "the combined gradient could leave the range of the element type; "
                  "scale the losses down");
         std::vector<T> w(static_cast<std::size_t>(K));
-        for (index_t k = 0; k < K; ++k) w[k] = static_cast<T>(report.weights(k));
-        void* combine_workspace = gram_workspace + cuda_impl::gram_workspace(K, P);
-        cuda_impl::combine_pass(grads, row_stride, K, P, w.data(), combine_workspace, args.out.data(), stream);
-        return report;
+        for (index_t k = 0; k < K; ++k) w[k] = static_cast<T>(weights[k]);
+        void* combine_workspace = static_cast<double*>(workspace) + cuda_impl::gram_workspace(K, P);
+        cuda_impl::combine_pass(g.data(), g.stride(0), K, P, w.data(), combine_workspace, out.data(), stream);
     }
-
-    // Runs on `stream` with workspace it allocates itself; returns when `out` is written.
-    MitigateReport operator()(const Arguments& args, cudaStream_t stream = nullptr) const {
-        Buffer<double, cuda> workspace(workspace_size(args) / sizeof(double) + 1);
-        cuda_impl::wait_for_default_stream(stream);
-        MitigateReport report = run(args, workspace.data(), stream);
-        GCL_CUDA_CHECK(cudaStreamSynchronize(stream));
-        return report;
-    }
-
-private:
-    MitigateOptions options_;
 };
+}  // namespace detail
+
+// The CUDA GradMitigator under its former name.
+template <class T>
+using CudaGradMitigator = GradMitigator<T, cuda>;
 
 // One-call form on device views: out = PCGrad-combined rows of grads (K x P); returns when out is written.
 template <class T>
 MitigateReport mitigate(ConstView<T, cuda> grads, TensorView<T, cuda> out, const MitigateOptions& options = {},
-                        std::uint64_t step = 0, cudaStream_t stream = nullptr) {
-    return CudaGradMitigator<T>(options)({grads, out, step}, stream);
+                        std::uint64_t step = 0, Stream<cuda> stream = {}) {
+    return GradMitigator<T, cuda>(options)({grads, out, step}, stream);
 }
 
 }  // namespace gcl::surgery

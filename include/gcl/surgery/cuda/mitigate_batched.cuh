@@ -1,9 +1,9 @@
 #pragma once
-// CudaBatchedGradMitigator: the BatchedGradMitigator (surgery/mitigate_batched.hpp) on device
+// The CUDA passes of BatchedGradMitigator (surgery/mitigate_batched.hpp): the same class on device
 // memory. N x K x D per-sample gradients become N x D, each sample with its own Gram matrix,
 // projection orders (sample index n) and weights; same options, checks and report as on the CPU.
 //
-//   gcl::surgery::CudaBatchedGradMitigator<float> mitigator(options);
+//   gcl::surgery::BatchedGradMitigator<float, gcl::cuda> mitigator(options);
 //   auto report = mitigator({.grads = per_label.transpose(0, 1) /* N x K x D */, .out = g, .step = step}, stream);
 //
 // One block per sample forms its K x K Gram matrix in double (fixed-order sums, bitwise
@@ -19,6 +19,7 @@
 
 #include "gcl/backend/cuda/buffer.cuh"
 #include "gcl/backend/cuda/check.cuh"
+#include "gcl/backend/cuda/stream.cuh"
 #include "gcl/core/error.hpp"
 #include "gcl/core/tensor.hpp"
 #include "gcl/core/tensor_view.hpp"
@@ -88,122 +89,71 @@ __global__ void __launch_bounds__(combine_threads)
 
 }  // namespace cuda_impl
 
+namespace detail {
 template <class T>
-class CudaBatchedGradMitigator {
-    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
-                  "CudaBatchedGradMitigator works on float or double");
+struct BatchedPasses<T, cuda> {
+    static std::size_t gram_doubles(index_t N, index_t K) { return static_cast<std::size_t>(N * K * K); }
 
-public:
-    struct Arguments {
-        ConstView<T, cuda> grads;   // N x K x D, last dimension contiguous (a transposed K x N x D view is fine)
-        TensorView<T, cuda> out;    // N x D, last dimension contiguous, not overlapping grads
-        std::uint64_t step = 0;
-    };
-
-    explicit CudaBatchedGradMitigator(MitigateOptions options = {}) : options_(options) {}
-    const MitigateOptions& options() const { return options_; }
-
-    // Empty when the arguments can be run, else the reason (the same checks as BatchedGradMitigator).
-    static std::string why_not(const Arguments& args) { return detail::batched_why_not(args.grads, args.out); }
-    static bool can_implement(const Arguments& args) { return why_not(args).empty(); }
-    static void check(const Arguments& args) {
-        const std::string reason = why_not(args);
-        if (!reason.empty()) fail("CudaBatchedGradMitigator", reason);
-    }
-
-    // Bytes of device workspace `run` needs: the N Gram matrices (double) and the N x K weights.
-    static std::size_t workspace_size(const Arguments& args) {
-        check(args);
-        const index_t N = args.grads.dim(0), K = args.grads.dim(1);
+    // The N Gram matrices (double) and the N x K weights.
+    static std::size_t workspace_bytes(index_t N, index_t K) {
         return gram_doubles(N, K) * sizeof(double) + static_cast<std::size_t>(N * K) * sizeof(T);
     }
 
-    // Runs on `stream` with caller-provided device workspace of at least workspace_size(args)
-    // bytes, aligned for double. Returns when the report is complete; `out` is written when
-    // `stream` gets past this call's work.
-    MitigateReport run(const Arguments& args, void* workspace, cudaStream_t stream = nullptr) const {
-        check(args);
-        gcl::check(workspace != nullptr, "CudaBatchedGradMitigator",
-                   "run needs workspace_size(args) bytes of device workspace");
-        const ConstView<T, cuda>& g = args.grads;
-        const index_t N = g.dim(0), K = g.dim(1), D = g.dim(2);
-        const index_t sample_stride = g.stride(0), row_stride = g.stride(1);
-        auto* gram_device = static_cast<double*>(workspace);
-        T* w_device = reinterpret_cast<T*>(gram_device + gram_doubles(N, K));
+    // New device memory is zeroed on the default stream, which `stream` must wait for.
+    static Buffer<double, cuda> allocate_workspace(std::size_t bytes, Stream<cuda> stream) {
+        Buffer<double, cuda> workspace(bytes / sizeof(double) + 1);
+        cuda_impl::wait_for_default_stream(stream);
+        return workspace;
+    }
 
+    // One block per sample; the matrices come to the host (the call waits for them).
+    static void gram(const ConstView<T, cuda>& g, void* workspace, double* gram, Stream<cuda> stream) {
+        const index_t N = g.dim(0), K = g.dim(1), D = g.dim(2);
+        auto* gram_device = static_cast<double*>(workspace);
         const auto sample_blocks = static_cast<unsigned>(std::min<index_t>(N, index_t{1} << 16));
         cuda_impl::batched_gram_kernel<T><<<sample_blocks, cuda_impl::batched_threads, 0, stream>>>(
-            g.data(), N, K, D, sample_stride, row_stride, gram_device);
+            g.data(), N, K, D, g.stride(0), g.stride(1), gram_device);
         GCL_CUDA_CHECK_LAUNCH();
-        std::vector<double> gram(gram_doubles(N, K));
-        cuda_impl::download(gram.data(), gram_device, gram.size() * sizeof(double), stream);
-        for (index_t n = 0; n < N; ++n)
-            for (index_t e = 0; e < K * K; ++e)
-                if (!std::isfinite(gram[n * K * K + e])) fail_non_finite_sample(g, n);
+        cuda_impl::download(gram, gram_device, gram_doubles(N, K) * sizeof(double), stream);
+    }
 
-        MitigateReport report;
-        report.weights = Tensor<double>(Shape{N, K});
+    // A host copy of the D values of g[n, k, :] (for error messages).
+    static const T* row_values(const ConstView<T, cuda>& g, index_t n, index_t k, std::vector<T>& host) {
+        return cuda_impl::host_copy_of_row(host, g.data() + n * g.stride(0) + k * g.stride(1), g.dim(2));
+    }
+
+    // The device combines in T; where a sample's result could leave T's range, it is refused
+    // rather than returned as infinities (the CPU passes combine such samples in double).
+    static void combine(const ConstView<T, cuda>& g, const double* gram, const double* weights, void* workspace,
+                        const TensorView<T, cuda>& out, Stream<cuda> stream) {
+        const index_t N = g.dim(0), K = g.dim(1), D = g.dim(2);
         std::vector<T> w(static_cast<std::size_t>(N * K));
-        std::vector<double> coeff(static_cast<std::size_t>(K));
-        std::vector<index_t> order(static_cast<std::size_t>(K));
         for (index_t n = 0; n < N; ++n) {
-            double* wn = report.weights.data() + n * K;
-            const GramWeightCounts c = gram_weights(gram.data() + n * K * K, K, options_, args.step,
-                                                    static_cast<std::uint64_t>(n), wn, coeff.data(), order.data());
-            report.conflicting_pairs += c.conflicting_pairs;
-            report.projections += c.projections;
-            report.skipped_rows += c.skipped_rows;
-            for (index_t k = 0; k < K; ++k) w[n * K + k] = static_cast<T>(wn[k]);
-            // The device combines in T; where the result could leave T's range, refuse it
-            // rather than return infinities (the CPU mitigator combines such samples in double).
-            if (combination_may_overflow<T>(gram.data() + n * K * K, K, wn))
-                fail("CudaBatchedGradMitigator", "the combined gradient of sample ", n,
+            if (combination_may_overflow<T>(gram + n * K * K, K, weights + n * K))
+                fail("BatchedGradMitigator", "the combined gradient of sample ", n,
                      " could leave the range of the element type; scale the losses down");
+            for (index_t k = 0; k < K; ++k) w[n * K + k] = static_cast<T>(weights[n * K + k]);
         }
+        T* w_device = reinterpret_cast<T*>(static_cast<double*>(workspace) + gram_doubles(N, K));
         cuda_impl::upload(w_device, w.data(), w.size() * sizeof(T), stream);
         cuda_impl::batched_combine_kernel<T>
             <<<cuda_impl::grid_blocks(N * D, cuda_impl::combine_threads), cuda_impl::combine_threads, 0, stream>>>(
-                g.data(), N, K, D, sample_stride, row_stride, w_device, args.out.data(), args.out.stride(0));
+                g.data(), N, K, D, g.stride(0), g.stride(1), w_device, out.data(), out.stride(0));
         GCL_CUDA_CHECK_LAUNCH();
-        return report;
     }
-
-    // Runs on `stream` with workspace it allocates itself; returns when `out` is written.
-    MitigateReport operator()(const Arguments& args, cudaStream_t stream = nullptr) const {
-        Buffer<double, cuda> workspace(workspace_size(args) / sizeof(double) + 1);
-        cuda_impl::wait_for_default_stream(stream);
-        MitigateReport report = run(args, workspace.data(), stream);
-        GCL_CUDA_CHECK(cudaStreamSynchronize(stream));
-        return report;
-    }
-
-private:
-    static std::size_t gram_doubles(index_t N, index_t K) { return static_cast<std::size_t>(N * K * K); }
-
-    // Names the first non-finite value of sample n, or says that its dot products overflowed.
-    [[noreturn]] static void fail_non_finite_sample(const ConstView<T, cuda>& g, index_t n) {
-        const index_t K = g.dim(1), D = g.dim(2);
-        std::vector<T> host;
-        for (index_t k = 0; k < K; ++k) {
-            const T* row = cuda_impl::host_copy_of_row(host, g.data() + n * g.stride(0) + k * g.stride(1), D);
-            for (index_t d = 0; d < D; ++d)
-                if (!std::isfinite(row[d]))
-                    fail("CudaBatchedGradMitigator", "sample ", n, ", gradient row ", k, " holds a non-finite value (",
-                         row[d], ") at column ", d);
-        }
-        fail("CudaBatchedGradMitigator", "the dot products of sample ", n,
-             " overflow; the gradients are too large to combine");
-    }
-
-    MitigateOptions options_;
 };
+}  // namespace detail
+
+// The CUDA BatchedGradMitigator under its former name.
+template <class T>
+using CudaBatchedGradMitigator = BatchedGradMitigator<T, cuda>;
 
 // One-call form on device views: out[n] = PCGrad-combined rows of grads[n] (N x K x D -> N x D);
 // returns when out is written.
 template <class T>
 MitigateReport mitigate_batched(ConstView<T, cuda> grads, TensorView<T, cuda> out, const MitigateOptions& options = {},
-                                std::uint64_t step = 0, cudaStream_t stream = nullptr) {
-    return CudaBatchedGradMitigator<T>(options)({grads, out, step}, stream);
+                                std::uint64_t step = 0, Stream<cuda> stream = {}) {
+    return BatchedGradMitigator<T, cuda>(options)({grads, out, step}, stream);
 }
 
 }  // namespace gcl::surgery
