@@ -53,11 +53,8 @@ struct MitigatePasses<T, cuda> {
         return cuda_impl::gram_workspace(K, P) * sizeof(double) + cuda_impl::combine_workspace_bytes<T>(K);
     }
 
-    // New device memory is zeroed on the default stream, which `stream` must wait for.
     static Buffer<double, cuda> allocate_workspace(std::size_t bytes, Stream<cuda> stream) {
-        Buffer<double, cuda> workspace(bytes / sizeof(double) + 1);
-        cuda_impl::wait_for_default_stream(stream);
-        return workspace;
+        return cuda_impl::allocate_workspace(bytes, stream);
     }
 
     static void gram(const ConstView<T, cuda>& g, void* workspace, double* gram, Stream<cuda> stream) {

@@ -99,11 +99,8 @@ struct BatchedPasses<T, cuda> {
         return gram_doubles(N, K) * sizeof(double) + static_cast<std::size_t>(N * K) * sizeof(T);
     }
 
-    // New device memory is zeroed on the default stream, which `stream` must wait for.
     static Buffer<double, cuda> allocate_workspace(std::size_t bytes, Stream<cuda> stream) {
-        Buffer<double, cuda> workspace(bytes / sizeof(double) + 1);
-        cuda_impl::wait_for_default_stream(stream);
-        return workspace;
+        return cuda_impl::allocate_workspace(bytes, stream);
     }
 
     // One block per sample; the matrices come to the host (the call waits for them).

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "gcl/backend/cuda/buffer.cuh"
 #include "gcl/backend/cuda/check.cuh"
 #include "gcl/core/shape.hpp"
 
@@ -38,6 +39,14 @@ inline void wait_for_default_stream(cudaStream_t stream) {
     const ScopedEvent zeroed;
     GCL_CUDA_CHECK(cudaEventRecord(zeroed.get(), nullptr));
     GCL_CUDA_CHECK(cudaStreamWaitEvent(stream, zeroed.get(), 0));
+}
+
+// Device workspace of at least `bytes`, aligned for double, that `stream` may use at once: new
+// device memory is zeroed on the default stream, which `stream` is made to wait for.
+inline Buffer<double, cuda> allocate_workspace(std::size_t bytes, cudaStream_t stream) {
+    Buffer<double, cuda> workspace(bytes / sizeof(double) + 1);
+    wait_for_default_stream(stream);
+    return workspace;
 }
 
 // Copies `bytes` from host memory to the device on `stream` and waits for the copy, so the host
