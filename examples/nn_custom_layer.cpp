@@ -55,7 +55,7 @@ int main() {
     ChannelScale<double> layer(nn::Scope<double>(arena, 1).child("scale"), 3);
     gcl::Rng rng(7);
     auto x = gcl::testing::random_tensor<double>({2, 3, 4, 4}, rng);
-    const auto alone = nn::check_layer_gradients(layer, arena, x.view(), rng);
+    const auto alone = gcl::testing::check_layer_gradients(layer, arena, x.view(), rng);
     std::printf("ChannelScale: %s\n", alone.message.c_str());
 
     // In a stack with gcl's layers: the stack is a layer too, and checks the same way.
@@ -64,7 +64,7 @@ int main() {
     auto stack = nn::Sequential<nn::Conv2d<double>, ChannelScale<double>, nn::LeakyReLU<double>>{
         nn::Conv2d<double>(net.child("conv"), {.in_channels = 3, .out_channels = 4, .padding = {1, 1}}),
         ChannelScale<double>(net.child("scale"), 4), nn::LeakyReLU<double>(0.1)};
-    const auto stacked = nn::check_layer_gradients(stack, stack_arena, x.view(), rng);
+    const auto stacked = gcl::testing::check_layer_gradients(stack, stack_arena, x.view(), rng);
     std::printf("conv -> scale -> LeakyReLU: %s\n", stacked.message.c_str());
     return alone.passed && stacked.passed ? 0 : 1;
 }

@@ -49,7 +49,7 @@
 #include "gcl/nn/init.hpp"
 #include "gcl/nn/l2_normalize.hpp"
 #include "gcl/nn/layer.hpp"
-#include "gcl/nn/layer_gradcheck.hpp"
+#include "gcl/testing/layer_gradcheck.hpp"
 #include "gcl/nn/linear.hpp"
 #include "gcl/nn/max_pool2d.hpp"
 #include "gcl/nn/parameter_arena.hpp"

@@ -5,7 +5,7 @@
 #include "gcl/nn/conv2d.hpp"
 #include "gcl/nn/conv_block.hpp"
 #include "gcl/nn/image_head.hpp"
-#include "gcl/nn/layer_gradcheck.hpp"
+#include "gcl/testing/layer_gradcheck.hpp"
 #include "gcl/nn/max_pool2d.hpp"
 #include "gcl/nn/pixel_head.hpp"
 #include "gcl/nn/sequential.hpp"
@@ -83,7 +83,7 @@ TEST_CASE("Sequential: gradient check of a whole stack", "[nn][sequential][gradc
     auto x = random<double>({2, 2, 6, 6}, rng);
     gcl::testing::GradCheckOptions options;
     options.atol = 1e-7;
-    const auto result = nn::check_layer_gradients(net, arena, x.view(), rng, options);
+    const auto result = gcl::testing::check_layer_gradients(net, arena, x.view(), rng, options);
     INFO(result.message);
     REQUIRE(result.passed);
 }
@@ -166,7 +166,7 @@ TEST_CASE("ConvBlock: names, shapes, gradients", "[nn][conv_block][gradcheck]") 
     REQUIRE(block.output_shape(x.shape()) == Shape{2, 3, 5, 4});
     gcl::testing::GradCheckOptions options;
     options.atol = 1e-7;
-    const auto result = nn::check_layer_gradients(block, arena, x.view(), rng, options);
+    const auto result = gcl::testing::check_layer_gradients(block, arena, x.view(), rng, options);
     INFO(result.message);
     REQUIRE(result.passed);
 
@@ -192,7 +192,7 @@ TEST_CASE("ImageHead and PixelHead: unit-length embeddings, names, gradients", "
     REQUIRE(e.shape() == Shape{3, 3});
     for (index_t n = 0; n < 3; ++n)
         REQUIRE(std::abs(e(n, 0) * e(n, 0) + e(n, 1) * e(n, 1) + e(n, 2) * e(n, 2) - 1) < 1e-14);
-    auto result = nn::check_layer_gradients(image, image_arena, f.view(), rng, options);
+    auto result = gcl::testing::check_layer_gradients(image, image_arena, f.view(), rng, options);
     INFO(result.message);
     REQUIRE(result.passed);
 
@@ -207,7 +207,7 @@ TEST_CASE("ImageHead and PixelHead: unit-length embeddings, names, gradients", "
     double s = 0;
     for (index_t c = 0; c < 3; ++c) s += p(2, c, 1, 1) * p(2, c, 1, 1);
     REQUIRE(std::abs(s - 1) < 1e-14);
-    result = nn::check_layer_gradients(pixel, pixel_arena, f.view(), rng, options);
+    result = gcl::testing::check_layer_gradients(pixel, pixel_arena, f.view(), rng, options);
     INFO(result.message);
     REQUIRE(result.passed);
 }

@@ -12,7 +12,7 @@
 #include "gcl/nn/global_avg_pool.hpp"
 #include "gcl/nn/l2_normalize.hpp"
 #include "gcl/nn/layer.hpp"
-#include "gcl/nn/layer_gradcheck.hpp"
+#include "gcl/testing/layer_gradcheck.hpp"
 #include "gcl/nn/linear.hpp"
 #include "gcl/nn/max_pool2d.hpp"
 #include "gcl/nn/scope.hpp"
@@ -46,7 +46,7 @@ template <class L>
 void require_layer_gradients(L& layer, Arena& arena, Tensor<double>& x, gcl::Rng& rng) {
     gcl::testing::GradCheckOptions options;
     options.atol = 1e-7;
-    const auto result = nn::check_layer_gradients(layer, arena, x.view(), rng, options);
+    const auto result = gcl::testing::check_layer_gradients(layer, arena, x.view(), rng, options);
     INFO(result.message);
     REQUIRE(result.passed);
     REQUIRE(result.input.checked == x.numel());

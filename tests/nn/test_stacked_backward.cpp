@@ -6,7 +6,7 @@
 #include "gcl/core/buffer.hpp"
 #include "gcl/nn/conv2d.hpp"
 #include "gcl/nn/conv_block.hpp"
-#include "gcl/nn/layer_gradcheck.hpp"
+#include "gcl/testing/layer_gradcheck.hpp"
 #include "gcl/nn/pretrain_stacked_backward.hpp"
 #include "gcl/nn/unet_encoder.hpp"
 #include "support.hpp"

@@ -7,7 +7,7 @@
 #include <limits>
 #include <set>
 
-#include "gcl/nn/layer_gradcheck.hpp"
+#include "gcl/testing/layer_gradcheck.hpp"
 #include "gcl/nn/pretrain_model.hpp"
 #include "gcl/nn/transfer.hpp"
 #include "gcl/nn/unet.hpp"
@@ -90,7 +90,7 @@ TEST_CASE("UNet: gradient check of every parameter and the input (double)", "[nn
     auto x = random<double>({2, 1, 8, 8}, rng);
     gcl::testing::GradCheckOptions options;
     options.atol = 1e-7;
-    const auto result = nn::check_layer_gradients(unet, arena, x.view(), rng, options);
+    const auto result = gcl::testing::check_layer_gradients(unet, arena, x.view(), rng, options);
     INFO(result.message);
     REQUIRE(result.passed);
     REQUIRE(result.parameters.checked == arena.size());

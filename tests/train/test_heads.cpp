@@ -4,7 +4,7 @@
 
 #include "gcl/core/random.hpp"
 #include "gcl/nn/batch_norm1d.hpp"
-#include "gcl/nn/layer_gradcheck.hpp"
+#include "gcl/testing/layer_gradcheck.hpp"
 #include "gcl/nn/pretrain_model.hpp"
 
 using gcl::index_t;
@@ -33,7 +33,7 @@ TEST_CASE("BatchNorm1d is BatchNorm2d on [N, C, 1, 1] and passes its gradient ch
     CHECK_THROWS_WITH(bn1.forward(Tensor<double>(Shape{5, 4}).cview()), Catch::Contains("expects input [N, 3]"));
     for (bool training : {true, false}) {
         bn1.set_training(training);
-        const auto r = nn::check_layer_gradients(bn1, a1, x.view(), rng);
+        const auto r = gcl::testing::check_layer_gradients(bn1, a1, x.view(), rng);
         INFO(r.message);
         CHECK(r.passed);
     }
@@ -63,7 +63,7 @@ TEST_CASE("ImageHead passes its gradient check with every batch-normalisation ch
             CHECK(head.training() == training);
             gcl::testing::GradCheckOptions options;
             options.atol = 1e-7;
-            const auto r = nn::check_layer_gradients(head, arena, f.view(), rng, options);
+            const auto r = gcl::testing::check_layer_gradients(head, arena, f.view(), rng, options);
             INFO(nn::to_string(norm) << (training ? " training: " : " evaluation: ") << r.message);
             CHECK(r.passed);
         }

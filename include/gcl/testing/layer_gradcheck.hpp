@@ -6,7 +6,7 @@
 //   MyLayer<double> layer(nn::Scope<double>(arena, 1).child("mine"), {...});
 //   gcl::Rng rng(7);
 //   auto x = gcl::testing::random_tensor<double>({2, 3, 8, 8}, rng);
-//   auto result = nn::check_layer_gradients(layer, arena, x.view(), rng);
+//   auto result = gcl::testing::check_layer_gradients(layer, arena, x.view(), rng);
 //   REQUIRE(result.passed);      // result.message names the worst element of each check
 //
 // Both checks use the objective L = sum(w * layer.forward(x)) for a random w (testing/projection.hpp):
@@ -26,7 +26,7 @@
 #include "gcl/testing/gradcheck.hpp"
 #include "gcl/testing/projection.hpp"
 
-namespace gcl::nn {
+namespace gcl::testing {
 
 struct LayerGradCheckResult {
     testing::GradCheckResult input;
@@ -36,14 +36,14 @@ struct LayerGradCheckResult {
     explicit operator bool() const { return passed; }
 };
 
-template <Layer L>
+template <nn::Layer L>
 requires std::same_as<typename L::value_type, double> LayerGradCheckResult
-check_layer_gradients(L& layer, ParameterArena<double, cpu>& arena, TensorView<double, cpu> x, Rng& rng,
+check_layer_gradients(L& layer, nn::ParameterArena<double, cpu>& arena, TensorView<double, cpu> x, Rng& rng,
                       const testing::GradCheckOptions& options = {}) {
     const Shape y_shape = layer.output_shape(x.shape());
     const auto forward = [&](TensorView<double> y) {
         const ConstView<double> out = layer.forward(x);
-        check_same_shape("nn::check_layer_gradients", out.shape(), y.shape(), "forward's output", "output_shape");
+        check_same_shape("testing::check_layer_gradients", out.shape(), y.shape(), "forward's output", "output_shape");
         std::copy(out.data(), out.data() + out.numel(), y.data());
     };
 
@@ -52,9 +52,9 @@ check_layer_gradients(L& layer, ParameterArena<double, cpu>& arena, TensorView<d
     result.input = testing::check_projected_gradient(
         x, y_shape, forward,
         [&](ConstView<double> dy, TensorView<double> dx) {
-            arena.begin_backward(scratch.view(), GradMode::overwrite);
+            arena.begin_backward(scratch.view(), nn::GradMode::overwrite);
             const ConstView<double> g = layer.backward(dy);
-            check_same_shape("nn::check_layer_gradients", g.shape(), dx.shape(), "backward's dx", "x");
+            check_same_shape("testing::check_layer_gradients", g.shape(), dx.shape(), "backward's dx", "x");
             std::copy(g.data(), g.data() + g.numel(), dx.data());
         },
         rng, options);
@@ -63,7 +63,7 @@ check_layer_gradients(L& layer, ParameterArena<double, cpu>& arena, TensorView<d
         result.parameters = testing::check_projected_gradient(
             arena.flat_values(), y_shape, forward,
             [&](ConstView<double> dy, TensorView<double> dparams) {
-                arena.begin_backward(GradMode::overwrite);
+                arena.begin_backward(nn::GradMode::overwrite);
                 layer.backward(dy);
                 const auto g = arena.flat_grads();
                 std::copy(g.data(), g.data() + g.numel(), dparams.data());
@@ -77,4 +77,4 @@ check_layer_gradients(L& layer, ParameterArena<double, cpu>& arena, TensorView<d
     return result;
 }
 
-}  // namespace gcl::nn
+}  // namespace gcl::testing
