@@ -49,6 +49,10 @@ public:
         ConstView<T> grads;      // N x K x D, last dimension contiguous (a transposed K x N x D view is fine)
         TensorView<T> out;       // N x D, last dimension contiguous, not overlapping grads
         std::uint64_t step = 0;
+        // The index that seeds sample n's projection orders: sample_ids[n], or n when null. A rank
+        // of a data-parallel job passes its samples' indices in the global batch, so each sample
+        // is projected in the order one process would use.
+        const std::uint64_t* sample_ids = nullptr;
     };
 
     explicit BatchedGradMitigator(MitigateOptions options = {}) : options_(options) {}
@@ -106,8 +110,9 @@ public:
                     continue;
                 }
                 double* wn = report.weights.data() + n * K;
-                const GramWeightCounts c = gram_weights(gram.data(), K, options_, args.step,
-                                                        static_cast<std::uint64_t>(n), wn, coeff.data(), order.data());
+                const std::uint64_t id = args.sample_ids ? args.sample_ids[n] : static_cast<std::uint64_t>(n);
+                const GramWeightCounts c =
+                    gram_weights(gram.data(), K, options_, args.step, id, wn, coeff.data(), order.data());
                 conflicts += c.conflicting_pairs;
                 projections += c.projections;
                 skipped += c.skipped_rows;
@@ -168,8 +173,8 @@ private:
 // One-call form: out[n] = PCGrad-combined rows of grads[n] (N x K x D -> N x D).
 template <class T>
 MitigateReport mitigate_batched(ConstView<T> grads, TensorView<T> out, const MitigateOptions& options = {},
-                                std::uint64_t step = 0) {
-    return BatchedGradMitigator<T>(options)({grads, out, step});
+                                std::uint64_t step = 0, const std::uint64_t* sample_ids = nullptr) {
+    return BatchedGradMitigator<T>(options)({grads, out, step, sample_ids});
 }
 
 }  // namespace gcl::surgery
