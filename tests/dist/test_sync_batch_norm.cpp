@@ -56,6 +56,20 @@ void randomise_affine(Arena& arena, gcl::Rng& rng) {
     }
 }
 
+// One training forward and backward pass of a layer: its output and dx.
+struct Pass {
+    Tensor<double> y, dx;
+};
+template <class Layer>
+Pass forward_backward(Layer& layer, Arena& arena, const Tensor<double>& x, const Tensor<double>& dy) {
+    Pass p;
+    p.y = Tensor<double>::copy_of(layer.forward(x.cview()));
+    arena.begin_backward(nn::GradMode::overwrite);
+    p.dx = Tensor<double>::copy_of(layer.backward(dy.cview()));
+    arena.end_backward();
+    return p;
+}
+
 }  // namespace
 
 TEST_CASE("Synchronised BatchNorm2d equals BatchNorm2d on the concatenated batch", "[dist][batch_norm]") {
@@ -74,20 +88,13 @@ TEST_CASE("Synchronised BatchNorm2d equals BatchNorm2d on the concatenated batch
     randomise_affine(part_arena, affine);
     part_arena.set_batch_statistics_reducer(&s.sync);
 
-    const Tensor<double> expected_y = Tensor<double>::copy_of(whole.forward(x.cview()));
-    whole_arena.begin_backward(nn::GradMode::overwrite);
-    const Tensor<double> expected_dx = Tensor<double>::copy_of(whole.backward(dy.cview()));
-    whole_arena.end_backward();
-
-    const Tensor<double> x_part = rows(x, s.first, s.count), dy_part = rows(dy, s.first, s.count);
-    const Tensor<double> y = Tensor<double>::copy_of(part.forward(x_part.cview()));
-    part_arena.begin_backward(nn::GradMode::overwrite);
-    const Tensor<double> dx = Tensor<double>::copy_of(part.backward(dy_part.cview()));
-    part_arena.end_backward();
-
+    const Pass expected = forward_backward(whole, whole_arena, x, dy);
+    const Tensor<double> x_part = rows(x, s.first, s.count);
+    const Pass got = forward_backward(part, part_arena, x_part, rows(dy, s.first, s.count));
+    const Tensor<double>& y = got.y;
     const index_t row = C * 12;
-    require_close(y.data(), expected_y.data() + s.first * row, s.count * row, 1e-12, "y");
-    require_close(dx.data(), expected_dx.data() + s.first * row, s.count * row, 1e-12, "dx");
+    require_close(y.data(), expected.y.data() + s.first * row, s.count * row, 1e-12, "y");
+    require_close(got.dx.data(), expected.dx.data() + s.first * row, s.count * row, 1e-12, "dx");
     require_close(part_arena.flat_buffers().data(), whole_arena.flat_buffers().data(), whole_arena.flat_buffers().numel(),
                   1e-12, "running estimates");
     // The ranks' parameter gradients add up to the whole batch's.
@@ -121,17 +128,10 @@ TEST_CASE("Synchronised BatchNorm1d equals BatchNorm1d on the concatenated batch
     nn::BatchNorm1d<double> whole(nn::Scope<double>(whole_arena, 1).child("bn"), {.channels = C});
     nn::BatchNorm1d<double> part(nn::Scope<double>(part_arena, 1).child("bn"), {.channels = C});
     part_arena.set_batch_statistics_reducer(&s.sync);
-    const Tensor<double> expected_y = Tensor<double>::copy_of(whole.forward(x.cview()));
-    whole_arena.begin_backward(nn::GradMode::overwrite);
-    const Tensor<double> expected_dx = Tensor<double>::copy_of(whole.backward(dy.cview()));
-    whole_arena.end_backward();
-    const Tensor<double> x_part = rows(x, s.first, s.count), dy_part = rows(dy, s.first, s.count);
-    const Tensor<double> y = Tensor<double>::copy_of(part.forward(x_part.cview()));
-    part_arena.begin_backward(nn::GradMode::overwrite);
-    const Tensor<double> dx = Tensor<double>::copy_of(part.backward(dy_part.cview()));
-    part_arena.end_backward();
-    require_close(y.data(), expected_y.data() + s.first * C, s.count * C, 1e-12, "y");
-    require_close(dx.data(), expected_dx.data() + s.first * C, s.count * C, 1e-12, "dx");
+    const Pass expected = forward_backward(whole, whole_arena, x, dy);
+    const Pass got = forward_backward(part, part_arena, rows(x, s.first, s.count), rows(dy, s.first, s.count));
+    require_close(got.y.data(), expected.y.data() + s.first * C, s.count * C, 1e-12, "y");
+    require_close(got.dx.data(), expected.dx.data() + s.first * C, s.count * C, 1e-12, "dx");
 }
 
 // L = sum over ranks of <w, y> with y the synchronised layer's output on each rank's rows:
