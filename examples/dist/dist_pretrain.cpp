@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
                                        /*seed=*/1);
         tr::GclPretrainerOptions options;
         options.steps = steps;
-        options.warmup_steps = 2;
+        options.warmup_steps = steps > 2 ? 2 : 0;
         options.sampler.batch_size = 16;  // the global batch, whatever the number of ranks
         options.objective.pixel_samples = 8;
         tr::GclPretrainer<float> pretrainer(model, arena, slices, options);
