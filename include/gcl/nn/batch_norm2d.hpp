@@ -11,6 +11,10 @@
 // decay. Buffers (saved by checkpoints, skipped by optimizers): "<scope>.running_mean" [C]
 // (zeros) and "<scope>.running_var" [C] (ones). Only a forward pass in training mode changes the
 // running estimates; backward passes never do, so any number of them may follow one forward.
+//
+// Synchronised over the ranks of a data-parallel job when the arena has a batch-statistics
+// reducer (batch_statistics.hpp): training passes then use the statistics of the ranks'
+// concatenated batches.
 #include <string>
 
 #include "gcl/core/tensor.hpp"
@@ -62,9 +66,11 @@ public:
         if (training_) {
             check(x.dim(0) * x.dim(2) * x.dim(3) > 1, "nn::BatchNorm2d::forward", "layer", detail::quoted(name_),
                   ": training needs more than one value per channel, got input ", x.shape());
-            ops::batch_norm_forward_train(x, a.value(gamma_), a.value(beta_), y_.view(), a.buffer_value(running_mean_),
-                                          a.buffer_value(running_var_), saved_mean_.view(), saved_invstd_.view(),
-                                          params_);
+            with_reduce([&](auto&& reduce) {
+                ops::batch_norm_forward_train(x, a.value(gamma_), a.value(beta_), y_.view(),
+                                              a.buffer_value(running_mean_), a.buffer_value(running_var_),
+                                              saved_mean_.view(), saved_invstd_.view(), params_, reduce);
+            });
         } else {
             ops::batch_norm_forward_eval(x, a.value(gamma_), a.value(beta_), a.buffer_value(running_mean_),
                                          a.buffer_value(running_var_), y_.view(), params_);
@@ -79,8 +85,11 @@ public:
         dx_.resize(x_.shape());
         auto& a = *arena_;
         if (forward_training_)
-            ops::batch_norm_backward_train(dy, x_, a.value(gamma_), saved_mean_, saved_invstd_, dx_.view(),
-                                           a.grad_target(gamma_), a.grad_target(beta_), ops::WriteMode::accumulate);
+            with_reduce([&](auto&& reduce) {
+                ops::batch_norm_backward_train(dy, x_, a.value(gamma_), saved_mean_, saved_invstd_, dx_.view(),
+                                               a.grad_target(gamma_), a.grad_target(beta_), ops::WriteMode::accumulate,
+                                               reduce);
+            });
         else
             ops::batch_norm_backward_eval(dy, x_, a.value(gamma_), a.buffer_value(running_mean_),
                                           a.buffer_value(running_var_), dx_.view(), a.grad_target(gamma_),
@@ -101,9 +110,11 @@ public:
             const ConstView<T> dy_k = detail::pass_block(dy, passes, k);
             const TensorView<T> dx_k = detail::pass_block(dx_.view(), passes, k);
             if (forward_training_)
-                ops::batch_norm_backward_train(dy_k, x_, a.value(gamma_), saved_mean_, saved_invstd_, dx_k,
-                                               a.grad_target(gamma_, k), a.grad_target(beta_, k),
-                                               ops::WriteMode::accumulate);
+                with_reduce([&](auto&& reduce) {
+                    ops::batch_norm_backward_train(dy_k, x_, a.value(gamma_), saved_mean_, saved_invstd_, dx_k,
+                                                   a.grad_target(gamma_, k), a.grad_target(beta_, k),
+                                                   ops::WriteMode::accumulate, reduce);
+                });
             else
                 ops::batch_norm_backward_eval(dy_k, x_, a.value(gamma_), a.buffer_value(running_mean_),
                                               a.buffer_value(running_var_), dx_k, a.grad_target(gamma_, k),
@@ -123,6 +134,15 @@ public:
     BufferHandle running_var() const { return running_var_; }
 
 private:
+    // fn(reduce) with the arena's reducer (synchronised), or with the local no-op.
+    template <class F>
+    void with_reduce(F&& fn) {
+        if (BatchStatisticsReducer* r = arena_->batch_statistics_reducer())
+            fn([r](double* values, index_t n) { r->sum(values, n); });
+        else
+            fn(ops::LocalBatchStatistics{});
+    }
+
     ParameterArena<T, cpu>* arena_;
     std::string name_;
     BatchNorm2dOptions options_;

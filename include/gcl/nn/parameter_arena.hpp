@@ -35,6 +35,7 @@
 #include "gcl/core/shape.hpp"
 #include "gcl/core/tensor.hpp"
 #include "gcl/core/tensor_view.hpp"
+#include "gcl/nn/batch_statistics.hpp"
 
 namespace gcl::nn {
 
@@ -310,6 +311,12 @@ public:
         }
     }
 
+    // Synchronised batch norm (batch_statistics.hpp): the reducer every batch norm layer on this
+    // arena passes its per-channel sums to; nullptr (the default) keeps the statistics local.
+    // Not owned; it must outlive the layers' training passes.
+    void set_batch_statistics_reducer(BatchStatisticsReducer* reducer) { batch_statistics_ = reducer; }
+    BatchStatisticsReducer* batch_statistics_reducer() const { return batch_statistics_; }
+
 private:
     enum class TargetKind { none, own, external, stacked };
 
@@ -375,6 +382,7 @@ private:
     TargetKind target_kind_ = TargetKind::none;
     view_type external_target_;
     GradMode mode_ = GradMode::overwrite;
+    BatchStatisticsReducer* batch_statistics_ = nullptr;
 };
 
 }  // namespace gcl::nn

@@ -17,10 +17,21 @@
 // gamma, beta, the running estimates and the saved statistics (batch mean, 1/sqrt(var + eps))
 // are [C]. y may be x itself and dx may be dy itself (in place); nothing else may overlap.
 // The write mode applies to dgamma and dbeta; dx is always overwritten.
+//
+// Synchronised batch norm (host tensors): the training passes take an optional reduce(values, n)
+// that sums per-channel statistics over the ranks of a data-parallel job in place (see
+// backend/cpu/batch_norm.hpp for what it receives); the result is the layer on the concatenated batch.
+#include <type_traits>
+
 #include "gcl/backend/cpu/batch_norm.hpp"
 #include "gcl/ops/common.hpp"
 
 namespace gcl::ops {
+
+// The reduce of a batch norm that sees only its own batch.
+struct LocalBatchStatistics {
+    void operator()(double*, index_t) const {}
+};
 
 struct BatchNormParams {
     double momentum = 0.1;  // weight of the batch statistics in the running estimates
@@ -58,11 +69,12 @@ void check_same_as(std::string_view op, const TensorView<T, Device>& a, std::str
 
 }  // namespace detail
 
-template <class T, class Device>
+template <class T, class Device, class Reduce = LocalBatchStatistics>
 void batch_norm_forward_train(Input<T, Device> x, Input<T, Device> gamma, Input<T, Device> beta,
                               TensorView<T, Device> y, TensorView<T, Device> running_mean,
                               TensorView<T, Device> running_var, TensorView<T, Device> saved_mean,
-                              TensorView<T, Device> saved_invstd, const BatchNormParams& params = {}) {
+                              TensorView<T, Device> saved_invstd, const BatchNormParams& params = {},
+                              Reduce&& reduce = Reduce{}) {
     constexpr std::string_view op = "ops::batch_norm_forward_train";
     const DimSplit s = detail::check_batch_norm_input(op, x, "x");
     detail::check_same_as(op, y, "y", x, "x");
@@ -85,8 +97,14 @@ void batch_norm_forward_train(Input<T, Device> x, Input<T, Device> gamma, Input<
     }
     require_disjoint(op, y, gamma, "y", "gamma");
     require_disjoint(op, y, beta, "y", "beta");
-    backend::BatchNorm<Device>::forward_train(x, gamma, beta, y, running_mean, running_var, saved_mean, saved_invstd,
-                                              s.outer, s.extent, s.inner, params.momentum, params.eps);
+    if constexpr (std::is_same_v<std::decay_t<Reduce>, LocalBatchStatistics>) {
+        backend::BatchNorm<Device>::forward_train(x, gamma, beta, y, running_mean, running_var, saved_mean, saved_invstd,
+                                                  s.outer, s.extent, s.inner, params.momentum, params.eps);
+    } else {
+        static_assert(std::is_same_v<Device, cpu>, "synchronised batch norm runs on host tensors");
+        backend::BatchNorm<Device>::forward_train(x, gamma, beta, y, running_mean, running_var, saved_mean, saved_invstd,
+                                                  s.outer, s.extent, s.inner, params.momentum, params.eps, reduce);
+    }
 }
 
 template <class T, class Device>
@@ -139,15 +157,21 @@ DimSplit check_batch_norm_backward(std::string_view op, const ConstView<T, Devic
 }
 }  // namespace detail
 
-template <class T, class Device>
+template <class T, class Device, class Reduce = LocalBatchStatistics>
 void batch_norm_backward_train(Input<T, Device> dy, Input<T, Device> x, Input<T, Device> gamma,
                                Input<T, Device> saved_mean, Input<T, Device> saved_invstd, TensorView<T, Device> dx,
                                TensorView<T, Device> dgamma, TensorView<T, Device> dbeta,
-                               WriteMode mode = WriteMode::overwrite) {
+                               WriteMode mode = WriteMode::overwrite, Reduce&& reduce = Reduce{}) {
     const DimSplit s = detail::check_batch_norm_backward("ops::batch_norm_backward_train", dy, x, gamma, saved_mean,
                                                          saved_invstd, "saved_mean", "saved_invstd", dx, dgamma, dbeta);
-    backend::BatchNorm<Device>::backward_train(dy, x, gamma, saved_mean, saved_invstd, dx, dgamma, dbeta, s.outer,
-                                               s.extent, s.inner, mode == WriteMode::accumulate);
+    if constexpr (std::is_same_v<std::decay_t<Reduce>, LocalBatchStatistics>) {
+        backend::BatchNorm<Device>::backward_train(dy, x, gamma, saved_mean, saved_invstd, dx, dgamma, dbeta, s.outer,
+                                                   s.extent, s.inner, mode == WriteMode::accumulate);
+    } else {
+        static_assert(std::is_same_v<Device, cpu>, "synchronised batch norm runs on host tensors");
+        backend::BatchNorm<Device>::backward_train(dy, x, gamma, saved_mean, saved_invstd, dx, dgamma, dbeta, s.outer,
+                                                   s.extent, s.inner, mode == WriteMode::accumulate, reduce);
+    }
 }
 
 template <class T, class Device>

@@ -142,6 +142,10 @@ public:
         ConstView<T, Device> grads;   // N x K x D, last dimension contiguous (a transposed K x N x D view is fine)
         TensorView<T, Device> out;    // N x D, last dimension contiguous, not overlapping grads
         std::uint64_t step = 0;
+        // The index that seeds sample n's projection orders: sample_ids[n] (host memory), or n when
+        // null. A rank of a data-parallel job passes its samples' indices in the global batch, so
+        // each sample is projected in the order one process would use.
+        const std::uint64_t* sample_ids = nullptr;
     };
 
     explicit BatchedGradMitigator(MitigateOptions options = {}) : options_(options) {}
@@ -162,7 +166,7 @@ public:
     }
 
     // Runs on `stream`; returns when the report is complete (on the GPU `out` is written when
-    // `stream` gets past this call's work). Sample n uses the projection orders of (seed, step, n, i).
+    // `stream` gets past this call's work). Sample n uses the projection orders of (seed, step, n, i), or of its sample id.
     MitigateReport run(const Arguments& args, void* workspace, Stream<Device> stream = {}) const {
         check(args);
         gcl::check(workspace != nullptr || Passes::workspace_bytes(args.grads.dim(0), args.grads.dim(1)) == 0,
@@ -184,9 +188,9 @@ public:
             std::vector<index_t> order(static_cast<std::size_t>(K));
 #pragma omp for schedule(static)
             for (index_t n = 0; n < N; ++n) {
-                const GramWeightCounts c =
-                    gram_weights(gram.data() + n * K * K, K, options_, args.step, static_cast<std::uint64_t>(n),
-                                 report.weights.data() + n * K, coeff.data(), order.data());
+                const std::uint64_t id = args.sample_ids ? args.sample_ids[n] : static_cast<std::uint64_t>(n);
+                const GramWeightCounts c = gram_weights(gram.data() + n * K * K, K, options_, args.step, id,
+                                                        report.weights.data() + n * K, coeff.data(), order.data());
                 conflicts += c.conflicting_pairs;
                 projections += c.projections;
                 skipped += c.skipped_rows;
@@ -229,8 +233,8 @@ private:
 // One-call form: out[n] = PCGrad-combined rows of grads[n] (N x K x D -> N x D).
 template <class T>
 MitigateReport mitigate_batched(ConstView<T> grads, TensorView<T> out, const MitigateOptions& options = {},
-                                std::uint64_t step = 0) {
-    return BatchedGradMitigator<T>(options)({grads, out, step});
+                                std::uint64_t step = 0, const std::uint64_t* sample_ids = nullptr) {
+    return BatchedGradMitigator<T>(options)({grads, out, step, sample_ids});
 }
 
 }  // namespace gcl::surgery

@@ -149,6 +149,35 @@ inline std::vector<double> gram_cosines(const double* gram, index_t K) {
     return out;
 }
 
+// The seam of data-parallel pre-training (dist/data_parallel_gcl.hpp implements it over a
+// communicator). With an exchange set, the objective's batch is this rank's share of a global
+// batch: the exchange assembles the global embeddings and meta labels, so the losses, GradFilter's
+// ranking and every anchor's positives and negatives are the global batch's; the objective keeps
+// the gradient rows of its own samples, and the exchange combines the ranks' parameter gradients.
+// "Rows" are the leading dimension of a [2b, ...] tensor: the rank's b images' first views, then
+// their second views; the global [2B, ...] is in the single process's order.
+template <class T>
+class GclBatchExchange {
+public:
+    virtual ~GclBatchExchange() = default;
+    // This rank's rows [2b, ...] -> the global batch's [2B, ...].
+    virtual Tensor<T> gather(ConstView<T> local) = 0;
+    // This rank's meta labels [K, 2b] -> the global batch's [K, 2B].
+    virtual Tensor<std::int64_t> gather_meta(ConstView<std::int64_t> local) = 0;
+    // This rank's rows of a global [2B, ...] (and columns of global meta labels [K, 2B]).
+    virtual Tensor<T> local_rows(ConstView<T> global) = 0;
+    virtual Tensor<std::int64_t> local_meta(ConstView<std::int64_t> global) = 0;
+    // Parameter level: this rank's per-label gradients [K, P] (its samples' share of the global
+    // losses' gradients) -> GradMitigator on their sum over the ranks, written to out [P].
+    virtual surgery::MitigateReport mitigate(ConstView<T> local_grads, TensorView<T> out,
+                                             const surgery::MitigateOptions& options, std::uint64_t step) = 0;
+    // The other levels: this rank's share of the combined gradient -> the sum over the ranks.
+    virtual void sum_gradient(TensorView<T> grad) = 0;
+    // The global index of each of this rank's [2b rows_per_sample] rows (rows_per_sample rows per
+    // sample, e.g. its h w locations): what seeds their per-sample projection orders.
+    virtual std::vector<std::uint64_t> global_rows(index_t rows_per_sample) = 0;
+};
+
 template <class T>
 class GclObjective {
 public:
@@ -164,6 +193,9 @@ public:
     }
 
     const GclObjectiveOptions& options() const { return options_; }
+
+    // Data-parallel pre-training (GclBatchExchange); nullptr (the default): one process. Not owned.
+    void set_batch_exchange(GclBatchExchange<T>* exchange) { exchange_ = exchange; }
 
     // Forward, losses, filter, mitigation and backward for one batch: images [2B, C, H, W] (rows i
     // and B + i are the two views of image i) and meta labels [K, 2B]. Leaves the combined gradient
@@ -189,7 +221,8 @@ public:
                 }
                 arena_->end_backward();
                 const surgery::MitigateReport r =
-                    surgery::mitigate<T>(grads_.cview(), arena_->flat_grads(), options_.mitigate, step);
+                    exchange_ ? exchange_->mitigate(grads_.cview(), arena_->flat_grads(), options_.mitigate, step)
+                              : surgery::mitigate<T>(grads_.cview(), arena_->flat_grads(), options_.mitigate, step);
                 report.conflicting_pairs = r.conflicting_pairs;
                 report.projections = r.projections;
                 if (!r.gram.empty()) report.label_cosines = gram_cosines(r.gram.data(), K);
@@ -201,16 +234,19 @@ public:
             }
             case Mitigation::embeddings: {
                 Tensor<T> d_image(Shape{N, img.grads.dim(2)});
+                const std::vector<std::uint64_t> image_ids = global_rows(1);
                 const surgery::MitigateReport ri = surgery::mitigate_batched<T>(
-                    img.grads.cview().transpose(0, 1), d_image.view(), options_.mitigate, step);
+                    img.grads.cview().transpose(0, 1), d_image.view(), options_.mitigate, step, ids(image_ids));
                 report.conflicting_pairs = ri.conflicting_pairs;
                 report.projections = ri.projections;
                 ConstView<T> d_pixel;
                 if (pixel) {
                     Tensor<T> combined(Shape{pix.grads.dim(1), pix.grads.dim(2)});
                     // The pixels' projection orders come from another step stream than the images'.
-                    const surgery::MitigateReport rp = surgery::mitigate_batched<T>(
-                        pix.grads.cview().transpose(0, 1), combined.view(), options_.mitigate, mix64(step + 1));
+                    const std::vector<std::uint64_t> pixel_ids = global_rows(st.locations.dim(0));
+                    const surgery::MitigateReport rp =
+                        surgery::mitigate_batched<T>(pix.grads.cview().transpose(0, 1), combined.view(),
+                                                     options_.mitigate, mix64(step + 1), ids(pixel_ids));
                     report.conflicting_pairs += rp.conflicting_pairs;
                     report.projections += rp.projections;
                     d_pixel = dense_pixel_grad(combined.cview(), st);
@@ -228,6 +264,7 @@ public:
                 break;
             }
         }
+        if (exchange_ && options_.mitigation != Mitigation::parameters) exchange_->sum_gradient(arena_->flat_grads());
         ops::check_finite("train::GclObjective", arena_->flat_grads(), "the combined gradient");
         return report;
     }
@@ -284,19 +321,82 @@ private:
         const auto out = model_->forward(images);
         Stage st;
         st.feature_shape = out.features.shape();
+        // The losses see the global batch: with an exchange, the ranks' embeddings gathered.
+        Tensor<T> global_image, global_pixel;
+        Tensor<std::int64_t> global_meta;
+        ConstView<T> image = out.image, pixel = out.pixel;
+        ConstView<std::int64_t> labels = meta;
+        if (exchange_) {
+            global_image = exchange_->gather(out.image);
+            global_meta = exchange_->gather_meta(meta);
+            image = global_image.cview();
+            labels = global_meta.cview();
+            if (options_.pixel_contrast) {
+                global_pixel = exchange_->gather(out.pixel);
+                pixel = global_pixel.cview();
+            }
+        }
         // Per-label gradients on the image embeddings [K, N, D] and on the sampled pixels [K, A, C].
-        st.img = image_contrast(out.image, meta, st.report);
+        st.img = image_contrast(image, labels, st.report);
         if (options_.pixel_contrast) {
             st.pixel_shape = out.pixel.shape();  // [N, C, h, w]
             Rng rng(options_.seed, mix64(step));
             st.locations = loss::sample_locations(st.pixel_shape[2], st.pixel_shape[3],
                                                   std::min(options_.pixel_samples, st.pixel_shape[2] * st.pixel_shape[3]),
                                                   rng);
-            st.pix = pixel_contrast(out.pixel, meta, st.locations, st.img, st.report);
+            st.pix = pixel_contrast(pixel, labels, st.locations, st.img, st.report);
             if (options_.pixel_weight != 1.0)
                 ops::scale(st.pix.grads.cview(), static_cast<T>(options_.pixel_weight), st.pix.grads.view());
         }
+        if (exchange_) keep_own_rows(st);
         return st;
+    }
+
+    // Data parallel: the global losses' gradient rows of this rank's samples (image rows, and the
+    // S sampled pixels of each of its images).
+    void keep_own_rows(Stage& st) {
+        const auto own = [&](const Tensor<T>& global, index_t per_row) {  // [2B per_row, width] -> [2b per_row, width]
+            const index_t width = global.numel() / global.dim(0);
+            Tensor<T> rows = exchange_->local_rows(ConstView<T>(global.data(), Shape{global.dim(0) / per_row, per_row * width}));
+            rows.reshape(Shape{rows.dim(0) * per_row, width});
+            return rows;
+        };
+        const auto own_per_label = [&](const Tensor<T>& global, index_t per_row) {  // [K, 2B per_row, width]
+            const index_t K = global.dim(0), width = global.dim(2);
+            std::vector<Tensor<T>> parts;
+            for (index_t k = 0; k < K; ++k) parts.push_back(own(Tensor<T>::copy_of(global.cview().select(0, k)), per_row));
+            Tensor<T> out(Shape{K, parts[0].dim(0), width});
+            for (index_t k = 0; k < K; ++k) std::copy(parts[k].data(), parts[k].data() + parts[k].numel(), out.data() + k * parts[k].numel());
+            return out;
+        };
+        st.img.grads = own_per_label(st.img.grads, 1);
+        st.img.grad_sum = own(st.img.grad_sum, 1);
+        if (options_.pixel_contrast) {
+            const index_t S = st.locations.dim(0);
+            st.pix.grads = own_per_label(st.pix.grads, S);
+            st.pix.grad_sum = own(st.pix.grad_sum, S);
+        }
+    }
+
+    // Data parallel: the global index of each of this rank's rows (empty for one process, where
+    // the local index is the global one), as the seeds of the per-sample projection orders.
+    std::vector<std::uint64_t> global_rows(index_t rows_per_sample) const {
+        return exchange_ ? exchange_->global_rows(rows_per_sample) : std::vector<std::uint64_t>();
+    }
+    static const std::uint64_t* ids(const std::vector<std::uint64_t>& v) { return v.empty() ? nullptr : v.data(); }
+
+    // GradFilter's anchor weights: |d(sum_m L_img^m)/dF| at each sampled location [A], from the
+    // image head's backward pass on this process's rows (gathered over the ranks with an exchange).
+    Tensor<T> image_guidance(const PerLabel& img, const Tensor<index_t>& locations) {
+        if (!exchange_)
+            return loss::location_magnitudes<T>(model_->image_feature_gradient(img.grad_sum.cview()), locations.cview());
+        const Tensor<T> own = exchange_->local_rows(img.grad_sum.cview());
+        const Tensor<T> local =
+            loss::location_magnitudes<T>(model_->image_feature_gradient(own.cview()), locations.cview());
+        const index_t S = locations.dim(0);
+        Tensor<T> global = exchange_->gather(ConstView<T>(local.data(), Shape{local.dim(0) / S, S}));
+        global.reshape(Shape{global.numel()});
+        return global;
     }
 
     // Mitigation at the encoder output F [N, C, h, w]: K passes through the heads alone give
@@ -331,8 +431,9 @@ private:
         }
         GclStepReport& report = st.report;
         combined_image_.resize(Shape{N, F});
+        const std::vector<std::uint64_t> image_ids = global_rows(1);
         const surgery::MitigateReport ri = surgery::mitigate_batched<T>(feature_image_.cview(), combined_image_.view(),
-                                                                        options_.mitigate, step);
+                                                                        options_.mitigate, step, ids(image_ids));
         report.conflicting_pairs = ri.conflicting_pairs;
         report.projections = ri.projections;
         d_features_.resize(fs);
@@ -340,8 +441,9 @@ private:
         if (pixel) {
             combined_pixel_.resize(Shape{N * HW, C});
             // The locations' projection orders come from another step stream than the images'.
+            const std::vector<std::uint64_t> location_ids = global_rows(HW);
             const surgery::MitigateReport rp = surgery::mitigate_batched<T>(
-                feature_pixel_.cview(), combined_pixel_.view(), options_.mitigate, mix64(step + 1));
+                feature_pixel_.cview(), combined_pixel_.view(), options_.mitigate, mix64(step + 1), ids(location_ids));
             report.conflicting_pairs += rp.conflicting_pairs;
             report.projections += rp.projections;
             for (index_t n = 0; n < N; ++n)
@@ -424,7 +526,7 @@ private:
         // Anchor weights from the image branch: |d(sum_m L_img^m)/dF| at each sampled location.
         Tensor<T> guidance;
         if (options_.filter != PixelFilter::none && options_.image_guidance)
-            guidance = loss::location_magnitudes<T>(model_->image_feature_gradient(img.grad_sum.cview()), locations.cview());
+            guidance = image_guidance(img, locations);
 
         PerLabel r;
         r.grads = Tensor<T>(Shape{K, A, C});
@@ -514,6 +616,7 @@ private:
     nn::PretrainModel<T>* model_;
     nn::ParameterArena<T, cpu>* arena_;
     GclObjectiveOptions options_;
+    GclBatchExchange<T>* exchange_ = nullptr;
     Tensor<T> grads_;  // K x P per-label parameter gradients
     Tensor<T> dense_;
     // Encoder-output mitigation: per-label dL/dF by sample [N, K, C h w] and by location [N h w, K, C],

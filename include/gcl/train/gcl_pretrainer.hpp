@@ -80,6 +80,14 @@ public:
     const data::MetaSpec& meta_spec() const { return spec_; }
     const GclPretrainerOptions& options() const { return options_; }
 
+    // Data-parallel pre-training: each step takes this rank's share of the global batch of
+    // options.sampler.batch_size images, and the objective sees the global batch through the
+    // exchange (dist::DataParallelGcl sets it up). nullptr (the default): one process. Not owned.
+    void set_batch_exchange(GclBatchExchange<T>* exchange) {
+        exchange_ = exchange;
+        objective_.set_batch_exchange(exchange);
+    }
+
     // One pre-training step; returns what the objective saw.
     GclStepReport step() {
         check(!done(), "train::GclPretrainer::step", "all ", options_.steps, " steps are done");
@@ -93,16 +101,26 @@ public:
             instances = Tensor<std::int64_t>(Shape{1, N});
             for (index_t n = 0; n < N; ++n) instances(0, n) = n % (N / 2);
         }
-        const ConstView<std::int64_t> meta = options_.instance_contrast ? instances.cview() : batch.meta.cview();
-        const GclStepReport report = [&] {
-            if constexpr (std::is_same_v<T, float>) {
-                return objective_.gradient(batch.images.cview(), meta, s);
-            } else {
-                Tensor<T> images(batch.images.shape());
-                std::copy(batch.images.data(), batch.images.data() + images.numel(), images.data());
-                return objective_.gradient(images.cview(), meta, s);
-            }
-        }();
+        ConstView<std::int64_t> meta = options_.instance_contrast ? instances.cview() : batch.meta.cview();
+        Tensor<T> converted;
+        ConstView<T> images;
+        if constexpr (std::is_same_v<T, float>) {
+            images = batch.images.cview();
+        } else {
+            converted = Tensor<T>(batch.images.shape());
+            std::copy(batch.images.data(), batch.images.data() + converted.numel(), converted.data());
+            images = converted.cview();
+        }
+        // Data parallel: this rank's share of the global batch (dist/data_parallel_gcl.hpp).
+        Tensor<T> own_images;
+        Tensor<std::int64_t> own_meta;
+        if (exchange_) {
+            own_images = exchange_->local_rows(images);
+            own_meta = exchange_->local_meta(meta);
+            images = own_images.cview();
+            meta = own_meta.cview();
+        }
+        const GclStepReport report = objective_.gradient(images, meta, s);
         sgd_.set_learning_rate(schedule_(step_));
         sgd_.step(*arena_);
         ++step_;
@@ -119,6 +137,7 @@ private:
     optim::CosineWarmupSchedule schedule_;
     data::MetaSpec spec_;
     std::int64_t step_ = 0;
+    GclBatchExchange<T>* exchange_ = nullptr;
 };
 
 }  // namespace gcl::train

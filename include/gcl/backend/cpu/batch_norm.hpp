@@ -4,6 +4,7 @@
 // vector lanes, added up in a fixed order: a run repeats exactly); benchmarks/check_vectorised.sh
 // checks that they vectorise.
 #include <cmath>
+#include <vector>
 
 #include "gcl/backend/cpu/parallel.hpp"
 #include "gcl/backend/kernels.hpp"
@@ -21,25 +22,51 @@ struct BatchNorm<cpu> {
                               TensorView<T, cpu> y, TensorView<T, cpu> running_mean, TensorView<T, cpu> running_var,
                               TensorView<T, cpu> saved_mean, TensorView<T, cpu> saved_invstd, index_t batch,
                               index_t channels, index_t inner, double momentum, double eps) {
-        const index_t count = batch * inner;
-        cpu_detail::parallel_for(channels, cpu_detail::worth_parallel(channels, 3 * count), [&](index_t c) {
+        forward_train(x, gamma, beta, y, running_mean, running_var, saved_mean, saved_invstd, batch, channels, inner,
+                      momentum, eps, [](double*, index_t) {});
+    }
+
+    // The same with the per-channel sums passed through reduce(values, n) before they are used:
+    // a reduce that sums them over the ranks of a data-parallel job gives synchronised batch norm
+    // (the statistics of the concatenated batch). Called twice: [sum x per channel, count], then
+    // [sum (x - mean)^2 per channel].
+    template <class T, class Reduce>
+    static void forward_train(ConstView<T, cpu> x, ConstView<T, cpu> gamma, ConstView<T, cpu> beta,
+                              TensorView<T, cpu> y, TensorView<T, cpu> running_mean, TensorView<T, cpu> running_var,
+                              TensorView<T, cpu> saved_mean, TensorView<T, cpu> saved_invstd, index_t batch,
+                              index_t channels, index_t inner, double momentum, double eps, Reduce&& reduce) {
+        const index_t local_count = batch * inner;
+        const bool parallel = cpu_detail::worth_parallel(channels, local_count);
+        std::vector<double> sums(static_cast<std::size_t>(channels + 1)), squares(static_cast<std::size_t>(channels));
+        cpu_detail::parallel_for(channels, parallel, [&](index_t c) {
             double sum = 0;
             for (index_t n = 0; n < batch; ++n) {
                 const T* xs = x.data() + (n * channels + c) * inner;
 #pragma omp simd reduction(+ : sum)
                 for (index_t i = 0; i < inner; ++i) sum += static_cast<double>(xs[i]);
             }
-            const double mean = sum / static_cast<double>(count);
-            double squares = 0;
+            sums[c] = sum;
+        });
+        sums[channels] = static_cast<double>(local_count);
+        reduce(sums.data(), channels + 1);
+        const double count = sums[channels];
+        cpu_detail::parallel_for(channels, parallel, [&](index_t c) {
+            const double mean = sums[c] / count;
+            double sq = 0;
             for (index_t n = 0; n < batch; ++n) {
                 const T* xs = x.data() + (n * channels + c) * inner;
-#pragma omp simd reduction(+ : squares)
+#pragma omp simd reduction(+ : sq)
                 for (index_t i = 0; i < inner; ++i) {
                     const double d = static_cast<double>(xs[i]) - mean;
-                    squares += d * d;
+                    sq += d * d;
                 }
             }
-            const double var = squares / static_cast<double>(count);
+            squares[c] = sq;
+        });
+        reduce(squares.data(), channels);
+        cpu_detail::parallel_for(channels, parallel, [&](index_t c) {
+            const double mean = sums[c] / count;
+            const double var = squares[c] / count;
             const double invstd = 1.0 / std::sqrt(var + eps);
             const double scale = static_cast<double>(gamma.data()[c]) * invstd;
             const double shift = static_cast<double>(beta.data()[c]) - mean * scale;
@@ -49,7 +76,7 @@ struct BatchNorm<cpu> {
 #pragma omp simd
                 for (index_t i = 0; i < inner; ++i) ys[i] = static_cast<T>(static_cast<double>(xs[i]) * scale + shift);
             }
-            const double unbiased = squares / static_cast<double>(count - 1);
+            const double unbiased = squares[c] / (count - 1);
             T& rm = running_mean.data()[c];
             T& rv = running_var.data()[c];
             rm = static_cast<T>((1 - momentum) * static_cast<double>(rm) + momentum * mean);
@@ -83,8 +110,22 @@ struct BatchNorm<cpu> {
                                ConstView<T, cpu> saved_mean, ConstView<T, cpu> saved_invstd, TensorView<T, cpu> dx,
                                TensorView<T, cpu> dgamma, TensorView<T, cpu> dbeta, index_t batch, index_t channels,
                                index_t inner, bool accumulate) {
-        const index_t count = batch * inner;
-        cpu_detail::parallel_for(channels, cpu_detail::worth_parallel(channels, 3 * count), [&](index_t c) {
+        backward_train(dy, x, gamma, saved_mean, saved_invstd, dx, dgamma, dbeta, batch, channels, inner, accumulate,
+                       [](double*, index_t) {});
+    }
+
+    // The same with [sum dy per channel, sum dy xhat per channel, count] passed through
+    // reduce(values, n) before dx uses them (synchronised batch norm). dgamma and dbeta get this
+    // batch's own sums: the ranks' parameter gradients add up to the concatenated batch's.
+    template <class T, class Reduce>
+    static void backward_train(ConstView<T, cpu> dy, ConstView<T, cpu> x, ConstView<T, cpu> gamma,
+                               ConstView<T, cpu> saved_mean, ConstView<T, cpu> saved_invstd, TensorView<T, cpu> dx,
+                               TensorView<T, cpu> dgamma, TensorView<T, cpu> dbeta, index_t batch, index_t channels,
+                               index_t inner, bool accumulate, Reduce&& reduce) {
+        const index_t local_count = batch * inner;
+        const bool parallel = cpu_detail::worth_parallel(channels, 3 * local_count);
+        std::vector<double> sums(static_cast<std::size_t>(2 * channels + 1));  // [sum dy | sum dy xhat | count]
+        cpu_detail::parallel_for(channels, parallel, [&](index_t c) {
             const double mean = static_cast<double>(saved_mean.data()[c]);
             const double invstd = static_cast<double>(saved_invstd.data()[c]);
             double sum_dy = 0, sum_dy_xhat = 0;
@@ -99,8 +140,19 @@ struct BatchNorm<cpu> {
                 }
             }
             sum_dy_xhat *= invstd;
-            const double mean_dy = sum_dy / static_cast<double>(count);
-            const double mean_dy_xhat = sum_dy_xhat / static_cast<double>(count);
+            sums[c] = sum_dy;
+            sums[channels + c] = sum_dy_xhat;
+            write(dgamma.data()[c], sum_dy_xhat, accumulate);
+            write(dbeta.data()[c], sum_dy, accumulate);
+        });
+        sums[2 * channels] = static_cast<double>(local_count);
+        reduce(sums.data(), 2 * channels + 1);
+        const double count = sums[2 * channels];
+        cpu_detail::parallel_for(channels, parallel, [&](index_t c) {
+            const double mean = static_cast<double>(saved_mean.data()[c]);
+            const double invstd = static_cast<double>(saved_invstd.data()[c]);
+            const double mean_dy = sums[c] / count;
+            const double mean_dy_xhat = sums[channels + c] / count;
             const double scale = static_cast<double>(gamma.data()[c]) * invstd;
             for (index_t n = 0; n < batch; ++n) {
                 const T* g = dy.data() + (n * channels + c) * inner;
@@ -112,8 +164,6 @@ struct BatchNorm<cpu> {
                     out[i] = static_cast<T>(scale * (static_cast<double>(g[i]) - mean_dy - xhat * mean_dy_xhat));
                 }
             }
-            write(dgamma.data()[c], sum_dy_xhat, accumulate);
-            write(dbeta.data()[c], sum_dy, accumulate);
         });
     }
 
