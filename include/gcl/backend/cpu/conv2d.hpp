@@ -285,31 +285,30 @@ template <>
 struct Conv2d<cpu> {
     template <class T>
     static void forward(ConstView<T, cpu> x, ConstView<T, cpu> w, TensorView<T, cpu> y, const ops::Conv2dParams& p) {
-        if constexpr (onednn_for<T>) {
-            const cpu_detail::ConvGeometry g = cpu_detail::conv_geometry(x.shape(), w.shape(), y.shape(), p);
-            if (onednn::supports(g)) return onednn::plan(g).forward(x.data(), w.data(), y.data());
-        }
+        if constexpr (std::is_same_v<T, float>)
+            if (onednn::forward(cpu_detail::conv_geometry(x.shape(), w.shape(), y.shape(), p), x.data(), w.data(),
+                                y.data()))
+                return;
         Im2colConv2d::forward(x, w, y, p);
     }
 
     template <class T>
     static void backward_data(ConstView<T, cpu> dy, ConstView<T, cpu> w, TensorView<T, cpu> dx,
                               const ops::Conv2dParams& p) {
-        if constexpr (onednn_for<T>) {
-            const cpu_detail::ConvGeometry g = cpu_detail::conv_geometry(dx.shape(), w.shape(), dy.shape(), p);
-            if (onednn::supports(g)) return onednn::plan(g).backward_data(dy.data(), w.data(), dx.data());
-        }
+        if constexpr (std::is_same_v<T, float>)
+            if (onednn::backward_data(cpu_detail::conv_geometry(dx.shape(), w.shape(), dy.shape(), p), dy.data(),
+                                      w.data(), dx.data()))
+                return;
         Im2colConv2d::backward_data(dy, w, dx, p);
     }
 
     template <class T>
     static void backward_weight(ConstView<T, cpu> dy, ConstView<T, cpu> x, TensorView<T, cpu> dw,
                                 const ops::Conv2dParams& p, bool accumulate) {
-        if constexpr (onednn_for<T>) {
-            const cpu_detail::ConvGeometry g = cpu_detail::conv_geometry(x.shape(), dw.shape(), dy.shape(), p);
-            if (onednn::supports(g))
-                return onednn::plan(g).backward_weight(dy.data(), x.data(), dw.data(), accumulate);
-        }
+        if constexpr (std::is_same_v<T, float>)
+            if (onednn::backward_weight(cpu_detail::conv_geometry(x.shape(), dw.shape(), dy.shape(), p), dy.data(),
+                                        x.data(), dw.data(), accumulate))
+                return;
         Im2colConv2d::backward_weight(dy, x, dw, p, accumulate);
     }
 
@@ -319,28 +318,21 @@ struct Conv2d<cpu> {
     template <class T>
     static void backward_stacked(ConstView<T, cpu> dy, ConstView<T, cpu> x, ConstView<T, cpu> w, TensorView<T, cpu> dx,
                                  std::span<const TensorView<T, cpu>> dw, const ops::Conv2dParams& p, bool accumulate) {
-        if constexpr (onednn_for<T>) {
+        if constexpr (std::is_same_v<T, float>) {
             Shape one_pass = dy.shape();
             one_pass[0] = x.dim(0);
             const cpu_detail::ConvGeometry g = cpu_detail::conv_geometry(x.shape(), w.shape(), one_pass, p);
-            if (onednn::supports(g)) {
-                onednn::ConvPlan& plan = onednn::plan(g);
-                const index_t dy_size = one_pass.numel(), dx_size = x.shape().numel();
-                for (std::size_t k = 0; k < dw.size(); ++k) {
-                    const auto kk = static_cast<index_t>(k);
-                    plan.backward_weight(dy.data() + kk * dy_size, x.data(), dw[k].data(), accumulate);
-                    plan.backward_data(dy.data() + kk * dy_size, w.data(), dx.data() + kk * dx_size);
-                }
-                return;
+            const index_t dy_size = one_pass.numel(), dx_size = x.shape().numel();
+            bool ran = true;
+            for (std::size_t k = 0; k < dw.size() && ran; ++k) {
+                const auto kk = static_cast<index_t>(k);
+                ran = onednn::backward_weight(g, dy.data() + kk * dy_size, x.data(), dw[k].data(), accumulate) &&
+                      onednn::backward_data(g, dy.data() + kk * dy_size, w.data(), dx.data() + kk * dx_size);
             }
+            if (ran) return;  // the first call tells: oneDNN takes all K passes or none
         }
         Im2colConv2d::backward_stacked(dy, x, w, dx, dw, p, accumulate);
     }
-
-private:
-    template <class T>
-    static constexpr bool onednn_for = onednn::enabled && std::is_same_v<T, float>;
-
 };
 
 }  // namespace gcl::backend

@@ -7,20 +7,23 @@
 // (nChw16c and the like, chosen by the library for the machine's ISA), so each operand whose
 // preferred layout differs from the plain one is reordered into or out of a blocked buffer. A
 // ConvPlan holds, for one geometry, the three primitives (forward, backward data, backward
-// weights), the reorders, the blocked buffers and the scratchpads: all built on the first call of
-// that geometry and reused afterwards, so a steady-state step allocates nothing here. Plans are
-// per calling thread (thread_local), since a plan's buffers serve one call at a time.
+// weights) and the reorders, built on the first call of that geometry and reused afterwards.
+// The blocked copies and oneDNN's scratchpads live only during a call, in the thread's persistent
+// scratch slots (workspace.hpp) that all plans share, so a steady-state step allocates nothing
+// here. Plans are per calling thread (thread_local).
 //
 // Threads: oneDNN's CPU runtime on Debian is OpenMP (libgomp), the runtime gcl's own loops use;
 // a call runs on omp_get_max_threads() threads, like gcl's parallel loops. For a given build,
 // machine and thread count, every call repeats exactly (its reductions run in a fixed order).
 // The figures differ from the im2col path's by float rounding (other summation orders).
+#include <algorithm>
 #include <array>
 #include <map>
 #include <memory>
 #include <optional>
 
 #include "gcl/backend/cpu/conv_geometry.hpp"
+#include "gcl/backend/cpu/workspace.hpp"
 #include "gcl/core/error.hpp"
 
 #if defined(GCL_CPU_CONV_ONEDNN) && !defined(__CUDACC__)
@@ -34,9 +37,9 @@ namespace gcl::backend::onednn {
 
 using cpu_detail::ConvGeometry;
 
-#if GCL_HAS_ONEDNN_CONV
+inline constexpr bool enabled = GCL_HAS_ONEDNN_CONV;
 
-inline constexpr bool enabled = true;
+#if GCL_HAS_ONEDNN_CONV
 
 namespace detail {
 
@@ -47,14 +50,28 @@ inline dnnl::engine& engine() {
     return e;
 }
 
+// The per-thread scratch slot (workspace.hpp) of each role in a call: blocked copies and the
+// scratchpad only live during one call, so all plans of a thread share them.
+inline constexpr cpu_detail::ScratchSlot first_input = cpu_detail::ScratchSlot::columns;
+inline constexpr cpu_detail::ScratchSlot second_input = cpu_detail::ScratchSlot::partial_sums;
+inline constexpr cpu_detail::ScratchSlot result = cpu_detail::ScratchSlot::gradient_columns;
+inline constexpr cpu_detail::ScratchSlot scratchpad = cpu_detail::ScratchSlot::data_columns;
+
+// `m` pointed at this thread's scratch slot, grown to hold m's layout.
+inline memory& in_scratch(memory& m, cpu_detail::ScratchSlot slot) {
+    const auto elements = static_cast<index_t>((m.get_desc().get_size() + sizeof(float) - 1) / sizeof(float));
+    m.set_data_handle(cpu_detail::thread_scratch<float>(std::max<index_t>(elements, 1), slot));
+    return m;
+}
+
 // One operand of a primitive: the caller's plain buffer and, where the primitive wants another
-// layout, a persistent buffer in that layout with the reorder between the two.
+// layout, a copy in that layout (in a scratch slot) with the reorder between the two.
 class Operand {
 public:
-    Operand(const memory::desc& plain, const memory::desc& wanted, bool is_input)
-        : user_(plain, engine(), DNNL_MEMORY_NONE), staged_(wanted != plain) {
+    Operand(const memory::desc& plain, const memory::desc& wanted, bool is_input, cpu_detail::ScratchSlot slot)
+        : user_(plain, engine(), DNNL_MEMORY_NONE), staged_(wanted != plain), slot_(slot) {
         if (!staged_) return;
-        inner_ = memory(wanted, engine());
+        inner_ = memory(wanted, engine(), DNNL_MEMORY_NONE);
         reorder_ = is_input ? dnnl::reorder(user_, *inner_) : dnnl::reorder(*inner_, user_);
     }
 
@@ -62,13 +79,13 @@ public:
     memory& input(dnnl::stream& s, const float* data) {
         user_.set_data_handle(const_cast<float*>(data));
         if (!staged_) return user_;
-        reorder_->execute(s, user_, *inner_);
+        reorder_->execute(s, user_, in_scratch(*inner_, slot_));
         return *inner_;
     }
     // The memory for an output that must end up at `data`; call finish() after the primitive.
     memory& output(float* data) {
         user_.set_data_handle(data);
-        return staged_ ? *inner_ : user_;
+        return staged_ ? in_scratch(*inner_, slot_) : user_;
     }
     void finish(dnnl::stream& s) {
         if (staged_) reorder_->execute(s, *inner_, user_);
@@ -77,11 +94,12 @@ public:
 private:
     memory user_;
     bool staged_;
+    cpu_detail::ScratchSlot slot_;
     std::optional<memory> inner_;
     std::optional<dnnl::reorder> reorder_;
 };
 
-inline memory scratchpad(const memory::desc& d) { return memory(d, engine()); }
+inline memory scratchpad_memory(const memory::desc& d) { return memory(d, engine(), DNNL_MEMORY_NONE); }
 
 }  // namespace detail
 
@@ -118,22 +136,22 @@ public:
             attr, detail::engine(), fwd);
 
         forward_.emplace(fwd);
-        fwd_src_.emplace(src_plain, fwd.src_desc(), true);
-        fwd_weight_.emplace(weight_plain, fwd.weights_desc(), true);
-        fwd_dst_.emplace(dst_plain, fwd.dst_desc(), false);
-        fwd_scratch_ = detail::scratchpad(fwd.scratchpad_desc());
+        fwd_src_.emplace(src_plain, fwd.src_desc(), true, detail::first_input);
+        fwd_weight_.emplace(weight_plain, fwd.weights_desc(), true, detail::second_input);
+        fwd_dst_.emplace(dst_plain, fwd.dst_desc(), false, detail::result);
+        fwd_scratch_ = detail::scratchpad_memory(fwd.scratchpad_desc());
 
         backward_data_.emplace(bwd_data);
-        bd_dy_.emplace(dst_plain, bwd_data.diff_dst_desc(), true);
-        bd_weight_.emplace(weight_plain, bwd_data.weights_desc(), true);
-        bd_dx_.emplace(src_plain, bwd_data.diff_src_desc(), false);
-        bd_scratch_ = detail::scratchpad(bwd_data.scratchpad_desc());
+        bd_dy_.emplace(dst_plain, bwd_data.diff_dst_desc(), true, detail::first_input);
+        bd_weight_.emplace(weight_plain, bwd_data.weights_desc(), true, detail::second_input);
+        bd_dx_.emplace(src_plain, bwd_data.diff_src_desc(), false, detail::result);
+        bd_scratch_ = detail::scratchpad_memory(bwd_data.scratchpad_desc());
 
         backward_weight_.emplace(bwd_weight);
-        bw_dy_.emplace(dst_plain, bwd_weight.diff_dst_desc(), true);
-        bw_x_.emplace(src_plain, bwd_weight.src_desc(), true);
-        bw_dw_.emplace(weight_plain, bwd_weight.diff_weights_desc(), false);
-        bw_scratch_ = detail::scratchpad(bwd_weight.scratchpad_desc());
+        bw_dy_.emplace(dst_plain, bwd_weight.diff_dst_desc(), true, detail::first_input);
+        bw_x_.emplace(src_plain, bwd_weight.src_desc(), true, detail::second_input);
+        bw_dw_.emplace(weight_plain, bwd_weight.diff_weights_desc(), false, detail::result);
+        bw_scratch_ = detail::scratchpad_memory(bwd_weight.scratchpad_desc());
         weight_size_ = g.filters * g.channels * g.kernel_h * g.kernel_w;
         dw_sum_ = std::make_unique<float[]>(static_cast<std::size_t>(weight_size_));
     }
@@ -143,7 +161,7 @@ public:
         forward_->execute(stream_, {{DNNL_ARG_SRC, fwd_src_->input(stream_, x)},
                                     {DNNL_ARG_WEIGHTS, fwd_weight_->input(stream_, w)},
                                     {DNNL_ARG_DST, fwd_dst_->output(y)},
-                                    {DNNL_ARG_SCRATCHPAD, fwd_scratch_}});
+                                    {DNNL_ARG_SCRATCHPAD, detail::in_scratch(fwd_scratch_, detail::scratchpad)}});
         fwd_dst_->finish(stream_);
         stream_.wait();
     }
@@ -153,7 +171,7 @@ public:
         backward_data_->execute(stream_, {{DNNL_ARG_DIFF_DST, bd_dy_->input(stream_, dy)},
                                           {DNNL_ARG_WEIGHTS, bd_weight_->input(stream_, w)},
                                           {DNNL_ARG_DIFF_SRC, bd_dx_->output(dx)},
-                                          {DNNL_ARG_SCRATCHPAD, bd_scratch_}});
+                                          {DNNL_ARG_SCRATCHPAD, detail::in_scratch(bd_scratch_, detail::scratchpad)}});
         bd_dx_->finish(stream_);
         stream_.wait();
     }
@@ -163,7 +181,7 @@ public:
         backward_weight_->execute(stream_, {{DNNL_ARG_DIFF_DST, bw_dy_->input(stream_, dy)},
                                             {DNNL_ARG_SRC, bw_x_->input(stream_, x)},
                                             {DNNL_ARG_DIFF_WEIGHTS, bw_dw_->output(accumulate ? dw_sum_.get() : dw)},
-                                            {DNNL_ARG_SCRATCHPAD, bw_scratch_}});
+                                            {DNNL_ARG_SCRATCHPAD, detail::in_scratch(bw_scratch_, detail::scratchpad)}});
         bw_dw_->finish(stream_);
         stream_.wait();
         if (!accumulate) return;
@@ -204,10 +222,29 @@ inline ConvPlan& plan(const ConvGeometry& g) {
     return *slot;
 }
 
-#else
-
-inline constexpr bool enabled = false;
-
 #endif
+
+// The passes Conv2d<cpu> calls for float: each runs on oneDNN and returns true, or returns false
+// (oneDNN not configured, or a geometry it does not take) for the im2col path to run.
+inline bool forward(const ConvGeometry& g, const float* x, const float* w, float* y) {
+#if GCL_HAS_ONEDNN_CONV
+    if (supports(g)) return plan(g).forward(x, w, y), true;
+#endif
+    return (void)g, (void)x, (void)w, (void)y, false;
+}
+
+inline bool backward_data(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
+#if GCL_HAS_ONEDNN_CONV
+    if (supports(g)) return plan(g).backward_data(dy, w, dx), true;
+#endif
+    return (void)g, (void)dy, (void)w, (void)dx, false;
+}
+
+inline bool backward_weight(const ConvGeometry& g, const float* dy, const float* x, float* dw, bool accumulate) {
+#if GCL_HAS_ONEDNN_CONV
+    if (supports(g)) return plan(g).backward_weight(dy, x, dw, accumulate), true;
+#endif
+    return (void)g, (void)dy, (void)x, (void)dw, (void)accumulate, false;
+}
 
 }  // namespace gcl::backend::onednn
