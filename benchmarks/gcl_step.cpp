@@ -62,6 +62,7 @@ nn::PretrainModelOptions model_options(const ModelSpec& m) {
     return {.encoder = {.in_channels = 1, .depth = m.depth, .base_width = 16},
             .image_hidden = 128,
             .image_out = 96,
+            .image_norm = nn::HeadNorm::none,  // the PyTorch twin's image head has no batch norm
             .pixel_hidden = 64,
             .pixel_out = 48};
 }

@@ -14,7 +14,9 @@
 # Environment: GCL_BUILD_DIR (build), GCL_THREADS (2), GCL_ROUNDS (3), GCL_STEPS (5), GCL_WARMUP (2),
 # GCL_MODELS ("deep demo": demo is the U-Net encoder of depth 3, base 16, 64 x 64; deep is depth 4,
 # 128 x 128; both B = 16 two-view images, K = 3), GCL_TORCH_VENV (default /work/venvs/torch-latest;
-# created by benchmarks/reference/install_torch.sh when it holds no torch), GCL_SKIP_CHECK (1: no check).
+# created by benchmarks/reference/install_torch.sh when it holds no torch), GCL_SKIP_CHECK (1: no check),
+# GCL_BASELINE_BUILD (another configured build directory, e.g. one with -DGCL_CPU_CONV=im2col: its
+# gcl_step joins every round, and its summary line is printed before each model's last line).
 # One summary line per model, the last model's last:
 #   gcl_step param-level: <a> s, PyTorch <b> s, ratio <a/b>; repr-level: <c> s, ratio <c/b>; peak MB gcl <m> torch <n>
 # (b is PyTorch's parameter-level step; peak MB is the resident peak of the parameter-level processes).
@@ -43,6 +45,12 @@ echo "run_gcl_step: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DGCL_BUILD_BENCHMARKS=ON >/dev/null
 cmake --build "$build" --target gcl_step -j2 >/dev/null
 gcl="$build/benchmarks/gcl_step"
+baseline=${GCL_BASELINE_BUILD:-}
+runs=("gcl parameters" "torch parameters" "gcl representation" "gcl none" "torch none")
+if [[ -n $baseline ]]; then
+    cmake --build "$baseline" --target gcl_step -j2 >/dev/null
+    runs+=("base parameters" "base representation" "base none")
+fi
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -60,11 +68,13 @@ fi
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
 for model in $models; do
     for round in $(seq "$rounds"); do
-        for run in "gcl parameters" "torch parameters" "gcl representation" "gcl none" "torch none"; do
+        for run in "${runs[@]}"; do
             set -- $run
             before=$(load)
             if [[ $1 == gcl ]]; then
                 line=$("$gcl" --model "$model" --mitigation "$2" --steps "$steps" --warmup "$warmup")
+            elif [[ $1 == base ]]; then
+                line="baseline $("$baseline/benchmarks/gcl_step" --model "$model" --mitigation "$2" --steps "$steps" --warmup "$warmup")"
             else
                 line=$("$python" benchmarks/reference/gcl_step.py --model "$model" --mitigation "$2" --threads "$threads" \
                     --steps "$steps" --warmup "$warmup")
@@ -79,6 +89,11 @@ for model in $models; do
     m=$(median peak_mb gcl-parameters); n=$(median peak_mb torch-parameters)
     echo "run_gcl_step: model $model, medians over $rounds rounds of $steps steps, $threads threads; no surgery:" \
          "gcl $d s, PyTorch $e s, ratio $(awk -v x="$d" -v y="$e" 'BEGIN {printf "%.2f", x / y}')"
+    if [[ -n $baseline ]]; then
+        echo "run_gcl_step: model $model, baseline $baseline: param-level $(median median_s base-parameters) s," \
+             "repr-level $(median median_s base-representation) s, no surgery $(median median_s base-none) s," \
+             "peak MB $(median peak_mb base-parameters)"
+    fi
     awk -v a="$a" -v b="$b" -v c="$c" -v m="$m" -v n="$n" 'BEGIN {
         printf "gcl_step param-level: %.3f s, PyTorch %.3f s, ratio %.2f; repr-level: %.3f s, ratio %.2f; peak MB gcl %.0f torch %.0f\n",
                a, b, a / b, c, c / b, m, n }'

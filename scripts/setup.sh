@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
     build-essential cmake pkg-config git
     libeigen3-dev libxtensor-dev xtl-dev zlib1g-dev
+    libdnnl-dev                             # oneDNN: the float CPU convolutions (GCL_CPU_CONV)
     catch2 libbenchmark-dev
     python3 python3-numpy python3-nibabel   # nibabel cross-checks of the NIfTI reader/writer
     insighttoolkit5-examples                # ships a real T1 MRI volume with a label map

@@ -14,11 +14,17 @@
 // backward_stacked runs K backward passes that share one forward (x and w) at once: per image,
 // im2col once for the K weight gradients, and one data-gradient product W^T [dy_1 .. dy_K] with
 // K times the columns.
+//
+// With GCL_CPU_CONV=onednn (CMake), float convolutions run on oneDNN instead
+// (onednn_conv2d.hpp); double and portable builds keep im2col.
 #include <Eigen/Core>
 #include <algorithm>
 #include <span>
+#include <type_traits>
 #include <vector>
 
+#include "gcl/backend/cpu/conv_geometry.hpp"
+#include "gcl/backend/cpu/onednn_conv2d.hpp"
 #include "gcl/backend/cpu/parallel.hpp"
 #include "gcl/backend/cpu/workspace.hpp"
 #include "gcl/backend/kernels.hpp"
@@ -34,29 +40,6 @@ template <class T>
 using MatrixMap = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
 template <class T>
 using ConstMatrixMap = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>;
-
-struct ConvGeometry {
-    index_t batch, channels, height, width;  // input
-    index_t filters, kernel_h, kernel_w;     // weight [filters, channels, kernel_h, kernel_w]
-    index_t out_h, out_w;                    // output
-    index_t stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w;
-
-    index_t col_rows() const { return channels * kernel_h * kernel_w; }
-    index_t col_cols() const { return out_h * out_w; }
-    index_t input_size() const { return channels * height * width; }
-    index_t output_size() const { return filters * out_h * out_w; }
-    // col_n is the input image itself.
-    bool pointwise() const {
-        return kernel_h == 1 && kernel_w == 1 && stride_h == 1 && stride_w == 1 && pad_h == 0 && pad_w == 0 &&
-               out_h == height && out_w == width;
-    }
-};
-
-inline ConvGeometry conv_geometry(const Shape& x, const Shape& w, const Shape& y, const ops::Conv2dParams& p) {
-    return ConvGeometry{x[0],        x[1],        x[2],       x[3],       w[0],       w[2],
-                        w[3],        y[2],        y[3],       p.stride[0], p.stride[1], p.padding[0],
-                        p.padding[1], p.dilation[0], p.dilation[1]};
-}
 
 // Output positions o in [lo, hi) whose input coordinate o * stride + offset lies in [0, in).
 inline void valid_outputs(index_t in, index_t out, index_t stride, index_t offset, index_t& lo, index_t& hi) {
@@ -177,8 +160,8 @@ void for_each_image_into(index_t batch, index_t col_size, bool parallel, std::sp
 
 }  // namespace cpu_detail
 
-template <>
-struct Conv2d<cpu> {
+// The im2col path for every element type; Conv2d<cpu> below runs it unless oneDNN takes float.
+struct Im2colConv2d {
     // y [N, K, OH, OW] = conv(x [N, C, H, W], w [K, C, R, S]); y is overwritten.
     template <class T>
     static void forward(ConstView<T, cpu> x, ConstView<T, cpu> w, TensorView<T, cpu> y, const ops::Conv2dParams& p) {
@@ -294,6 +277,61 @@ private:
         using namespace cpu_detail;
         MatrixMap<T>(target, g.filters, g.col_rows()).noalias() +=
             ConstMatrixMap<T>(dyn, g.filters, g.col_cols()) * ConstMatrixMap<T>(col, g.col_rows(), g.col_cols()).transpose();
+    }
+};
+
+// The CPU kernel family: oneDNN for float where it is configured, im2col otherwise.
+template <>
+struct Conv2d<cpu> {
+    template <class T>
+    static void forward(ConstView<T, cpu> x, ConstView<T, cpu> w, TensorView<T, cpu> y, const ops::Conv2dParams& p) {
+        if constexpr (std::is_same_v<T, float>)
+            if (onednn::forward(cpu_detail::conv_geometry(x.shape(), w.shape(), y.shape(), p), x.data(), w.data(),
+                                y.data()))
+                return;
+        Im2colConv2d::forward(x, w, y, p);
+    }
+
+    template <class T>
+    static void backward_data(ConstView<T, cpu> dy, ConstView<T, cpu> w, TensorView<T, cpu> dx,
+                              const ops::Conv2dParams& p) {
+        if constexpr (std::is_same_v<T, float>)
+            if (onednn::backward_data(cpu_detail::conv_geometry(dx.shape(), w.shape(), dy.shape(), p), dy.data(),
+                                      w.data(), dx.data()))
+                return;
+        Im2colConv2d::backward_data(dy, w, dx, p);
+    }
+
+    template <class T>
+    static void backward_weight(ConstView<T, cpu> dy, ConstView<T, cpu> x, TensorView<T, cpu> dw,
+                                const ops::Conv2dParams& p, bool accumulate) {
+        if constexpr (std::is_same_v<T, float>)
+            if (onednn::backward_weight(cpu_detail::conv_geometry(x.shape(), dw.shape(), dy.shape(), p), dy.data(),
+                                        x.data(), dw.data(), accumulate))
+                return;
+        Im2colConv2d::backward_weight(dy, x, dw, p, accumulate);
+    }
+
+    // K backward passes after one forward (see Im2colConv2d::backward_stacked). With oneDNN they
+    // are K passes of its primitives, equal bit for bit to K calls of backward_data and
+    // backward_weight.
+    template <class T>
+    static void backward_stacked(ConstView<T, cpu> dy, ConstView<T, cpu> x, ConstView<T, cpu> w, TensorView<T, cpu> dx,
+                                 std::span<const TensorView<T, cpu>> dw, const ops::Conv2dParams& p, bool accumulate) {
+        if constexpr (std::is_same_v<T, float>) {
+            Shape one_pass = dy.shape();
+            one_pass[0] = x.dim(0);
+            const cpu_detail::ConvGeometry g = cpu_detail::conv_geometry(x.shape(), w.shape(), one_pass, p);
+            const index_t dy_size = one_pass.numel(), dx_size = x.shape().numel();
+            bool ran = true;
+            for (std::size_t k = 0; k < dw.size() && ran; ++k) {
+                const auto kk = static_cast<index_t>(k);
+                ran = onednn::backward_weight(g, dy.data() + kk * dy_size, x.data(), dw[k].data(), accumulate) &&
+                      onednn::backward_data(g, dy.data() + kk * dy_size, w.data(), dx.data() + kk * dx_size);
+            }
+            if (ran) return;  // the first call tells: oneDNN takes all K passes or none
+        }
+        Im2colConv2d::backward_stacked(dy, x, w, dx, dw, p, accumulate);
     }
 };
 
