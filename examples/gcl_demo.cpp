@@ -120,7 +120,9 @@ int main(int argc, char** argv) try {
     std::string report = "# gcl_demo, seed " + std::to_string(seed) + "\n\nMean Dice per class and HD95 (mm), " +
                          std::to_string(labelled) + " labelled patients:\n\n" + table(runs) +
                          "\nPre-training: final image loss per meta label (log(2B - 1) = collapse) and k-NN probe "
-                         "accuracy on held-out patients (chance in brackets):\n\n| run | losses | probe |\n|---|---|---|\n";
+                         "accuracy on held-out patients (chance in brackets), conflicting gradient pairs met and projections "
+                         "applied by GradMitigator over the whole pre-training:\n\n| run | losses | probe | conflicts | projections |\n"
+                         "|---|---|---|---|---|\n";
     for (const Pretraining& r : pres) {
         char cell[512];
         std::string losses, probe;
@@ -134,7 +136,8 @@ int main(int argc, char** argv) try {
             probe += cell;
         }
         std::snprintf(cell, sizeof cell, "(log(2B-1) %.3f)", r.log_2b_minus_1);
-        report += "| " + r.method + " | " + losses + cell + " | " + probe + "|\n";
+        report += "| " + r.method + " | " + losses + cell + " | " + probe + "| " + std::to_string(r.conflicts) + " | " +
+                  std::to_string(r.projections) + " |\n";
     }
     gcl::io::write_file_atomic(out / "report.md", report, "gcl_demo");
 
