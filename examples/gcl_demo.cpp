@@ -80,7 +80,7 @@ int main(int argc, char** argv) try {
         const auto unset = [&](const char* flag) { return app.count(flag) == 0; };
         if (unset("--pretrain-patients")) p.pretrain_patients = 16;
         if (unset("--test-patients")) p.test_patients = 4;
-        if (unset("--pretrain-steps")) p.pretrain_steps = 60;
+        if (unset("--pretrain-steps")) p.pretrain_steps = 100;
         if (unset("--finetune-steps")) p.finetune_steps = 60;
     }
     const Method gcl_method = mitigation == "representation" ? Method::gcl_representation : Method::gcl_parameters;
