@@ -44,6 +44,18 @@ tr::GclObjectiveOptions plain(tr::LabelSpace space) {
             .seed = 11};
 }
 
+// Central differences of the objective's total loss against the gradient it leaves in the arena.
+gcl::testing::GradCheckResult check_total_gradient(tr::GclObjective<double>& objective, Setup& s, index_t elements) {
+    objective.gradient(s.images.cview(), s.meta.cview(), 7);
+    const Tensor<double> analytic = Tensor<double>::copy_of(s.arena.flat_grads());
+    const auto total = [&] { return objective.gradient(s.images.cview(), s.meta.cview(), 7).total; };
+    gcl::testing::GradCheckOptions o;
+    o.rtol = 1e-5;
+    o.atol = 1e-7;
+    o.max_elements = elements;
+    return gcl::testing::check_gradient(total, s.arena.flat_values(), analytic.cview(), o);
+}
+
 }  // namespace
 
 TEST_CASE("GclObjective without surgery is the gradient of the summed losses", "[train][gcl]") {
@@ -54,13 +66,7 @@ TEST_CASE("GclObjective without surgery is the gradient of the summed losses", "
         REQUIRE(r.image_losses.size() == 2);
         REQUIRE(r.pixel_losses.size() == 2);
         CHECK(r.total == Approx(r.image_losses[0] + r.image_losses[1] + r.pixel_losses[0] + r.pixel_losses[1]));
-        const Tensor<double> analytic = Tensor<double>::copy_of(s.arena.flat_grads());
-        const auto total = [&] { return objective.gradient(s.images.cview(), s.meta.cview(), 7).total; };
-        gcl::testing::GradCheckOptions o;
-        o.rtol = 1e-5;
-        o.atol = 1e-7;
-        o.max_elements = 150;
-        const auto result = gcl::testing::check_gradient(total, s.arena.flat_values(), analytic.cview(), o);
+        const auto result = check_total_gradient(objective, s, 150);
         INFO(gcl::train::to_string(space) << ": " << result.message);
         CHECK(result.passed);
     }
@@ -255,14 +261,7 @@ TEST_CASE("GclObjective gives each meta label its own image temperature", "[trai
     CHECK(at_low[0] != Approx(at_high[0]).margin(1e-6));
 
     tr::GclObjective<double> objective(s.model, s.arena, o);
-    objective.gradient(s.images.cview(), s.meta.cview(), 7);
-    const Tensor<double> analytic = Tensor<double>::copy_of(s.arena.flat_grads());
-    const auto total = [&] { return objective.gradient(s.images.cview(), s.meta.cview(), 7).total; };
-    gcl::testing::GradCheckOptions g;
-    g.rtol = 1e-5;
-    g.atol = 1e-7;
-    g.max_elements = 100;
-    const auto result = gcl::testing::check_gradient(total, s.arena.flat_values(), analytic.cview(), g);
+    const auto result = check_total_gradient(objective, s, 100);
     INFO(result.message);
     CHECK(result.passed);
 }
