@@ -80,7 +80,7 @@ int main(int argc, char** argv) try {
         const auto unset = [&](const char* flag) { return app.count(flag) == 0; };
         if (unset("--pretrain-patients")) p.pretrain_patients = 16;
         if (unset("--test-patients")) p.test_patients = 4;
-        if (unset("--pretrain-steps")) p.pretrain_steps = 60;
+        if (unset("--pretrain-steps")) p.pretrain_steps = 100;
         if (unset("--finetune-steps")) p.finetune_steps = 60;
     }
     const Method gcl_method = mitigation == "representation" ? Method::gcl_representation : Method::gcl_parameters;
@@ -120,7 +120,9 @@ int main(int argc, char** argv) try {
     std::string report = "# gcl_demo, seed " + std::to_string(seed) + "\n\nMean Dice per class and HD95 (mm), " +
                          std::to_string(labelled) + " labelled patients:\n\n" + table(runs) +
                          "\nPre-training: final image loss per meta label (log(2B - 1) = collapse) and k-NN probe "
-                         "accuracy on held-out patients (chance in brackets):\n\n| run | losses | probe |\n|---|---|---|\n";
+                         "accuracy on held-out patients (chance in brackets), conflicting gradient pairs met and projections "
+                         "applied by GradMitigator over the whole pre-training:\n\n| run | losses | probe | conflicts | projections |\n"
+                         "|---|---|---|---|---|\n";
     for (const Pretraining& r : pres) {
         char cell[512];
         std::string losses, probe;
@@ -134,7 +136,8 @@ int main(int argc, char** argv) try {
             probe += cell;
         }
         std::snprintf(cell, sizeof cell, "(log(2B-1) %.3f)", r.log_2b_minus_1);
-        report += "| " + r.method + " | " + losses + cell + " | " + probe + "|\n";
+        report += "| " + r.method + " | " + losses + cell + " | " + probe + "| " + std::to_string(r.conflicts) + " | " +
+                  std::to_string(r.projections) + " |\n";
     }
     gcl::io::write_file_atomic(out / "report.md", report, "gcl_demo");
 

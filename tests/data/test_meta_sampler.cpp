@@ -70,6 +70,14 @@ TEST_CASE("the sampler guarantees a positive for every image under every chosen 
     const gd::BatchSampler sampler(meta, o);
     CHECK(sampler.per_patient() == 8);  // 4 partitions x 2 phases
     CHECK(sampler.patients_per_batch() == 4);
+    // B = 16: not 2 x 8 (patient would be a binary label in every batch) but 6 + 6 + 4.
+    gd::SamplerOptions small = o;
+    small.batch_size = 16;
+    const gd::BatchSampler three(meta, small);
+    CHECK(three.per_patient() == 6);
+    CHECK(three.patients_per_batch() == 3);
+    for (index_t p : gd::min_positives(batch_meta(meta, three.batch(3), gd::MetaSpec{o.positives, 4}).cview()))
+        CHECK(p >= 1);
     const gd::MetaSpec spec{o.positives, o.position_partitions};
     std::set<std::vector<index_t>> distinct;
     std::map<index_t, int> seen;

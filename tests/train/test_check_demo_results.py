@@ -27,6 +27,11 @@ assert len(problems(at_chance)) == 1 and "phase probe" in problems(at_chance)[0]
 assert problems(collapsed, probe_only=True) == []
 assert len(problems(at_chance, probe_only=True)) == 1
 
+# --loss-reported: only the named labels' losses are reported; the others and every probe are enforced.
+assert problems(collapsed, loss_reported=("patient",)) == []
+assert len(problems(collapsed, loss_reported=("phase",))) == 1
+assert len(problems(at_chance, loss_reported=("phase",))) == 1
+
 none = {"runs": [good["runs"][0]]}
 assert problems(none) == ["no pre-trained run in results.json"]
 print("check_demo_results.py: ok")

@@ -44,6 +44,18 @@ tr::GclObjectiveOptions plain(tr::LabelSpace space) {
             .seed = 11};
 }
 
+// Central differences of the objective's total loss against the gradient it leaves in the arena.
+gcl::testing::GradCheckResult check_total_gradient(tr::GclObjective<double>& objective, Setup& s, index_t elements) {
+    objective.gradient(s.images.cview(), s.meta.cview(), 7);
+    const Tensor<double> analytic = Tensor<double>::copy_of(s.arena.flat_grads());
+    const auto total = [&] { return objective.gradient(s.images.cview(), s.meta.cview(), 7).total; };
+    gcl::testing::GradCheckOptions o;
+    o.rtol = 1e-5;
+    o.atol = 1e-7;
+    o.max_elements = elements;
+    return gcl::testing::check_gradient(total, s.arena.flat_values(), analytic.cview(), o);
+}
+
 }  // namespace
 
 TEST_CASE("GclObjective without surgery is the gradient of the summed losses", "[train][gcl]") {
@@ -54,13 +66,7 @@ TEST_CASE("GclObjective without surgery is the gradient of the summed losses", "
         REQUIRE(r.image_losses.size() == 2);
         REQUIRE(r.pixel_losses.size() == 2);
         CHECK(r.total == Approx(r.image_losses[0] + r.image_losses[1] + r.pixel_losses[0] + r.pixel_losses[1]));
-        const Tensor<double> analytic = Tensor<double>::copy_of(s.arena.flat_grads());
-        const auto total = [&] { return objective.gradient(s.images.cview(), s.meta.cview(), 7).total; };
-        gcl::testing::GradCheckOptions o;
-        o.rtol = 1e-5;
-        o.atol = 1e-7;
-        o.max_elements = 150;
-        const auto result = gcl::testing::check_gradient(total, s.arena.flat_values(), analytic.cview(), o);
+        const auto result = check_total_gradient(objective, s, 150);
         INFO(gcl::train::to_string(space) << ": " << result.message);
         CHECK(result.passed);
     }
@@ -234,6 +240,32 @@ TEST_CASE("GclObjective's pixel filter keeps whole anchors", "[train][gcl]") {
     CHECK(pairs.gradient(s.images.cview(), s.meta.cview(), 5).kept_pairs == A * 3);
 }
 
+TEST_CASE("GclObjective gives each meta label its own image temperature", "[train][gcl]") {
+    // Label m's image loss with image_temperatures {0.3, 0.8} is its loss with temperature t_m for
+    // every label; the gradient is still the gradient of the summed losses.
+    Setup s;
+    const auto losses_at = [&](tr::GclObjectiveOptions o) {
+        tr::GclObjective<double> objective(s.model, s.arena, o);
+        return objective.gradient(s.images.cview(), s.meta.cview(), 7).image_losses;
+    };
+    tr::GclObjectiveOptions o = plain(tr::LabelSpace::per_label);
+    o.temperature = 0.3;
+    const std::vector<double> at_low = losses_at(o);
+    o.temperature = 0.8;
+    const std::vector<double> at_high = losses_at(o);
+    o.image_temperatures = {0.3, 0.8};
+    const std::vector<double> mixed = losses_at(o);
+    REQUIRE(mixed.size() == 2);
+    CHECK(mixed[0] == Approx(at_low[0]).margin(1e-12));
+    CHECK(mixed[1] == Approx(at_high[1]).margin(1e-12));
+    CHECK(at_low[0] != Approx(at_high[0]).margin(1e-6));
+
+    tr::GclObjective<double> objective(s.model, s.arena, o);
+    const auto result = check_total_gradient(objective, s, 100);
+    INFO(result.message);
+    CHECK(result.passed);
+}
+
 TEST_CASE("GclObjective rejects bad batches and options", "[train][gcl]") {
     Setup s;
     tr::GclObjective<double> objective(s.model, s.arena, plain(tr::LabelSpace::shared));
@@ -255,4 +287,11 @@ TEST_CASE("GclObjective rejects bad batches and options", "[train][gcl]") {
     CHECK_THROWS_WITH(per_label.gradient(s.images.cview(), four.cview(), 0), Catch::Contains("multiple of the number"));
     CHECK_THROWS_AS(tr::GclObjective<double>(s.model, s.arena, {.temperature = 0}), gcl::Error);
     CHECK_THROWS_AS(tr::GclObjective<double>(s.model, s.arena, {.anchor_ratio = 0}), gcl::Error);
+    CHECK_THROWS_WITH(tr::GclObjective<double>(s.model, s.arena, {.image_temperatures = {0.5, -1}}),
+                      Catch::Contains("image temperature must be positive"));
+    CHECK_THROWS_WITH(tr::GclObjective<double>(
+                          s.model, s.arena, {.image_temperatures = {0.5, 0.5}, .label_space = tr::LabelSpace::shared}),
+                      Catch::Contains("per_label"));
+    tr::GclObjective<double> three(s.model, s.arena, {.image_temperatures = {0.5, 0.5, 0.5}});
+    CHECK_THROWS_WITH(three.gradient(s.images.cview(), s.meta.cview(), 0), Catch::Contains("3 values for 2 meta labels"));
 }

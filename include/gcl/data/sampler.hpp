@@ -138,17 +138,23 @@ private:
         return k;
     }
 
-    // The number of images per patient closest to max(cells, 4) that splits the batch into at
-    // least two whole patients and needs no more patients than there are, preferring an exact
-    // split; never one image per patient, nor a single image left for patient positives.
+    // The number of images per patient closest to max(cells, 4) that puts at least three patients
+    // in a batch (or as many as there are), needs no more patients than there are, and leaves the
+    // last patient at least half as many images as the others, preferring an exact split; never
+    // one image per patient, nor a single image left for patient positives. With two patients,
+    // patient is a binary label within the batch: its loss can only fall from log(2B - 1) to
+    // log(B - 1), and on the phantom it stayed above log(2B - 1) - 0.5 (docs/training.md).
     index_t choose_per_patient(index_t b, index_t cells) const {
         const index_t target = std::max<index_t>(cells, 4);
         const auto patients = static_cast<index_t>(patients_.size());
+        const index_t min_patients = std::min<index_t>(3, patients);
         index_t best = 0;
         std::pair<index_t, bool> best_score{b, true};
         for (index_t m = 2; m <= b / 2; ++m) {
             if (patient_chosen_ && b % m == 1) continue;
-            if ((b + m - 1) / m > patients) continue;
+            const index_t needed = (b + m - 1) / m;
+            if (needed > patients || needed < min_patients) continue;
+            if (b % m != 0 && 2 * (b % m) < m) continue;
             const std::pair<index_t, bool> score{std::abs(m - target), b % m != 0};
             if (best == 0 || score < best_score) {
                 best = m;

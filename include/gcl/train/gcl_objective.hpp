@@ -90,6 +90,9 @@ struct GclObjectiveOptions {
     // to about log(B - 1); at 0.1 getting there needs the positives' similarities within a few
     // hundredths of each other, at 0.5 a clear margin to the negatives is enough (docs/training.md).
     double temperature = 0.5;
+    // Image-contrast temperature per meta label, in the order of the labels (per_label spaces
+    // only); empty: `temperature` for every label.
+    std::vector<double> image_temperatures = {};
     Mitigation mitigation = Mitigation::parameters;
     surgery::MitigateOptions mitigate = {};  // reduction, seed of the projection orders, eps
     // per_label (default): with contradicting meta labels a single space has no good minimum (the
@@ -185,6 +188,10 @@ public:
         : model_(&model), arena_(&arena), options_(options) {
         constexpr std::string_view op = "train::GclObjective";
         check(options.temperature > 0, op, "temperature must be positive, got ", options.temperature);
+        for (double t : options.image_temperatures)
+            check(t > 0, op, "every image temperature must be positive, got ", t);
+        check(options.image_temperatures.empty() || options.label_space == LabelSpace::per_label, op,
+              "image_temperatures need per_label spaces (a shared space has one temperature)");
         check(options.pixel_weight >= 0, op, "pixel_weight must not be negative, got ", options.pixel_weight);
         check(!options.pixel_contrast || options.pixel_samples >= 1, op, "pixel_samples must be at least 1, got ",
               options.pixel_samples);
@@ -490,6 +497,9 @@ private:
             r.grad_sum = std::move(c.grad_sum);
         } else {
             const index_t d = part_size(D, K, "image embedding");
+            const std::vector<double>& taus = options_.image_temperatures;
+            check(taus.empty() || static_cast<index_t>(taus.size()) == K, "train::GclObjective", "image_temperatures has ",
+                  taus.size(), " values for ", K, " meta labels");
             r.grads = Tensor<T>(Shape{K, N, D});
             r.grad_sum = Tensor<T>(Shape{N, D});
             Tensor<T> unit(Shape{N, d}), grad(Shape{N, d});
@@ -498,7 +508,9 @@ private:
                 ops::l2_normalize_forward(part.cview(), unit.view(), 1);
                 const Tensor<std::int64_t> row = Tensor<std::int64_t>::copy_of(labels.cview().narrow(0, m, 1));
                 const loss::ContrastResult<T> c =
-                    loss::supcon<T>(unit.cview(), row.cview(), {.temperature = options_.temperature, .normalize = false});
+                    loss::supcon<T>(unit.cview(), row.cview(),
+                                    {.temperature = taus.empty() ? options_.temperature : taus[static_cast<std::size_t>(m)],
+                                     .normalize = false});
                 ops::l2_normalize_backward(c.grads.cview().select(0, 0), part.cview(), grad.view(), 1);
                 r.losses.push_back(static_cast<double>(c.losses(0)));
                 report.image_anchors_without_positives.push_back(c.anchors_without_positives[0]);
