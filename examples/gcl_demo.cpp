@@ -119,7 +119,7 @@ int main(int argc, char** argv) try {
 
     std::string report = "# gcl_demo, seed " + std::to_string(seed) + "\n\nMean Dice per class and HD95 (mm), " +
                          std::to_string(labelled) + " labelled patients:\n\n" + table(runs) +
-                         "\nPre-training: final image loss per meta label (log(2B - 1) = collapse) and k-NN probe "
+                         "\nPre-training (" + describe(p.variant) + "): final image loss per meta label (log(2B - 1) = collapse) and k-NN probe "
                          "accuracy on held-out patients (chance in brackets), conflicting gradient pairs met and projections "
                          "applied by GradMitigator over the whole pre-training:\n\n| run | losses | probe | conflicts | projections |\n"
                          "|---|---|---|---|---|\n";

@@ -122,6 +122,7 @@ void write_report(const Options& o, const Json& results, const std::map<std::str
                   o.protocol.pretrain_lr, static_cast<long long>(o.protocol.finetune_steps));
     md += line;
     for (auto s : o.seeds) md += " " + std::to_string(s);
+    md += ". Pre-training: " + describe(o.protocol.variant);
     std::snprintf(line, sizeof line, ". Wall time of this invocation: %.0f s.\n\n", wall_seconds);
     md += line;
     md += "Mean +- standard deviation over the seeds (sample std).\n\n";
@@ -272,7 +273,7 @@ int main(int argc, char** argv) try {
     p.pretrain_steps = 60;
     p.finetune_steps = 50;
     p.test_patients = 3;
-    bool full = false, report_only = false;
+    bool full = false, report_only = false, pretrain_only = false;
     std::string out = o.out.string();
 
     CLI::App app{"gcl_experiment: every method x labelled patients x seed on the phantom, with a report"};
@@ -289,6 +290,9 @@ int main(int argc, char** argv) try {
                  "per scanner");
     app.add_flag("--report-only", report_only,
                  "run nothing: write report.md and the figures from what --out already holds (pass the same protocol flags)");
+    app.add_flag("--pretrain-only", pretrain_only,
+                 "pre-train and probe each method (random-init is skipped), no fine-tuning: the report's pre-training "
+                 "table only");
     add_protocol_flags(app, p);
     if (const auto code = parse_or_exit(app, argc, argv)) return *code;
     if (full) {
@@ -340,14 +344,14 @@ int main(int argc, char** argv) try {
             const std::string tag = name + "-seed" + std::to_string(seed);
             std::vector<index_t> todo;
             for (index_t n : o.labelled)
-                if (!done.contains(run_key(name, n, seed))) todo.push_back(n);
+                if (!pretrain_only && !done.contains(run_key(name, n, seed))) todo.push_back(n);
             const fs::path record = pre_dir / (tag + ".json"), checkpoint = pre_dir / (tag + ".ckpt");
             if (m != Method::random && fs::exists(record)) {
                 std::ifstream in(record);
                 pretrainings[tag] = Json::parse(in);
             }
-            if (report_only) continue;
-            if (todo.empty()) {
+            if (report_only || (pretrain_only && m == Method::random)) continue;
+            if (todo.empty() && !pretrain_only) {
                 std::printf("%s, seed %llu: done\n", name.c_str(), static_cast<unsigned long long>(seed));
                 continue;
             }
@@ -356,6 +360,10 @@ int main(int argc, char** argv) try {
             std::optional<Pretraining> pre;
             if (m != Method::random) {
                 if (fs::exists(record) && fs::exists(checkpoint)) {
+                    if (pretrain_only) {
+                        std::printf("%s, seed %llu: pre-training done\n", name.c_str(), static_cast<unsigned long long>(seed));
+                        continue;
+                    }
                     gcl::train::load_parameters(gcl::train::Checkpoint::read(checkpoint), arena);
                     std::printf("%s, seed %llu: pre-training loaded from %s\n", name.c_str(),
                                 static_cast<unsigned long long>(seed), checkpoint.string().c_str());

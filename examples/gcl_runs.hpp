@@ -67,6 +67,43 @@ inline std::map<std::string, Method> method_names() {
     return out;
 }
 
+// Pre-training augmentations that docs/training.md compares.
+enum class PretrainAugment {
+    intensity,          // gamma, contrast, noise (train::pretrain_augmentation(), the default)
+    geometric,          // those plus flips, rotations and zooms (data::AugmentOptions' defaults)
+    geometric_no_flip,  // rotations and zooms, no flips
+};
+
+// The pre-training choices that docs/training.md measures; the defaults are the library's.
+struct PretrainVariant {
+    std::vector<gd::MetaLabel> labels{};   // empty: patient, position, phase (the sampler's default)
+    index_t per_patient = 0;               // images per patient in a batch; 0: the sampler chooses
+    std::vector<double> temperatures{};    // image-loss temperature: one for all labels or one per label; empty: 0.5
+    nn::HeadNorm head_norm = nn::HeadNorm::hidden_and_output;
+    PretrainAugment augment = PretrainAugment::intensity;
+    bool pixel_contrast = true;
+};
+
+// One line naming the variant's choices, for reports.
+inline std::string describe(const PretrainVariant& v) {
+    std::string labels;
+    for (gd::MetaLabel l : v.labels) labels += (labels.empty() ? "" : " ") + std::string(gd::meta_label_name(l));
+    std::string temperatures;
+    for (double t : v.temperatures) {
+        char b[32];
+        std::snprintf(b, sizeof b, "%s%g", temperatures.empty() ? "" : " / ", t);
+        temperatures += b;
+    }
+    const char* augment = v.augment == PretrainAugment::intensity   ? "intensity"
+                          : v.augment == PretrainAugment::geometric ? "geometric + intensity"
+                                                                    : "geometric (no flips) + intensity";
+    return "labels " + (labels.empty() ? std::string("patient position phase") : labels) + ", images per patient " +
+           (v.per_patient > 0 ? std::to_string(v.per_patient) : std::string("chosen by the sampler")) +
+           ", image temperature " + (temperatures.empty() ? std::string("0.5") : temperatures) + ", head batch norm " +
+           nn::to_string(v.head_norm) + ", augmentation " + augment +
+           (v.pixel_contrast ? ", pixel contrast" : ", no pixel contrast");
+}
+
 // Sizes, lengths and rates of one protocol.
 struct Protocol {
     index_t size = 64;                // phantom images are size x size
@@ -83,6 +120,7 @@ struct Protocol {
     double finetune_lr = 2e-3;
     int depth = 3;
     index_t base_width = 16;
+    PretrainVariant variant = {};
 };
 
 inline nn::UNetOptions unet_options(const Protocol& p) {
@@ -195,12 +233,29 @@ inline tr::GclPretrainerOptions pretrainer_options(Method m, const Protocol& p, 
         case Method::gcl_parameters: po.objective.mitigation = tr::Mitigation::parameters; break;
         case Method::gcl_representation: po.objective.mitigation = tr::Mitigation::representation; break;
     }
+    const PretrainVariant& v = p.variant;
+    if (!v.labels.empty() && m != Method::instance && m != Method::position) po.sampler.positives = v.labels;
+    po.sampler.per_patient = v.per_patient;
+    const std::size_t K = po.instance_contrast ? 1 : po.sampler.positives.size();
+    gcl::check(v.temperatures.size() <= 1 || v.temperatures.size() == K, "gcl_runs", "give one image temperature or one per ",
+               "contrasted label (", K, "), got ", v.temperatures.size());
+    if (v.temperatures.size() == 1) po.objective.temperature = v.temperatures.front();
+    if (v.temperatures.size() > 1) po.objective.image_temperatures = v.temperatures;
+    switch (v.augment) {
+        case PretrainAugment::intensity: po.augment = tr::pretrain_augmentation(); break;
+        case PretrainAugment::geometric: po.augment = gd::AugmentOptions{}; break;
+        case PretrainAugment::geometric_no_flip:
+            po.augment = gd::AugmentOptions{};
+            po.augment.flip_horizontal = 0;
+            break;
+    }
+    po.objective.pixel_contrast = v.pixel_contrast;
     return po;
 }
 
 inline nn::PretrainModelOptions pretrain_model_options(const Protocol& p) {
-    return {.encoder = unet_options(p).encoder(), .image_hidden = 128, .image_out = 96, .pixel_hidden = 64,
-            .pixel_out = 48};
+    return {.encoder = unet_options(p).encoder(), .image_hidden = 128, .image_out = 96,
+            .image_norm = p.variant.head_norm, .pixel_hidden = 64, .pixel_out = 48};
 }
 
 // Pre-trains `model` (in `arena`) with method m; prints a line every `print_every` steps (0: never).
@@ -425,6 +480,37 @@ inline void add_protocol_flags(CLI::App& app, Protocol& p) {
     app.add_option("--pretrain-batch", p.pretrain_batch, "pre-training batch size B (2B views)")->check(CLI::Range(4, 4096));
     app.add_option("--pretrain-lr", p.pretrain_lr, "pre-training SGD learning rate")->check(CLI::PositiveNumber);
     app.add_option("--finetune-lr", p.finetune_lr, "fine-tuning Adam learning rate")->check(CLI::PositiveNumber);
+
+    // Pre-training variants (docs/training.md compares them).
+    PretrainVariant& v = p.variant;
+    const std::map<std::string, gd::MetaLabel> labels{
+        {"patient", gd::MetaLabel::patient}, {"position", gd::MetaLabel::position}, {"phase", gd::MetaLabel::phase}};
+    app.add_option("--labels", v.labels, "meta labels the pre-training contrasts, in order (default: patient position phase)")
+        ->expected(1, 3)
+        ->type_name("{patient,position,phase}")
+        ->transform(CLI::CheckedTransformer(labels, CLI::ignore_case).description(""));
+    app.add_option("--per-patient", v.per_patient, "images per patient in a pre-training batch (default: the sampler chooses)")
+        ->check(CLI::Range(1, 4096));
+    app.add_option("--temperature", v.temperatures,
+                   "image-loss temperature: one for every label, or one per label (default 0.5)")
+        ->expected(1, 3)
+        ->check(CLI::PositiveNumber);
+    const std::map<std::string, nn::HeadNorm> norms{{"none", nn::HeadNorm::none},
+                                                    {"hidden", nn::HeadNorm::hidden},
+                                                    {"hidden-output", nn::HeadNorm::hidden_and_output}};
+    app.add_option("--head-norm", v.head_norm, "batch normalisation in the image head (default hidden-output)")
+        ->type_name("{none,hidden,hidden-output}")
+        ->transform(CLI::CheckedTransformer(norms, CLI::ignore_case).description(""));
+    const std::map<std::string, PretrainAugment> augments{{"intensity", PretrainAugment::intensity},
+                                                          {"geometric", PretrainAugment::geometric},
+                                                          {"geometric-no-flip", PretrainAugment::geometric_no_flip}};
+    app.add_option("--pretrain-augment", v.augment,
+                   "pre-training augmentation: intensity (default), geometric (plus flips, rotations, zooms), "
+                   "geometric-no-flip")
+        ->type_name("{intensity,geometric,geometric-no-flip}")
+        ->transform(CLI::CheckedTransformer(augments, CLI::ignore_case).description(""));
+    app.add_flag("--no-pixel-contrast", [&v](std::int64_t) { v.pixel_contrast = false; },
+                 "pre-train on the image losses alone");
 }
 
 }  // namespace gcl_runs
