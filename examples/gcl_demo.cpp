@@ -7,6 +7,7 @@
 //
 //   gcl_demo [--quick] [--no-compare] [--seed S] [--mitigation parameters|representation] [--out DIR] ...
 //   gcl_demo --help
+//   mpirun -np N gcl_demo ...      data-parallel on N ranks (built with MPI), the same results
 //
 // Writes DIR/results.json (every run: Dice and HD95 per class and test scanner, and for a
 // pre-trained run its final per-label losses, log(2B - 1) and the probe) and DIR/report.md.
@@ -53,7 +54,7 @@ std::string table(const std::vector<Finetuning>& runs) {
 
 }  // namespace
 
-int main(int argc, char** argv) try {
+int demo(int argc, char** argv, const Job& job) {
     Protocol p;
     p.pretrain_patients = 48;
     p.test_patients = 10;
@@ -92,19 +93,20 @@ int main(int argc, char** argv) try {
                 static_cast<long long>(p.size), static_cast<long long>(p.size), d.unlabelled.size(),
                 static_cast<long long>(p.pretrain_patients), static_cast<long long>(labelled), d.probe.size(),
                 static_cast<long long>(p.probe_patients), static_cast<long long>(p.test_patients));
+    if (job.size() > 1) std::printf("data-parallel on %d ranks\n", job.size());
 
     std::vector<Method> pretrained{gcl_method};
     if (!no_compare) pretrained.push_back(Method::summed);
     std::vector<Finetuning> runs;
     std::vector<Pretraining> pres;
-    runs.push_back(finetune(method_name(Method::random), p, d, labelled, seed, nullptr, true));
+    runs.push_back(finetune(method_name(Method::random), p, d, labelled, seed, nullptr, true, job));
     for (Method m : pretrained) {
         nn::ParameterArena<float> arena;
         nn::PretrainModel<float> model(arena, pretrain_model_options(p), seed);
         std::printf("pre-training %s: %lld parameters\n", method_name(m).c_str(), static_cast<long long>(arena.size()));
-        pres.push_back(pretrain(m, p, d, seed, model, arena, 10));
+        pres.push_back(pretrain(m, p, d, seed, model, arena, 10, job));
         print_pretraining(pres.back());
-        runs.push_back(finetune(method_name(m), p, d, labelled, seed, &arena, true));
+        runs.push_back(finetune(method_name(m), p, d, labelled, seed, &arena, true, job));
     }
 
     Json results;
@@ -114,8 +116,10 @@ int main(int argc, char** argv) try {
     results["runs"].push_back(run_json(runs[0], nullptr));
     for (std::size_t i = 0; i < pres.size(); ++i) results["runs"].push_back(run_json(runs[i + 1], &pres[i]));
     const std::filesystem::path out(out_dir);
-    std::filesystem::create_directories(out);
-    write_json(out / "results.json", results);
+    if (job.leader()) {
+        std::filesystem::create_directories(out);
+        write_json(out / "results.json", results);
+    }
 
     std::string report = "# gcl_demo, seed " + std::to_string(seed) + "\n\nMean Dice per class and HD95 (mm), " +
                          std::to_string(labelled) + " labelled patients:\n\n" + table(runs) +
@@ -139,13 +143,12 @@ int main(int argc, char** argv) try {
         report += "| " + r.method + " | " + losses + cell + " | " + probe + "| " + std::to_string(r.conflicts) + " | " +
                   std::to_string(r.projections) + " |\n";
     }
-    gcl::io::write_file_atomic(out / "report.md", report, "gcl_demo");
+    if (job.leader()) gcl::io::write_file_atomic(out / "report.md", report, "gcl_demo");
 
     std::printf("\n%s", table(runs).c_str());
     std::printf("results: %s\ntotal %.0f s\n", (out / "results.json").string().c_str(), seconds_since(start));
     std::printf("gcl_demo mean_dice random %.4f gcl %.4f\n", runs[0].mean_dice[0], runs[1].mean_dice[0]);
     return 0;
-} catch (const std::exception& e) {
-    std::fprintf(stderr, "%s\n", e.what());
-    return 1;
 }
+
+int main(int argc, char** argv) { return run_program(argc, argv, demo); }

@@ -9,6 +9,7 @@
 //
 //   gcl_experiment [--out DIR] [--seeds 1 2 3] [--labelled 1 2 5] [--methods NAME ...] [--full] [--report-only] ...
 //   gcl_experiment --help
+//   mpirun -np N gcl_experiment ...      data-parallel on N ranks (built with MPI); rank 0 writes
 //
 // Writes to DIR: results.json (every run), results.csv (one row per run and test set), report.md
 // (mean +- std tables over the seeds), figures/*.png (mean Dice against labelled patients per
@@ -267,7 +268,7 @@ void write_report(const Options& o, const Json& results, const std::map<std::str
 
 }  // namespace
 
-int main(int argc, char** argv) try {
+int experiment(int argc, char** argv, const Job& job) {
     Options o;
     Protocol& p = o.protocol;
     p.pretrain_steps = 60;
@@ -305,8 +306,11 @@ int main(int argc, char** argv) try {
     if (o.methods.empty()) o.methods = names;
     o.out = out;
     const fs::path pre_dir = o.out / "pretrain", figures = o.out / "figures";
-    fs::create_directories(pre_dir);
-    fs::create_directories(figures);
+    if (job.leader()) {
+        fs::create_directories(pre_dir);
+        fs::create_directories(figures);
+    }
+    if (job.size() > 1) std::printf("data-parallel on %d ranks\n", job.size());
     const auto start = Clock::now();
 
     // Resume: the runs already in results.json are kept and skipped.
@@ -331,6 +335,7 @@ int main(int argc, char** argv) try {
     }
     std::map<std::string, Json> pretrainings;  // "<method>-seed<s>" -> record with curves
     const auto save = [&] {
+        if (!job.leader()) return;
         write_json(o.out / "results.json", results);
         gcl::io::write_file_atomic(o.out / "results.csv", csv(results["runs"]), "gcl_experiment");
     };
@@ -369,14 +374,16 @@ int main(int argc, char** argv) try {
                                 static_cast<unsigned long long>(seed), checkpoint.string().c_str());
                 } else {
                     std::printf("%s, seed %llu: pre-training\n", name.c_str(), static_cast<unsigned long long>(seed));
-                    pre = pretrain(m, p, d, seed, model, arena, 20);
-                    gcl::train::CheckpointWriter writer;
-                    gcl::train::add_parameters(writer, arena);
-                    writer.write(checkpoint);
+                    pre = pretrain(m, p, d, seed, model, arena, 20, job);
                     Json j = pretraining_json(*pre, true);
                     j["method"] = name;
                     j["seed"] = seed;
-                    write_json(record, j);
+                    if (job.leader()) {
+                        gcl::train::CheckpointWriter writer;
+                        gcl::train::add_parameters(writer, arena);
+                        writer.write(checkpoint);
+                        write_json(record, j);
+                    }
                     pretrainings[tag] = j;
                 }
             }
@@ -384,7 +391,7 @@ int main(int argc, char** argv) try {
                 const bool picture = seed == o.seeds.front() && n == 2;
                 std::vector<gcl::Tensor<std::uint8_t>> predictions;
                 const Finetuning f =
-                    finetune(name, p, d, n, seed, m == Method::random ? nullptr : &arena, false, picture ? &predictions : nullptr);
+                    finetune(name, p, d, n, seed, m == Method::random ? nullptr : &arena, false, job, picture ? &predictions : nullptr);
                 if (picture) shown[name] = std::move(predictions);
                 Json run = run_json(f, nullptr);
                 if (m != Method::random) {
@@ -406,7 +413,7 @@ int main(int argc, char** argv) try {
             }
         }
         // Predictions of every method on the same slice, one row per method (only where all were run now).
-        if (!shown.empty() && shown.size() == o.methods.size())
+        if (job.leader() && !shown.empty() && shown.size() == o.methods.size())
             for (std::size_t t = 0; t < d.test.size(); ++t) {
                 const gd::Slice& slice = d.test[t][d.test[t].size() / 4];
                 std::vector<gcl::Tensor<std::uint8_t>> rows;
@@ -418,11 +425,10 @@ int main(int argc, char** argv) try {
             }
     }
     if (!report_only) save();
-    write_report(o, results, pretrainings, seconds_since(start));
+    if (job.leader()) write_report(o, results, pretrainings, seconds_since(start));
     std::printf("wrote %s in %.0f s\n", report_only ? "report.md and figures/" : "results.json, results.csv, report.md and figures/",
                 seconds_since(start));
     return 0;
-} catch (const std::exception& e) {
-    std::fprintf(stderr, "%s\n", e.what());
-    return 1;
 }
+
+int main(int argc, char** argv) { return run_program(argc, argv, experiment); }

@@ -16,8 +16,13 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "gcl/dist/launcher.hpp"
 #include "gcl/gcl.hpp"
 #include "gcl/train/pretrain_probe.hpp"
+#ifdef GCL_RUNS_WITH_MPI
+#include "gcl/dist/data_parallel_gcl.hpp"
+#include "gcl/dist/mpi_communicator.hpp"
+#endif
 
 namespace gcl_runs {
 
@@ -29,6 +34,54 @@ using Json = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
 
 inline double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// The processes that run one program: one, or (built with MPI and started by mpirun -np N) the N
+// ranks of an MPI job. The ranks pre-train and fine-tune data-parallel on the same global
+// batches, so they hold the same networks after every step and compute the same evaluations;
+// rank 0 alone prints (the others' standard output goes to /dev/null) and writes files.
+class Job {
+public:
+    Job() = default;
+#ifdef GCL_RUNS_WITH_MPI
+    explicit Job(gcl::dist::MpiCommunicator& comm) : comm_(&comm) {
+        if (comm.rank() > 0 && std::freopen("/dev/null", "w", stdout) == nullptr)
+            gcl::fail("gcl_runs", "rank ", comm.rank(), " cannot silence its standard output");
+    }
+    gcl::dist::MpiCommunicator& communicator() const { return *comm_; }
+    int rank() const { return comm_ ? comm_->rank() : 0; }
+    int size() const { return comm_ ? comm_->size() : 1; }
+#else
+    int rank() const { return 0; }
+    int size() const { return 1; }
+#endif
+    bool leader() const { return rank() == 0; }
+
+private:
+#ifdef GCL_RUNS_WITH_MPI
+    gcl::dist::MpiCommunicator* comm_ = nullptr;
+#endif
+};
+
+// Runs `program(argc, argv, job)`: as the ranks of an MPI job where mpirun started this process
+// (an error on one rank ends the whole job with that rank's message), otherwise as one process.
+// An error is printed on standard error and gives exit code 1.
+template <class Program>
+int run_program(int argc, char** argv, Program&& program) {
+#ifdef GCL_RUNS_WITH_MPI
+    if (gcl::dist::started_by_mpi_launcher())
+        return gcl::dist::run_on_ranks(argc, argv, [&](gcl::dist::MpiCommunicator& comm) {
+            Job job(comm);
+            return program(argc, argv, job);
+        });
+#endif
+    try {
+        Job job;
+        return program(argc, argv, job);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s\n", e.what());
+        return 1;
+    }
+}
 
 // The methods of the protocol, in table order.
 enum class Method {
@@ -260,9 +313,18 @@ inline nn::PretrainModelOptions pretrain_model_options(const Protocol& p) {
 
 // Pre-trains `model` (in `arena`) with method m; prints a line every `print_every` steps (0: never).
 inline Pretraining pretrain(Method m, const Protocol& p, const Data& d, std::uint64_t seed, nn::PretrainModel<float>& model,
-                            nn::ParameterArena<float>& arena, std::int64_t print_every) {
+                            nn::ParameterArena<float>& arena, std::int64_t print_every, const Job& job) {
     const tr::GclPretrainerOptions po = pretrainer_options(m, p, seed);
     tr::GclPretrainer<float> pretrainer(model, arena, d.unlabelled, po);
+#ifdef GCL_RUNS_WITH_MPI
+    std::optional<gcl::dist::DataParallelGcl<float, gcl::dist::MpiCommunicator>> data_parallel;
+    if (job.size() > 1) {
+        data_parallel.emplace(job.communicator(), arena, po.sampler.batch_size);
+        pretrainer.set_batch_exchange(&data_parallel->exchange());
+    }
+#else
+    (void)job;
+#endif
     Pretraining r;
     r.method = method_name(m);
     r.seed = seed;
@@ -340,7 +402,7 @@ inline const char* class_name(int c) {
 // Fine-tunes a U-Net (from `encoder` when given) on the labelled slices and evaluates it on
 // every test set; `unet_out` (when given) receives the network for pictures.
 inline Finetuning finetune(const std::string& method, const Protocol& p, const Data& d, index_t labelled_patients,
-                           std::uint64_t seed, const nn::ParameterArena<float>* encoder, bool print,
+                           std::uint64_t seed, const nn::ParameterArena<float>* encoder, bool print, const Job& job,
                            std::vector<gcl::Tensor<std::uint8_t>>* predictions = nullptr) {
     const auto t0 = Clock::now();
     nn::ParameterArena<float> arena;
@@ -349,11 +411,13 @@ inline Finetuning finetune(const std::string& method, const Protocol& p, const D
     const std::vector<gd::Slice> labelled = first_patients(d.labelled_pool, labelled_patients);
     tr::SegmentationTrainerOptions o;
     o.steps = p.finetune_steps;
+    o.warmup_steps = std::min<std::int64_t>(o.warmup_steps, p.finetune_steps / 5);  // short runs warm up less
     o.batch_size = std::min<index_t>(p.finetune_batch, static_cast<index_t>(labelled.size()));
     o.adam.learning_rate = p.finetune_lr;
     o.augment = finetune_augmentation();
     o.seed = seed;
     tr::SegmentationTrainer<float, nn::UNet<float>> trainer(unet, arena, labelled, o);
+    (void)job;
     double running = 0;
     while (!trainer.done()) {
         const tr::SegmentationStepReport r = trainer.step();

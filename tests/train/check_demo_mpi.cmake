@@ -1,0 +1,44 @@
+# Runs gcl_demo on a tiny protocol as one process and under mpirun with RANKS ranks, and checks
+# that the data-parallel run says so, that rank 0 alone printed, and that both runs agree: the
+# same probe accuracies, final losses within 1e-3 and mean Dice within 0.02. The ranks sum in
+# another order than one process; GradFilter's top-k ranking turns those last-bit differences
+# into a different choice of pixel pairs now and then, and a barely trained network's argmax
+# flips pixels, so the runs match closely but not to float rounding (tests/dist checks the
+# data-parallel steps themselves to 1e-5). Ranks that contrasted their own share alone would differ
+# by far more in the losses.
+# cmake -DPROGRAM=<gcl_demo> "-DMPIRUN=<mpirun;flags;-np>" -DRANKS=<n> -DOUT=<dir> -DPYTHON=<python3> -P check_demo_mpi.cmake
+file(REMOVE_RECURSE ${OUT})
+set(args --seed 2 --pretrain-steps 4 --finetune-steps 4 --pretrain-patients 6 --probe-patients 2 --test-patients 1
+         --size 32 --pretrain-batch 8)
+execute_process(COMMAND ${PROGRAM} ${args} --out ${OUT}/single RESULT_VARIABLE rc OUTPUT_VARIABLE single ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "gcl_demo (one process) exited with ${rc}: ${single} ${err}")
+endif()
+execute_process(COMMAND ${MPIRUN} ${RANKS} ${PROGRAM} ${args} --out ${OUT}/ranks RESULT_VARIABLE rc OUTPUT_VARIABLE ranks
+                ERROR_VARIABLE err)
+message("${ranks}")
+if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "mpirun -np ${RANKS} gcl_demo exited with ${rc}: ${err}")
+endif()
+if(NOT ranks MATCHES "data-parallel on ${RANKS} ranks")
+    message(FATAL_ERROR "gcl_demo under mpirun -np ${RANKS} did not run data-parallel")
+endif()
+string(REGEX MATCHALL "gcl_demo mean_dice" summaries "${ranks}")
+list(LENGTH summaries printed)
+if(NOT printed EQUAL 1)
+    message(FATAL_ERROR "the summary line was printed ${printed} times: only rank 0 prints")
+endif()
+execute_process(COMMAND ${PYTHON} -c "import json,math,sys; \
+a=json.load(open(sys.argv[1]))['runs']; b=json.load(open(sys.argv[2]))['runs']; \
+close=lambda x,y,t: math.isclose(x,y,rel_tol=t,abs_tol=t); \
+bad=[]; \
+[bad.append((r['method'],'loss',s,k)) for r,q in zip(a,b) if r['pretrain'] for s in range(len(r['pretrain']['final_image_loss'])) for k in [0] if not close(r['pretrain']['final_image_loss'][s],q['pretrain']['final_image_loss'][s],1e-3)]; \
+[bad.append((r['method'],'probe')) for r,q in zip(a,b) if r['pretrain'] and r['pretrain']['probe_accuracy']!=q['pretrain']['probe_accuracy']]; \
+[bad.append((r['method'],'dice',t)) for r,q in zip(a,b) for t in r['dice'] if not abs(r['dice'][t]['mean']-q['dice'][t]['mean'])<=0.02]; \
+print('one process vs ranks differ in', bad) if bad else print('one process and ranks agree'); \
+sys.exit(1 if bad or len(a)!=len(b) or len(a)<3 else 0)"
+    ${OUT}/single/results.json ${OUT}/ranks/results.json RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message("${out}${err}")
+if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "gcl_demo under mpirun -np ${RANKS} does not match one process")
+endif()
