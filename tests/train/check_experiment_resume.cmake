@@ -1,10 +1,11 @@
 # Runs gcl_experiment on a tiny protocol, checks the files it writes, then runs it again with the
 # same --out and checks that it resumes: every run already finished is skipped, none is repeated.
-# cmake -DPROGRAM=<gcl_experiment> -DOUT=<dir> -DPYTHON=<python3> -P check_experiment.cmake
+# With -DMPIRUN="<mpirun;flags;-np;N>" both runs are data-parallel jobs (rank 0 writes, every rank resumes).
+# cmake -DPROGRAM=<gcl_experiment> -DOUT=<dir> -DPYTHON=<python3> [-DMPIRUN=...] -P check_experiment_resume.cmake
 file(REMOVE_RECURSE ${OUT})
 set(args --out ${OUT} --methods random-init gcl-representation --seeds 1 --labelled 1 2
          --pretrain-steps 3 --finetune-steps 11 --pretrain-patients 4 --probe-patients 2 --test-patients 1 --size 32)
-execute_process(COMMAND ${PROGRAM} ${args} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+execute_process(COMMAND ${MPIRUN} ${PROGRAM} ${args} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 message("${out}")
 if(NOT rc EQUAL 0)
     message(FATAL_ERROR "gcl_experiment exited with ${rc}: ${err}")
@@ -15,7 +16,7 @@ foreach(f results.json results.csv report.md figures/dice_scanner0.png figures/p
         message(FATAL_ERROR "gcl_experiment did not write ${f}")
     endif()
 endforeach()
-execute_process(COMMAND ${PROGRAM} ${args} RESULT_VARIABLE rc OUTPUT_VARIABLE again ERROR_VARIABLE err)
+execute_process(COMMAND ${MPIRUN} ${PROGRAM} ${args} RESULT_VARIABLE rc OUTPUT_VARIABLE again ERROR_VARIABLE err)
 message("${again}")
 if(NOT rc EQUAL 0)
     message(FATAL_ERROR "gcl_experiment (resumed) exited with ${rc}: ${err}")
