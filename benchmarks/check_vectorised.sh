@@ -45,7 +45,7 @@ void instantiate() {
 }
 // Explicit instantiations where a call with empty views would let the compiler fold the loops.
 template void b::Conv2d<gcl::cpu>::backward_weight<float>(gcl::TensorView<const float, gcl::cpu>,
-    gcl::TensorView<const float, gcl::cpu>, gcl::TensorView<float, gcl::cpu>, const gcl::ops::Conv2dParams&, bool);
+    gcl::TensorView<const float, gcl::cpu>, gcl::TensorView<float, gcl::cpu>, const gcl::Conv2dParams&, bool);
 template void instantiate<float>();
 template void instantiate<double>();
 CPP

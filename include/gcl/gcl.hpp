@@ -13,6 +13,7 @@
 #include "gcl/core/stream.hpp"
 #include "gcl/core/tensor.hpp"
 #include "gcl/core/tensor_view.hpp"
+#include "gcl/core/window2d.hpp"
 #include "gcl/core/xtensor.hpp"
 #include "gcl/data/acdc.hpp"
 #include "gcl/data/augment.hpp"

@@ -49,7 +49,7 @@ bool bitwise_equal(const Tensor<float>& a, const Tensor<float>& b) {
 
 struct Case {
     Shape x, w;
-    ops::Conv2dParams p;
+    gcl::Conv2dParams p;
 };
 
 std::vector<Case> cases() {
@@ -120,7 +120,7 @@ TEST_CASE("oneDNN transposed convolutions agree with the im2col path", "[backend
     if (!gcl::backend::onednn::enabled) std::exit(77);
     struct TransposedCase {
         Shape x, w;
-        ops::ConvTranspose2dParams p;
+        gcl::ConvTranspose2dParams p;
     };
     const std::vector<TransposedCase> transposed = {
         {{2, 32, 8, 8}, {32, 16, 2, 2}, {{2, 2}, {0, 0}, {0, 0}, {1, 1}}},  // the U-Net's up-sampling
@@ -151,7 +151,7 @@ TEST_CASE("oneDNN transposed convolutions agree with the im2col path", "[backend
 TEST_CASE("oneDNN's stacked backward equals K separate passes bit for bit", "[backend][conv][onednn]") {
     if (!gcl::backend::onednn::enabled) std::exit(77);
     gcl::Rng rng(7);
-    const ops::Conv2dParams p{{1, 1}, {1, 1}, {1, 1}};
+    const gcl::Conv2dParams p{{1, 1}, {1, 1}, {1, 1}};
     const index_t K = 3, N = 2;
     const Shape xs{N, 16, 12, 12}, ws{8, 16, 3, 3};
     const Shape ys = ops::conv2d_output_shape(xs, ws, p);

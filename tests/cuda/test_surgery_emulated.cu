@@ -22,7 +22,6 @@
 #include "gcl/surgery/mitigate.hpp"
 #include "gcl/surgery/mitigate_batched.hpp"
 #include "gcl/surgery/reference/mitigate.hpp"
-#include "surgery_cuda_util.hpp"
 
 using gcl::index_t;
 using gcl::Shape;
@@ -247,8 +246,7 @@ TEMPLATE_TEST_CASE("Emulated batched mitigation matches the CPU kernel", "[cuda]
         for (index_t D : {1, 64, 129, 300})
             for (index_t N : {1, 9}) {
                 // Label-major K x N x D, read as N x K x D.
-                Tensor<T> g = gcl::testing::conflicting_gradients<T>(K, N * D, static_cast<std::uint64_t>(K + D + N));
-                g.reshape(Shape{K, N, D});
+                const Tensor<T> g = gcl::testing::label_major<T>(K, N, D, static_cast<std::uint64_t>(K + D + N));
                 const gcl::ConstView<T> per_sample = g.cview().transpose(0, 1);
                 const index_t sample_stride = per_sample.stride(0), row_stride = per_sample.stride(1);
                 const MitigateOptions options{.reduction = K % 2 ? Reduction::sum : Reduction::mean, .seed = 3};
@@ -287,14 +285,7 @@ TEMPLATE_TEST_CASE("Emulated batched mitigation matches the CPU kernel", "[cuda]
 
                 INFO("K = " << K << ", D = " << D << ", N = " << N);
                 CHECK(projections == rc.projections);
-                double worst = 0;
-                for (index_t n = 0; n < N; ++n)
-                    for (index_t d = 0; d < D; ++d) {
-                        double scale = 0;
-                        for (index_t k = 0; k < K; ++k) scale += std::abs(weights(n, k) * double(per_sample(n, k, d)));
-                        worst = std::max(worst, std::abs(double(out(n, d)) - double(cpu(n, d))) / (2 * rtol * scale + 1e-30));
-                    }
-                CHECK(worst <= 1.0);
+                CHECK(gcl::testing::worst_batched_violation(out, cpu, per_sample, weights, 2 * rtol, 1e-30) <= 1.0);
             }
 }
 
@@ -336,14 +327,7 @@ TEMPLATE_TEST_CASE("Emulated filter selects exactly what the CPU kernel selects"
                     }
                     const gcl::ConstView<T> mag = padded.cview().narrow(1, 0, M);
                     const gcl::ConstView<T> w = weight_pairs.cview().select(1, 1);
-                    std::vector<FilterOptions> all;
-                    for (index_t k : {1, 3, 250}) all.push_back({.rule = FilterRule::top_k_per_anchor, .k = k});
-                    for (double r : {0.001, 0.1, 0.5, 1.0}) all.push_back({.rule = FilterRule::top_ratio_global, .ratio = r});
-                    if (weighted) {
-                        all.push_back({.rule = FilterRule::top_k_per_anchor, .k = 2, .anchor_ratio = 0.3});
-                        all.push_back({.rule = FilterRule::top_ratio_global, .ratio = 0.2, .anchor_ratio = 0.5});
-                    }
-                    for (const FilterOptions& o : all) {
+                    for (const FilterOptions& o : gcl::testing::filter_option_sets(weighted)) {
                         const bool per_anchor = o.rule == FilterRule::top_k_per_anchor;
                         const impl::FilterSizes sizes = impl::filter_sizes(A, M, o);
                         const std::vector<std::uint8_t> taking_part =
@@ -369,10 +353,7 @@ TEMPLATE_TEST_CASE("Emulated filter selects exactly what the CPU kernel selects"
                         INFO("A = " << A << ", M = " << M << ", levels " << levels << ", weighted " << weighted
                                     << ", rule " << int(o.rule) << ", k " << o.k << ", ratio " << o.ratio
                                     << ", anchor_ratio " << o.anchor_ratio);
-                        REQUIRE(result.indices.shape() == cpu.indices.shape());
-                        for (index_t i = 0; i < cpu.mask.numel(); ++i) REQUIRE(result.mask.data()[i] == cpu.mask.data()[i]);
-                        for (index_t i = 0; i < cpu.indices.numel(); ++i)
-                            REQUIRE(result.indices.data()[i] == cpu.indices.data()[i]);
+                        gcl::testing::require_same_selection(result, cpu);
                         ++cases;
                     }
                 }

@@ -17,8 +17,8 @@ namespace {
 
 struct ConvCase {
     Shape x, w;
-    ops::Extent2 stride, padding, dilation;
-    ops::Extent2 output_padding{0, 0};  // transposed convolution only
+    gcl::Extent2 stride, padding, dilation;
+    gcl::Extent2 output_padding{0, 0};  // transposed convolution only
 };
 
 struct Reference {
@@ -77,8 +77,8 @@ Reference naive_conv_transpose2d(const Tensor<double>& x, const Tensor<double>& 
     return r;
 }
 
-ops::Conv2dParams conv_params(const ConvCase& c) { return {c.stride, c.padding, c.dilation}; }
-ops::ConvTranspose2dParams transpose_params(const ConvCase& c) {
+gcl::Conv2dParams conv_params(const ConvCase& c) { return {c.stride, c.padding, c.dilation}; }
+gcl::ConvTranspose2dParams transpose_params(const ConvCase& c) {
     return {c.stride, c.padding, c.output_padding, c.dilation};
 }
 
@@ -281,7 +281,7 @@ TEST_CASE("convolution gives the same results on one thread and on several", "[o
 #endif
 
 TEST_CASE("convolution output shapes", "[ops][conv2d][shape]") {
-    using ops::Conv2dParams;
+    using gcl::Conv2dParams;
     CHECK(ops::conv2d_output_shape({8, 3, 32, 32}, {16, 3, 3, 3}, {.padding = {1, 1}}) == Shape{8, 16, 32, 32});
     CHECK(ops::conv2d_output_shape({8, 3, 32, 31}, {16, 3, 3, 3}, {.stride = {2, 2}, .padding = {1, 1}}) ==
           Shape{8, 16, 16, 16});

@@ -17,7 +17,7 @@ namespace {
 
 struct PoolCase {
     Shape x;
-    ops::Pool2dParams params;
+    gcl::Pool2dParams params;
 };
 
 const PoolCase pool_cases[] = {
@@ -35,7 +35,7 @@ struct PoolReference {
 };
 
 // Window maxima by definition (first maximum in row-major order), and the gradient for dy.
-PoolReference naive_max_pool(const Tensor<double>& x, const ops::Pool2dParams& p, const Tensor<double>& dy) {
+PoolReference naive_max_pool(const Tensor<double>& x, const gcl::Pool2dParams& p, const Tensor<double>& dy) {
     const index_t H = x.dim(2), W = x.dim(3);
     const index_t OH = (H + 2 * p.padding[0] - p.kernel[0]) / p.stride[0] + 1;
     const index_t OW = (W + 2 * p.padding[1] - p.kernel[1]) / p.stride[1] + 1;

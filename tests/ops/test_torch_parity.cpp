@@ -23,7 +23,7 @@ Tensor<double> load(const std::string& name) {
 
 TEST_CASE("conv2d matches PyTorch", "[ops][conv2d][torch]") {
     const auto x = load("conv2d_x"), w = load("conv2d_w"), b = load("conv2d_b"), dy = load("conv2d_dy");
-    const ops::Conv2dParams p{.stride = {2, 1}, .padding = {1, 2}, .dilation = {1, 2}};
+    const gcl::Conv2dParams p{.stride = {2, 1}, .padding = {1, 2}, .dilation = {1, 2}};
     Tensor<double> y(ops::conv2d_output_shape(x.shape(), w.shape(), p)), dx(x.shape()), dw(w.shape()), db(b.shape());
     ops::conv2d_forward(x, w, b, y.view(), p);
     ops::conv2d_backward_data(dy, w, dx.view(), p);
@@ -38,7 +38,7 @@ TEST_CASE("conv2d matches PyTorch", "[ops][conv2d][torch]") {
 TEST_CASE("conv_transpose2d matches PyTorch's weight layout and output padding", "[ops][conv_transpose2d][torch]") {
     const auto x = load("conv_transpose2d_x"), w = load("conv_transpose2d_w"), b = load("conv_transpose2d_b");
     const auto dy = load("conv_transpose2d_dy");
-    const ops::ConvTranspose2dParams p{.stride = {2, 2}, .padding = {1, 1}, .output_padding = {1, 1}};
+    const gcl::ConvTranspose2dParams p{.stride = {2, 2}, .padding = {1, 1}, .output_padding = {1, 1}};
     Tensor<double> y(ops::conv_transpose2d_output_shape(x.shape(), w.shape(), p)), dx(x.shape()), dw(w.shape()),
         db(b.shape());
     ops::conv_transpose2d_forward(x, w, b, y.view(), p);
@@ -73,7 +73,7 @@ TEST_CASE("batch norm matches PyTorch in training (running statistics included) 
 
 TEST_CASE("max pooling matches PyTorch, indices included", "[ops][pooling][torch]") {
     const auto x = load("max_pool2d_x"), dy = load("max_pool2d_dy");
-    const ops::Pool2dParams p{.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}};
+    const gcl::Pool2dParams p{.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}};
     const Shape ys = ops::max_pool2d_output_shape(x.shape(), p);
     Tensor<double> y(ys), dx(x.shape());
     Tensor<index_t> indices(ys);

@@ -23,10 +23,10 @@ namespace gcl::nn {
 struct Conv2dOptions {
     index_t in_channels = 0;
     index_t out_channels = 0;
-    ops::Extent2 kernel{3, 3};
-    ops::Extent2 stride{1, 1};
-    ops::Extent2 padding{0, 0};
-    ops::Extent2 dilation{1, 1};
+    Extent2 kernel{3, 3};
+    Extent2 stride{1, 1};
+    Extent2 padding{0, 0};
+    Extent2 dilation{1, 1};
     bool bias = true;
     Init weight_init = Init::kaiming_normal();  // gain for ReLU, fan-in
     Init bias_init = Init::zeros();
@@ -120,7 +120,7 @@ private:
     ParameterArena<T, cpu>* arena_;
     std::string name_;
     Conv2dOptions options_;
-    ops::Conv2dParams params_;
+    Conv2dParams params_;
     ParamHandle weight_, bias_;
     bool training_ = true;
     bool forward_done_ = false;

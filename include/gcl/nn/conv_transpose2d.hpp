@@ -25,11 +25,11 @@ namespace gcl::nn {
 struct ConvTranspose2dOptions {
     index_t in_channels = 0;
     index_t out_channels = 0;
-    ops::Extent2 kernel{2, 2};
-    ops::Extent2 stride{2, 2};
-    ops::Extent2 padding{0, 0};
-    ops::Extent2 output_padding{0, 0};
-    ops::Extent2 dilation{1, 1};
+    Extent2 kernel{2, 2};
+    Extent2 stride{2, 2};
+    Extent2 padding{0, 0};
+    Extent2 output_padding{0, 0};
+    Extent2 dilation{1, 1};
     bool bias = true;
     Init weight_init = Init::kaiming_normal();
     Init bias_init = Init::zeros();
@@ -111,7 +111,7 @@ private:
     ParameterArena<T, cpu>* arena_;
     std::string name_;
     ConvTranspose2dOptions options_;
-    ops::ConvTranspose2dParams params_;
+    ConvTranspose2dParams params_;
     ParamHandle weight_, bias_;
     bool training_ = true;
     bool forward_done_ = false;

@@ -15,7 +15,7 @@ class MaxPool2d {
 public:
     using value_type = T;
 
-    explicit MaxPool2d(const ops::Pool2dParams& params = {}) : params_(params) {}
+    explicit MaxPool2d(const Pool2dParams& params = {}) : params_(params) {}
 
     Shape output_shape(const Shape& x) const {
         detail::require_image("nn::MaxPool2d", {}, x, -1);
@@ -55,10 +55,10 @@ public:
 
     void set_training(bool training) { training_ = training; }
     bool training() const { return training_; }
-    const ops::Pool2dParams& params() const { return params_; }
+    const Pool2dParams& params() const { return params_; }
 
 private:
-    ops::Pool2dParams params_;
+    Pool2dParams params_;
     bool training_ = true;
     bool forward_done_ = false;
     Shape input_shape_;

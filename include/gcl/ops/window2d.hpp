@@ -1,42 +1,23 @@
 #pragma once
-// Sliding 2-d windows: the parameters of convolution, transposed convolution and pooling, and
-// the output shapes they give. Every impossible combination throws gcl::Error naming the op,
-// the shapes and the parameters.
+// Sliding 2-d windows: the checks of the window parameters (core/window2d.hpp) and the output
+// shapes they give. Every impossible combination throws gcl::Error naming the op, the shapes and
+// the parameters.
 #include <algorithm>
-#include <array>
 #include <string>
 #include <string_view>
 
 #include "gcl/core/error.hpp"
 #include "gcl/core/shape.hpp"
+#include "gcl/core/window2d.hpp"
 
 namespace gcl::ops {
 
-// Per spatial dimension {height, width}.
-using Extent2 = std::array<index_t, 2>;
-
-struct Conv2dParams {
-    Extent2 stride{1, 1};
-    Extent2 padding{0, 0};   // zeros added on both sides
-    Extent2 dilation{1, 1};  // spacing between kernel taps
-};
-
-struct ConvTranspose2dParams {
-    Extent2 stride{1, 1};
-    Extent2 padding{0, 0};         // as in the convolution this one transposes
-    Extent2 output_padding{0, 0};  // extra rows/columns on one side of the output; < max(stride, dilation)
-    Extent2 dilation{1, 1};
-
-    // The convolution whose adjoint this is (maps the output shape back to the input shape).
-    Conv2dParams adjoint() const { return Conv2dParams{stride, padding, dilation}; }
-};
-
-// Max pooling window; the default is 2x2 with stride 2. Padding is implicit -infinity.
-struct Pool2dParams {
-    Extent2 kernel{2, 2};
-    Extent2 stride{2, 2};
-    Extent2 padding{0, 0};  // at most half the kernel, as in PyTorch
-};
+// The window parameter types are gcl's (core/window2d.hpp); ops' functions take them, and the ops
+// API spells them ops::Conv2dParams, ops::Pool2dParams, ... beside the ops that use them.
+using gcl::Conv2dParams;
+using gcl::ConvTranspose2dParams;
+using gcl::Extent2;
+using gcl::Pool2dParams;
 
 namespace detail {
 

@@ -19,7 +19,21 @@ struct GramWeightCounts {
     index_t conflicting_pairs = 0;
     index_t projections = 0;
     index_t skipped_rows = 0;
+
+    GramWeightCounts& operator+=(const GramWeightCounts& other) {
+        conflicting_pairs += other.conflicting_pairs;
+        projections += other.projections;
+        skipped_rows += other.skipped_rows;
+        return *this;
+    }
 };
+
+// The counts of a call's report: those of its weight solve (summed over the samples when batched).
+inline void record_counts(MitigateReport& report, const GramWeightCounts& counts) {
+    report.conflicting_pairs = counts.conflicting_pairs;
+    report.projections = counts.projections;
+    report.skipped_rows = counts.skipped_rows;
+}
 
 // Row j may serve as a projection target: nonzero and not negligible against the largest row.
 inline bool usable_row(double q_jj, double max_diag, double eps) {

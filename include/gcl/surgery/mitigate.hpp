@@ -16,8 +16,8 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -27,6 +27,8 @@
 #include "gcl/core/tensor_view.hpp"
 #include "gcl/surgery/detail/combine_pass.hpp"
 #include "gcl/surgery/detail/gram_pass.hpp"
+#include "gcl/surgery/detail/in_double.hpp"
+#include "gcl/surgery/detail/mitigator_operator.hpp"
 #include "gcl/surgery/gram_weights.hpp"
 #include "gcl/surgery/mitigate_options.hpp"
 
@@ -53,15 +55,6 @@ std::string mitigate_why_not(const TensorView<const T, Device>& g, const TensorV
     return {};
 }
 
-// Names the first non-finite element of row `row` (length P), or says that its squared norm overflowed.
-template <class T>
-[[noreturn]] void fail_non_finite_row(std::string_view op, const T* data, index_t row, index_t P) {
-    for (index_t p = 0; p < P; ++p)
-        if (!std::isfinite(data[p]))
-            fail(op, "gradient row ", row, " holds a non-finite value (", data[p], ") at column ", p);
-    fail(op, "the dot products of gradient row ", row, " overflow; the gradients are too large to combine");
-}
-
 // NaN or Inf anywhere in a row shows in its squared norm Q_kk; an infinite entry with finite
 // rows is an overflow. Either raises gcl::Error, naming the first row (and column) holding a
 // non-finite value, else the first row whose products overflow.
@@ -75,49 +68,10 @@ void check_finite_gram(std::string_view op, const double* gram, index_t K, RowOf
                 break;
             }
     if (overflowing < 0) return;
-    for (index_t k = 0; k < K; ++k) {
-        const auto* row = row_of(k);
-        for (index_t p = 0; p < P; ++p)
-            if (!std::isfinite(row[p])) fail_non_finite_row(op, row, k, P);
-    }
-    fail_non_finite_row(op, row_of(overflowing), overflowing, P);
-}
-inline bool all_finite(const double* values, index_t n) {
-    for (index_t i = 0; i < n; ++i)
-        if (!std::isfinite(values[i])) return false;
-    return true;
+    fail_on_non_finite_value(op, "", row_of, K, P);
+    fail(op, "the dot products of gradient row ", overflowing, " overflow; the gradients are too large to combine");
 }
 
-// Q = G G^T with every product and sum in double (a plain loop, for the rare rows the fast pass
-// cannot take).
-template <class T>
-void gram_in_double(const T* const* rows, index_t K, index_t P, double* gram) {
-    for (index_t i = 0; i < K; ++i)
-        for (index_t j = i; j < K; ++j) {
-            double q = 0;
-            for (index_t p = 0; p < P; ++p) q += static_cast<double>(rows[i][p]) * static_cast<double>(rows[j][p]);
-            gram[i * K + j] = gram[j * K + i] = q;
-        }
-}
-
-// out = w^T G accumulated in double, for combinations that could overflow T: every column is
-// computed and checked before any is written, so a result that does not fit raises gcl::Error
-// and leaves out (which may be a row of G) as it was.
-template <class T>
-void combine_in_double(std::string_view op, const T* const* rows, index_t K, index_t P, const double* w, T* out) {
-    const auto column = [&](index_t p) {
-        double s = 0;
-        for (index_t k = 0; k < K; ++k) s += w[k] * static_cast<double>(rows[k][p]);
-        return s;
-    };
-    for (index_t p = 0; p < P; ++p) {
-        const double s = column(p);
-        if (!(std::abs(s) <= static_cast<double>(std::numeric_limits<T>::max())))
-            fail(op, "the combined gradient is ", s, " at column ", p, ", beyond the range of the element type; "
-                 "scale the losses down");
-    }
-    for (index_t p = 0; p < P; ++p) out[p] = static_cast<T>(column(p));
-}
 // The two passes of the K x P mitigation on one device, which GradMitigator<T, Device> runs around
 // the host weight solve: the Gram pass (Q = G G^T into host memory, G checked finite) and the
 // combine pass (out = w^T G). The CPU's are below, the CUDA ones in surgery/cuda/mitigate.cuh.
@@ -128,11 +82,6 @@ template <class T>
 struct MitigatePasses<T, cpu> {
     static std::size_t workspace_bytes(index_t K, index_t P) { return gram_workspace(K, P) * sizeof(double); }
 
-    // Workspace that operator() allocates for itself.
-    static std::vector<double> allocate_workspace(std::size_t bytes, Stream<cpu>) {
-        return std::vector<double>(bytes / sizeof(double) + 1);
-    }
-
     static std::vector<const T*> rows_of(const ConstView<T>& g) {
         std::vector<const T*> rows(static_cast<std::size_t>(g.dim(0)));
         for (index_t k = 0; k < g.dim(0); ++k) rows[static_cast<std::size_t>(k)] = g.data() + k * g.stride(0);
@@ -142,18 +91,17 @@ struct MitigatePasses<T, cpu> {
     static void gram(const ConstView<T>& g, void* workspace, double* gram, Stream<cpu>) {
         const index_t K = g.dim(0), P = g.dim(1);
         const std::vector<const T*> rows = rows_of(g);
+        const auto row_of = [&](index_t k) { return rows[k]; };
         gram_pass(rows.data(), K, P, static_cast<double*>(workspace), gram);
         if constexpr (std::is_same_v<T, float>) {
             // The pass accumulates products in float, which rows near the float range overflow;
             // in double they cannot (P < 1e231), so finite rows get their exact Gram matrix.
             if (!all_finite(gram, K * K)) {
-                for (index_t k = 0; k < K; ++k)
-                    for (index_t p = 0; p < P; ++p)
-                        if (!std::isfinite(rows[k][p])) fail_non_finite_row("GradMitigator", rows[k], k, P);
-                gram_in_double(rows.data(), K, P, gram);
+                fail_on_non_finite_value("GradMitigator", "", row_of, K, P);
+                gram_in_double(row_of, K, P, gram);
             }
         }
-        check_finite_gram("GradMitigator", gram, K, [&](index_t k) { return rows[k]; }, P);
+        check_finite_gram("GradMitigator", gram, K, row_of, P);
     }
 
     // Where w^T G could leave T's range, every column is formed in double and checked first.
@@ -161,8 +109,12 @@ struct MitigatePasses<T, cpu> {
                         const TensorView<T>& out, Stream<cpu>) {
         const index_t K = g.dim(0), P = g.dim(1);
         const std::vector<const T*> rows = rows_of(g);
+        const auto row_of = [&](index_t k) { return rows[k]; };
         if (combination_may_overflow<T>(gram, K, weights)) {
-            combine_in_double("GradMitigator", rows.data(), K, P, weights, out.data());
+            const OutOfRange beyond = combine_in_double(row_of, K, P, weights, out.data());
+            if (beyond.column >= 0)
+                fail("GradMitigator", "the combined gradient is ", beyond.value, " at column ", beyond.column,
+                     ", beyond the range of the element type; scale the losses down");
             return;
         }
         std::vector<T> w(static_cast<std::size_t>(K));
@@ -172,35 +124,33 @@ struct MitigatePasses<T, cpu> {
 };
 }  // namespace detail
 
-// One class for every device: the checks, the report and the host weight solve are shared; only
-// detail::MitigatePasses<T, Device> differs. GradMitigator<T, cuda> needs surgery/cuda/mitigate.cuh.
+// GradMitigator<T, Device>::Arguments: what one call reads and writes.
+template <class T, class Device>
+struct MitigateArguments {
+    ConstView<T, Device> grads;   // K x P, one gradient per row; rows contiguous, any row stride
+    TensorView<T, Device> out;    // P, contiguous; may be one of the rows of grads, but no other overlap
+    std::uint64_t step = 0;       // the training step: with the seed, fixes the projection orders
+};
+
+// One class for every device: the options, checks and operator() (detail/mitigator_operator.hpp),
+// the report and the host weight solve are shared; only detail::MitigatePasses<T, Device>
+// differs. GradMitigator<T, cuda> needs surgery/cuda/mitigate.cuh.
 template <class T, class Device = cpu>
-class GradMitigator {
-    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "GradMitigator works on float or double");
+class GradMitigator
+    : public detail::MitigatorOperator<GradMitigator<T, Device>, MitigateArguments<T, Device>, T, Device> {
+    using Base = detail::MitigatorOperator<GradMitigator<T, Device>, MitigateArguments<T, Device>, T, Device>;
     using Passes = detail::MitigatePasses<T, Device>;
 
 public:
-    struct Arguments {
-        ConstView<T, Device> grads;   // K x P, one gradient per row; rows contiguous, any row stride
-        TensorView<T, Device> out;    // P, contiguous; may be one of the rows of grads, but no other overlap
-        std::uint64_t step = 0;       // the training step: with the seed, fixes the projection orders
-    };
+    using Arguments = MitigateArguments<T, Device>;
+    static constexpr std::string_view name = "GradMitigator";
 
-    explicit GradMitigator(MitigateOptions options = {}) : options_(options) {}
-    const MitigateOptions& options() const { return options_; }
+    explicit GradMitigator(MitigateOptions options = {}) : Base(options) {}
 
     // Empty when the arguments can be run, else the reason.
     static std::string why_not(const Arguments& args) { return detail::mitigate_why_not(args.grads, args.out); }
-    static bool can_implement(const Arguments& args) { return why_not(args).empty(); }
-    static void check(const Arguments& args) {
-        const std::string reason = why_not(args);
-        if (!reason.empty()) fail("GradMitigator", reason);
-    }
-
-    // Bytes of workspace (in the device's memory) `run` needs: per-chunk partial Gram sums and,
-    // on the GPU, the weights.
-    static std::size_t workspace_size(const Arguments& args) {
-        check(args);
+    // Per-chunk partial Gram sums and, on the GPU, Q and the weights (valid arguments).
+    static std::size_t workspace_bytes(const Arguments& args) {
         return Passes::workspace_bytes(args.grads.dim(0), args.grads.dim(1));
     }
 
@@ -208,9 +158,7 @@ public:
     // aligned for double. Returns when the report is complete; on the GPU `out` is written when
     // `stream` gets past this call's work.
     MitigateReport run(const Arguments& args, void* workspace, Stream<Device> stream = {}) const {
-        check(args);
-        gcl::check(workspace != nullptr, "GradMitigator", "run needs workspace_size(args) bytes of ", Device::name,
-                   " workspace");
+        Base::check_run(args, workspace);
         const index_t K = args.grads.dim(0);
         MitigateReport report;
         report.gram = Tensor<double>(Shape{K, K});
@@ -218,27 +166,11 @@ public:
         report.coefficients = Tensor<double>(Shape{K, K});
         double* gram = report.gram.data();
         Passes::gram(args.grads, workspace, gram, stream);
-
-        const GramWeightCounts counts =
-            gram_weights(gram, K, options_, args.step, 0, report.weights.data(), report.coefficients.data());
-        report.conflicting_pairs = counts.conflicting_pairs;
-        report.projections = counts.projections;
-        report.skipped_rows = counts.skipped_rows;
-
+        record_counts(report, gram_weights(gram, K, this->options_, args.step, 0, report.weights.data(),
+                                           report.coefficients.data()));
         Passes::combine(args.grads, gram, report.weights.data(), workspace, args.out, stream);
         return report;
     }
-
-    // Runs with workspace it allocates itself; returns when `out` is written.
-    MitigateReport operator()(const Arguments& args, Stream<Device> stream = {}) const {
-        auto workspace = Passes::allocate_workspace(workspace_size(args), stream);
-        MitigateReport report = run(args, workspace.data(), stream);
-        stream.synchronize();
-        return report;
-    }
-
-private:
-    MitigateOptions options_;
 };
 
 // One-call form: out = PCGrad-combined rows of grads (K x P).

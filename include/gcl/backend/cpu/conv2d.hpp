@@ -30,7 +30,7 @@
 #include "gcl/backend/kernels.hpp"
 #include "gcl/core/device.hpp"
 #include "gcl/core/tensor_view.hpp"
-#include "gcl/ops/window2d.hpp"
+#include "gcl/core/window2d.hpp"
 
 namespace gcl::backend {
 
@@ -164,7 +164,7 @@ void for_each_image_into(index_t batch, index_t col_size, bool parallel, std::sp
 struct Im2colConv2d {
     // y [N, K, OH, OW] = conv(x [N, C, H, W], w [K, C, R, S]); y is overwritten.
     template <class T>
-    static void forward(ConstView<T, cpu> x, ConstView<T, cpu> w, TensorView<T, cpu> y, const ops::Conv2dParams& p) {
+    static void forward(ConstView<T, cpu> x, ConstView<T, cpu> w, TensorView<T, cpu> y, const Conv2dParams& p) {
         using namespace cpu_detail;
         const ConvGeometry g = conv_geometry(x.shape(), w.shape(), y.shape(), p);
         const ConstMatrixMap<T> W(w.data(), g.filters, g.col_rows());
@@ -181,7 +181,7 @@ struct Im2colConv2d {
     // dx [N, C, H, W] = the adjoint of forward applied to dy [N, K, OH, OW]; dx is overwritten.
     template <class T>
     static void backward_data(ConstView<T, cpu> dy, ConstView<T, cpu> w, TensorView<T, cpu> dx,
-                              const ops::Conv2dParams& p) {
+                              const Conv2dParams& p) {
         using namespace cpu_detail;
         const ConvGeometry g = conv_geometry(dx.shape(), w.shape(), dy.shape(), p);
         const ConstMatrixMap<T> W(w.data(), g.filters, g.col_rows());
@@ -203,7 +203,7 @@ struct Im2colConv2d {
     // dw [K, C, R, S] (+)= sum over images of dy_n col_n^T.
     template <class T>
     static void backward_weight(ConstView<T, cpu> dy, ConstView<T, cpu> x, TensorView<T, cpu> dw,
-                                const ops::Conv2dParams& p, bool accumulate) {
+                                const Conv2dParams& p, bool accumulate) {
         using namespace cpu_detail;
         const ConvGeometry g = conv_geometry(x.shape(), dw.shape(), dy.shape(), p);
         if (!accumulate) MatrixMap<T>(dw.data(), g.filters, g.col_rows()).setZero();
@@ -226,7 +226,7 @@ struct Im2colConv2d {
     // columns).
     template <class T>
     static void backward_stacked(ConstView<T, cpu> dy, ConstView<T, cpu> x, ConstView<T, cpu> w, TensorView<T, cpu> dx,
-                                 std::span<const TensorView<T, cpu>> dw, const ops::Conv2dParams& p, bool accumulate) {
+                                 std::span<const TensorView<T, cpu>> dw, const Conv2dParams& p, bool accumulate) {
         using namespace cpu_detail;
         const index_t K = static_cast<index_t>(dw.size());
         Shape one_pass = dy.shape();
@@ -284,7 +284,7 @@ private:
 template <>
 struct Conv2d<cpu> {
     template <class T>
-    static void forward(ConstView<T, cpu> x, ConstView<T, cpu> w, TensorView<T, cpu> y, const ops::Conv2dParams& p) {
+    static void forward(ConstView<T, cpu> x, ConstView<T, cpu> w, TensorView<T, cpu> y, const Conv2dParams& p) {
         if constexpr (std::is_same_v<T, float>)
             if (onednn::forward(cpu_detail::conv_geometry(x.shape(), w.shape(), y.shape(), p), x.data(), w.data(),
                                 y.data()))
@@ -294,7 +294,7 @@ struct Conv2d<cpu> {
 
     template <class T>
     static void backward_data(ConstView<T, cpu> dy, ConstView<T, cpu> w, TensorView<T, cpu> dx,
-                              const ops::Conv2dParams& p) {
+                              const Conv2dParams& p) {
         if constexpr (std::is_same_v<T, float>)
             if (onednn::backward_data(cpu_detail::conv_geometry(dx.shape(), w.shape(), dy.shape(), p), dy.data(),
                                       w.data(), dx.data()))
@@ -304,7 +304,7 @@ struct Conv2d<cpu> {
 
     template <class T>
     static void backward_weight(ConstView<T, cpu> dy, ConstView<T, cpu> x, TensorView<T, cpu> dw,
-                                const ops::Conv2dParams& p, bool accumulate) {
+                                const Conv2dParams& p, bool accumulate) {
         if constexpr (std::is_same_v<T, float>)
             if (onednn::backward_weight(cpu_detail::conv_geometry(x.shape(), dw.shape(), dy.shape(), p), dy.data(),
                                         x.data(), dw.data(), accumulate))
@@ -317,7 +317,7 @@ struct Conv2d<cpu> {
     // backward_weight.
     template <class T>
     static void backward_stacked(ConstView<T, cpu> dy, ConstView<T, cpu> x, ConstView<T, cpu> w, TensorView<T, cpu> dx,
-                                 std::span<const TensorView<T, cpu>> dw, const ops::Conv2dParams& p, bool accumulate) {
+                                 std::span<const TensorView<T, cpu>> dw, const Conv2dParams& p, bool accumulate) {
         if constexpr (std::is_same_v<T, float>) {
             Shape one_pass = dy.shape();
             one_pass[0] = x.dim(0);

@@ -4,7 +4,7 @@
 #include <array>
 
 #include "gcl/core/shape.hpp"
-#include "gcl/ops/window2d.hpp"
+#include "gcl/core/window2d.hpp"
 
 namespace gcl::backend::cpu_detail {
 
@@ -33,7 +33,7 @@ struct ConvGeometry {
     }
 };
 
-inline ConvGeometry conv_geometry(const Shape& x, const Shape& w, const Shape& y, const ops::Conv2dParams& p) {
+inline ConvGeometry conv_geometry(const Shape& x, const Shape& w, const Shape& y, const Conv2dParams& p) {
     return ConvGeometry{x[0],        x[1],        x[2],       x[3],       w[0],       w[2],
                         w[3],        y[2],        y[3],       p.stride[0], p.stride[1], p.padding[0],
                         p.padding[1], p.dilation[0], p.dilation[1]};

@@ -9,7 +9,7 @@
 #include "gcl/core/device.hpp"
 #include "gcl/core/error.hpp"
 #include "gcl/core/tensor_view.hpp"
-#include "gcl/ops/window2d.hpp"
+#include "gcl/core/window2d.hpp"
 
 namespace gcl::backend {
 
@@ -20,7 +20,7 @@ struct Pooling<cpu> {
     // row-major order; NaN wins, so it propagates.
     template <class T>
     static void max_pool2d_forward(ConstView<T, cpu> x, TensorView<T, cpu> y, TensorView<index_t, cpu> indices,
-                                   const ops::Pool2dParams& p) {
+                                   const Pool2dParams& p) {
         const index_t planes = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3), oh = y.dim(2), ow = y.dim(3);
         const index_t window = p.kernel[0] * p.kernel[1];
         const bool two_by_two = p.kernel[0] == 2 && p.kernel[1] == 2 && p.stride[0] == 2 && p.stride[1] == 2 &&

@@ -53,10 +53,6 @@ struct MitigatePasses<T, cuda> {
         return cuda_impl::gram_workspace(K, P) * sizeof(double) + cuda_impl::combine_workspace_bytes<T>(K);
     }
 
-    static Buffer<double, cuda> allocate_workspace(std::size_t bytes, Stream<cuda> stream) {
-        return cuda_impl::allocate_workspace(bytes, stream);
-    }
-
     static void gram(const ConstView<T, cuda>& g, void* workspace, double* gram, Stream<cuda> stream) {
         const index_t K = g.dim(0), P = g.dim(1), row_stride = g.stride(0);
         cuda_impl::gram_pass(g.data(), row_stride, K, P, static_cast<double*>(workspace), gram, stream);

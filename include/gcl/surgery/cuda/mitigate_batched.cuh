@@ -99,10 +99,6 @@ struct BatchedPasses<T, cuda> {
         return gram_doubles(N, K) * sizeof(double) + static_cast<std::size_t>(N * K) * sizeof(T);
     }
 
-    static Buffer<double, cuda> allocate_workspace(std::size_t bytes, Stream<cuda> stream) {
-        return cuda_impl::allocate_workspace(bytes, stream);
-    }
-
     // One block per sample; the matrices come to the host (the call waits for them).
     static void gram(const ConstView<T, cuda>& g, void* workspace, double* gram, Stream<cuda> stream) {
         const index_t N = g.dim(0), K = g.dim(1), D = g.dim(2);

@@ -5,7 +5,9 @@
 
 #include "gcl/backend/cuda/buffer.cuh"
 #include "gcl/backend/cuda/check.cuh"
+#include "gcl/backend/cuda/stream.cuh"
 #include "gcl/core/shape.hpp"
+#include "gcl/surgery/detail/mitigator_operator.hpp"
 
 namespace gcl::surgery::cuda_impl {
 
@@ -48,6 +50,22 @@ inline Buffer<double, cuda> allocate_workspace(std::size_t bytes, cudaStream_t s
     wait_for_default_stream(stream);
     return workspace;
 }
+
+}  // namespace gcl::surgery::cuda_impl
+
+namespace gcl::surgery::detail {
+
+// The workspace the mitigators' operator() allocates for itself on the GPU.
+template <>
+struct Workspace<cuda> {
+    static Buffer<double, cuda> allocate(std::size_t bytes, Stream<cuda> stream) {
+        return cuda_impl::allocate_workspace(bytes, stream);
+    }
+};
+
+}  // namespace gcl::surgery::detail
+
+namespace gcl::surgery::cuda_impl {
 
 // Copies `bytes` from host memory to the device on `stream` and waits for the copy, so the host
 // buffer may be released as soon as this returns.
