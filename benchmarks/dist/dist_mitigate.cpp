@@ -9,7 +9,6 @@
 // Last line (rank 0):
 //   dist_mitigate S=<S> K=<K> P=<P> float: plain <a> ms <x> MB, naive <b> ms <y> MB, sharded <c> ms <z> MB; bytes sharded/plain <r>
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -21,9 +20,9 @@
 #include "gcl/dist/mpi_communicator.hpp"
 #include "gcl/dist/sharded_mitigate.hpp"
 #include "gcl/surgery/mitigate.hpp"
+#include "rank_timing.hpp"
 
 using gcl::index_t;
-using Clock = std::chrono::steady_clock;
 
 namespace {
 
@@ -50,24 +49,6 @@ Options parse(int argc, char** argv) {
     return o;
 }
 
-// Median milliseconds and bytes sent per step of `step`, run `steps` times after one warm-up.
-template <class Step>
-std::pair<double, double> measure(gcl::dist::MpiCommunicator& comm, int steps, Step&& step) {
-    step();
-    std::vector<double> ms;
-    const std::uint64_t before = comm.traffic().bytes_sent;
-    for (int s = 0; s < steps; ++s) {
-        comm.barrier();
-        const auto t0 = Clock::now();
-        step();
-        comm.barrier();
-        ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
-    }
-    std::sort(ms.begin(), ms.end());
-    const double bytes = static_cast<double>(comm.traffic().bytes_sent - before) / steps;
-    return {ms[ms.size() / 2], bytes};
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -81,16 +62,16 @@ int main(int argc, char** argv) {
         const gcl::surgery::MitigateOptions mitigate{.seed = 1};
         gcl::dist::ShardedGradMitigator<float> sharded(mitigate);
 
-        const auto plain = measure(comm, o.steps, [&] {
+        const gcl::bench::RankTiming plain = gcl::bench::measure_on_ranks(comm, o.steps, [&] {
             std::copy(G.data(), G.data() + o.P, summed.data());
             gcl::dist::average_gradients(summed.view(), comm);
         });
-        const auto naive = measure(comm, o.steps, [&] {
+        const gcl::bench::RankTiming naive = gcl::bench::measure_on_ranks(comm, o.steps, [&] {
             std::copy(G.data(), G.data() + o.K * o.P, all.data());
             gcl::dist::average_gradients(all.view(), comm);
             gcl::surgery::mitigate<float>(all.cview(), naive_out.view(), mitigate, 0);
         });
-        const auto shard = measure(comm, o.steps, [&] {
+        const gcl::bench::RankTiming shard = gcl::bench::measure_on_ranks(comm, o.steps, [&] {
             sharded.run({.local_grads = G.cview(), .out = sharded_out.view(), .step = 0}, comm);
         });
 
@@ -104,9 +85,9 @@ int main(int argc, char** argv) {
             const double mb = 1e-6;
             std::printf("dist_mitigate S=%d K=%lld P=%lld float: plain %.2f ms %.2f MB, naive %.2f ms %.2f MB, sharded %.2f ms "
                         "%.2f MB; bytes sharded/plain %.3f\n",
-                        comm.size(), static_cast<long long>(o.K), static_cast<long long>(o.P), plain.first,
-                        plain.second * mb, naive.first, naive.second * mb, shard.first, shard.second * mb,
-                        plain.second > 0 ? shard.second / plain.second : 0.0);
+                        comm.size(), static_cast<long long>(o.K), static_cast<long long>(o.P), plain.median_ms,
+                        plain.bytes_sent * mb, naive.median_ms, naive.bytes_sent * mb, shard.median_ms,
+                        shard.bytes_sent * mb, plain.bytes_sent > 0 ? shard.bytes_sent / plain.bytes_sent : 0.0);
         }
         return 0;
     });

@@ -11,12 +11,14 @@
 #include "gcl/dist/mpi_communicator.hpp"
 #include "gcl/nn/pretrain_model.hpp"
 #include "gcl/train/gcl_pretrainer.hpp"
+#include "relative_difference.hpp"
 
 using gcl::index_t;
 using gcl::Tensor;
 namespace dist = gcl::dist;
 namespace nn = gcl::nn;
 namespace tr = gcl::train;
+using gcl::testing::relative_difference;
 
 namespace {
 
@@ -64,16 +66,6 @@ Run pretrain(tr::Mitigation level, dist::MpiCommunicator* comm, dist::BatchNormS
     r.parameters = Tensor<float>::copy_of(arena.flat_values());
     r.buffers = Tensor<float>::copy_of(arena.flat_buffers());
     return r;
-}
-
-// max |a - b| / max |b|
-double relative_difference(const Tensor<float>& a, const Tensor<float>& b) {
-    REQUIRE(a.numel() == b.numel());
-    double worst = 0, scale = 0;
-    for (index_t i = 0; i < b.numel(); ++i) scale = std::max(scale, std::abs(static_cast<double>(b.data()[i])));
-    for (index_t i = 0; i < b.numel(); ++i)
-        worst = std::max(worst, std::abs(static_cast<double>(a.data()[i]) - static_cast<double>(b.data()[i])));
-    return worst / scale;
 }
 
 constexpr double tolerance = 1e-5;  // float: the ranks' partial sums add up in another order

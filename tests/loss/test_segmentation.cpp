@@ -1,7 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "gcl/core/random.hpp"
@@ -108,4 +110,67 @@ TEST_CASE("Segmentation losses raise gcl::Error on bad input", "[loss][segmentat
     Tensor<index_t> empty_t(Shape{0, 4});
     CHECK_THROWS_WITH(gcl::loss::softmax_cross_entropy<double>(empty.cview(), empty_t.cview()),
                       Catch::Contains("empty batch"));
+}
+
+// The pieces a data-parallel job uses: a batch split into parts, each part's sums added, gives
+// every part the whole batch's loss and its own rows of the whole batch's gradient.
+TEST_CASE("Segmentation losses from partial sums equal the whole batch's", "[loss][segmentation]") {
+    Tensor<double> x(Shape{5, 3, 4, 3});
+    gcl::Rng rng(8);
+    gcl::fill_normal<double>(x.view(), rng, 0.0, 2.0);
+    Tensor<index_t> t(Shape{5, 4, 3});
+    for (index_t i = 0; i < t.numel(); ++i) t.data()[i] = static_cast<index_t>(rng.below(3));
+    t(3, 1, 2) = 255;
+    const index_t per_image = 3 * 4 * 3, labels_per_image = 4 * 3;
+    const std::vector<std::pair<index_t, index_t>> parts = {{0, 2}, {2, 2}, {4, 1}};  // first image, images
+    const auto view = [&](index_t first, index_t n) {
+        return std::make_pair(gcl::ConstView<double>(x.data() + first * per_image, Shape{n, 3, 4, 3}),
+                              gcl::ConstView<index_t>(t.data() + first * labels_per_image, Shape{n, 4, 3}));
+    };
+    const auto same_rows = [&](const Tensor<double>& part, const Tensor<double>& whole, index_t first) {
+        double worst = 0;
+        for (index_t i = 0; i < part.numel(); ++i)
+            worst = std::max(worst, std::abs(part.data()[i] - whole.data()[first * per_image + i]));
+        return worst;
+    };
+
+    const gcl::loss::CrossEntropyOptions ce{.class_weights = {1.0, 0.3, 2.0}, .ignore_index = 255};
+    const auto whole_ce = gcl::loss::softmax_cross_entropy<double>(x.cview(), t.cview(), ce);
+    std::vector<gcl::loss::CrossEntropyPartial<double>> ce_parts;
+    std::array<double, 2> ce_sums{};
+    for (const auto& [first, n] : parts) {
+        const auto [xv, tv] = view(first, n);
+        ce_parts.push_back(gcl::loss::cross_entropy_sums<double>(xv, tv, ce));
+        for (int i = 0; i < 2; ++i) ce_sums[i] += ce_parts.back().sums[i];
+    }
+    for (std::size_t p = 0; p < parts.size(); ++p) {
+        ce_parts[p].sums = ce_sums;
+        const auto r = gcl::loss::cross_entropy_from_sums<double>(ce_parts[p]);
+        CHECK(r.loss == Approx(whole_ce.loss).epsilon(1e-14));
+        CHECK(same_rows(r.grad, whole_ce.grad, parts[p].first) <= 1e-15);
+    }
+
+    for (bool per_image_dice : {false, true}) {
+        INFO("per_image " << per_image_dice);
+        const gcl::loss::DiceOptions d{.class_weights = {0.0, 1.0, 1.5}, .ignore_index = 255, .smooth = 1e-3,
+                                       .per_image = per_image_dice};
+        const auto whole = gcl::loss::soft_dice<double>(x.cview(), t.cview(), d);
+        std::vector<gcl::loss::DicePartial<double>> dice_parts;
+        std::vector<double> sums;
+        for (const auto& [first, n] : parts) {
+            const auto [xv, tv] = view(first, n);
+            dice_parts.push_back(gcl::loss::dice_sums<double>(xv, tv, d, first, 5));
+            sums.resize(dice_parts.back().sums.size(), 0.0);
+            for (std::size_t i = 0; i < sums.size(); ++i) sums[i] += dice_parts.back().sums[i];
+        }
+        for (std::size_t p = 0; p < parts.size(); ++p) {
+            dice_parts[p].sums = sums;
+            const auto r = gcl::loss::dice_from_sums<double>(dice_parts[p], d);
+            CHECK(r.loss == Approx(whole.loss).epsilon(1e-14));
+            CHECK(r.grad.shape() == Shape{parts[p].second, 3, 4, 3});
+            CHECK(same_rows(r.grad, whole.grad, parts[p].first) <= 1e-15);
+        }
+    }
+    const auto [xv, tv] = view(4, 1);
+    CHECK_THROWS_AS(gcl::loss::dice_sums<double>(xv, tv, {}, 4, 4), gcl::Error);  // images [4, 5) of 4
 }

@@ -2,7 +2,13 @@
 // runs, a loss that goes down).
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <string>
+#include <vector>
 
 #include "gcl/data/phantom.hpp"
 #include "gcl/nn/unet.hpp"
@@ -96,4 +102,114 @@ TEST_CASE("GclPretrainer and SegmentationTrainer repeat exactly and learn", "[tr
         if (trainer.steps_done() > 35) late += loss / 5;
     }
     CHECK(late < 0.8 * early);
+}
+
+namespace {
+
+// Parameters, buffers and losses of a run, compared bitwise.
+struct RunState {
+    Tensor<float> parameters, buffers;
+    std::vector<double> losses;
+    bool operator==(const RunState& o) const {
+        const auto same = [](const Tensor<float>& a, const Tensor<float>& b) {
+            return a.numel() == b.numel() && std::equal(a.data(), a.data() + a.numel(), b.data());
+        };
+        return same(parameters, o.parameters) && same(buffers, o.buffers) && losses == o.losses;
+    }
+};
+
+template <class Arena>
+RunState state_of(const Arena& arena, std::vector<double> losses) {
+    return {Tensor<float>::copy_of(arena.flat_values()), Tensor<float>::copy_of(arena.flat_buffers()), std::move(losses)};
+}
+
+std::filesystem::path temp_checkpoint(const std::string& name) {
+    return std::filesystem::temp_directory_path() / ("gcl_test_" + std::to_string(::getpid()) + "_" + name + ".gclckpt");
+}
+
+}  // namespace
+
+TEST_CASE("GclPretrainer and SegmentationTrainer resume exactly from a checkpoint", "[train][checkpoint]") {
+    const std::vector<gd::Slice> slices = gd::phantom_slices({.patients = 4, .slices = 8, .size = 16, .seed = 6, .profile = {}});
+    const nn::UNetOptions unet_options{.in_channels = 1, .classes = 4, .depth = 2, .base_width = 4};
+
+    SECTION("pre-training") {
+        tr::GclPretrainerOptions o;
+        o.steps = 4;
+        o.warmup_steps = 1;
+        o.sgd.learning_rate = 0.05;
+        o.sampler.batch_size = 6;
+        o.sampler.seed = 1;
+        o.objective.pixel_samples = 4;
+        const std::filesystem::path path = temp_checkpoint("pretrain");
+        // Runs `steps` steps, from the checkpoint when asked, and saves when asked.
+        const auto run = [&](std::int64_t steps, bool resume, bool save, std::uint64_t init_seed = 9) {
+            nn::ParameterArena<float> arena;
+            nn::PretrainModel<float> model(arena,
+                                           {.encoder = unet_options.encoder(), .image_hidden = 8, .image_out = 6,
+                                            .pixel_hidden = 8, .pixel_out = 6},
+                                           init_seed);
+            tr::GclPretrainer<float> pretrainer(model, arena, slices, o);
+            if (resume) pretrainer.resume(path);
+            std::vector<double> losses;
+            for (std::int64_t s = 0; s < steps; ++s) losses.push_back(pretrainer.step().total);
+            if (save) pretrainer.save(path);
+            return state_of(arena, losses);
+        };
+        const RunState whole = run(4, false, false);
+        const RunState first = run(2, false, true);
+        const RunState rest = run(2, true, false, /*init_seed=*/77);  // loading replaces the initialisation
+        CHECK(rest.losses.size() == 2);
+        std::vector<double> joined = first.losses;
+        joined.insert(joined.end(), rest.losses.begin(), rest.losses.end());
+        CHECK((RunState{rest.parameters, rest.buffers, joined} == whole));
+
+        // Options that would make another run: a clear error, nothing loaded.
+        o.sampler.batch_size = 8;
+        nn::ParameterArena<float> arena;
+        nn::PretrainModel<float> model(arena, {.encoder = unet_options.encoder(), .image_hidden = 8, .image_out = 6,
+                                               .pixel_hidden = 8, .pixel_out = 6}, 9);
+        tr::GclPretrainer<float> other(model, arena, slices, o);
+        const Tensor<float> before = Tensor<float>::copy_of(arena.flat_values());
+        CHECK_THROWS_WITH(other.resume(path), Catch::Contains("batch_size = 6, this trainer has 8"));
+        CHECK(std::equal(before.data(), before.data() + before.numel(), arena.flat_values().data()));
+        CHECK(other.steps_done() == 0);
+        std::filesystem::remove(path);
+    }
+
+    SECTION("fine-tuning") {
+        tr::SegmentationTrainerOptions so;
+        so.steps = 4;
+        so.warmup_steps = 1;
+        so.batch_size = 5;
+        so.adam.learning_rate = 3e-3;
+        so.seed = 4;
+        const std::filesystem::path path = temp_checkpoint("finetune");
+        const auto run = [&](std::int64_t steps, bool resume, bool save, std::uint64_t init_seed = 3) {
+            nn::ParameterArena<float> arena;
+            nn::UNet<float> unet(arena, unet_options, init_seed);
+            tr::SegmentationTrainer<float, nn::UNet<float>> trainer(unet, arena, slices, so);
+            if (resume) trainer.resume(path);
+            std::vector<double> losses;
+            for (std::int64_t s = 0; s < steps; ++s) losses.push_back(trainer.step().loss);
+            if (save) trainer.save(path);
+            CHECK(trainer.steps_done() == (resume ? 2 : 0) + steps);
+            return state_of(arena, losses);
+        };
+        const RunState whole = run(4, false, false);
+        const RunState first = run(2, false, true);
+        const RunState rest = run(2, true, false, /*init_seed=*/77);
+        std::vector<double> joined = first.losses;
+        joined.insert(joined.end(), rest.losses.begin(), rest.losses.end());
+        CHECK((RunState{rest.parameters, rest.buffers, joined} == whole));
+
+        // A fine-tuning checkpoint is not a pre-training one, and a missing file says so.
+        nn::ParameterArena<float> arena;
+        nn::PretrainModel<float> model(arena, {.encoder = unet_options.encoder(), .image_hidden = 8, .image_out = 6,
+                                               .pixel_hidden = 8, .pixel_out = 6}, 9);
+        tr::GclPretrainer<float> pretrainer(model, arena, slices, tr::GclPretrainerOptions{});
+        CHECK_THROWS_WITH(pretrainer.resume(path), Catch::Contains("state of a segmentation_trainer, not of a gcl_pretrainer"));
+        std::filesystem::remove(path);
+        CHECK_THROWS_WITH(pretrainer.resume(path), Catch::Contains("no such file"));
+    }
 }

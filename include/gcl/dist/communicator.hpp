@@ -15,6 +15,7 @@
 #include <concepts>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "gcl/core/shape.hpp"
 
@@ -46,5 +47,15 @@ concept CommunicatorFor = requires(C& c, const T* in, T* out, index_t n, std::sp
     c.broadcast(out, n, root);
     { c.traffic() } -> std::convertible_to<Traffic>;
 };
+
+// Every rank receives root's bytes (any length): the length, then the bytes.
+template <class Comm>
+    requires CommunicatorFor<Comm, std::int64_t> && CommunicatorFor<Comm, std::uint8_t>
+void broadcast_bytes(Comm& comm, std::vector<unsigned char>& bytes, int root = 0) {
+    std::int64_t n = static_cast<std::int64_t>(bytes.size());
+    comm.broadcast(&n, 1, root);
+    bytes.resize(static_cast<std::size_t>(n));
+    if (n > 0) comm.broadcast(reinterpret_cast<std::uint8_t*>(bytes.data()), static_cast<index_t>(n), root);
+}
 
 }  // namespace gcl::dist

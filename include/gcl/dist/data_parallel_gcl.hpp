@@ -32,19 +32,14 @@
 
 #include "gcl/core/error.hpp"
 #include "gcl/core/tensor.hpp"
-#include "gcl/dist/batch_statistics.hpp"
 #include "gcl/dist/communicator.hpp"
 #include "gcl/dist/partition.hpp"
+#include "gcl/dist/replicated_arena.hpp"
 #include "gcl/dist/sharded_mitigate.hpp"
 #include "gcl/nn/parameter_arena.hpp"
 #include "gcl/train/gcl_objective.hpp"
 
 namespace gcl::dist {
-
-enum class BatchNormSync {
-    synchronised,  // statistics of the global batch: the step equals the single-process step
-    local,         // each rank's own statistics (cheaper; a different method for small local batches)
-};
 
 struct DataParallelGclOptions {
     BatchNormSync batch_norm = BatchNormSync::synchronised;
@@ -53,7 +48,8 @@ struct DataParallelGclOptions {
 // The rows of a two-view batch spread over the ranks: rank r holds images
 // [offsets[r], offsets[r] + counts[r]) of the B, first views then second views.
 template <class T, class Comm>
-    requires CommunicatorFor<Comm, T> && CommunicatorFor<Comm, double> && CommunicatorFor<Comm, std::int64_t>
+    requires CommunicatorFor<Comm, T> && CommunicatorFor<Comm, double> && CommunicatorFor<Comm, std::int64_t> &&
+             CommunicatorFor<Comm, std::uint8_t>
 class GclRankExchange final : public train::GclBatchExchange<T> {
 public:
     GclRankExchange(Comm& comm, index_t global_images) : comm_(&comm), part_(global_images, comm.size()) {
@@ -108,6 +104,9 @@ public:
         check(grad.is_contiguous(), "dist::DataParallelGcl", "the gradient must be contiguous");
         comm_->all_reduce_sum(grad.data(), grad.numel());
     }
+
+    bool writes_checkpoints() const override { return comm_->rank() == 0; }
+    void share_bytes(std::vector<unsigned char>& bytes) override { broadcast_bytes(*comm_, bytes); }
 
     std::vector<std::uint64_t> global_rows(index_t rows_per_sample) override {
         const index_t B = part_.total(), b = own_images(), first = first_image();
@@ -172,29 +171,20 @@ private:
 };
 
 template <class T, class Comm>
-    requires CommunicatorFor<Comm, T> && CommunicatorFor<Comm, double> && CommunicatorFor<Comm, std::int64_t>
+    requires CommunicatorFor<Comm, T> && CommunicatorFor<Comm, double> && CommunicatorFor<Comm, std::int64_t> &&
+             CommunicatorFor<Comm, std::uint8_t>
 class DataParallelGcl {
+    // The exchange first: its checks run before the broadcasts.
 public:
     DataParallelGcl(Comm& comm, nn::ParameterArena<T, cpu>& arena, index_t global_batch_size,
                     const DataParallelGclOptions& options = {})
-        : arena_(&arena), exchange_(comm, global_batch_size), sync_(comm) {
-        comm.broadcast(arena.flat_values().data(), arena.size(), 0);
-        const auto buffers = arena.flat_buffers();
-        comm.broadcast(buffers.data(), buffers.numel(), 0);
-        if (options.batch_norm == BatchNormSync::synchronised) arena.set_batch_statistics_reducer(&sync_);
-    }
-    DataParallelGcl(const DataParallelGcl&) = delete;
-    DataParallelGcl& operator=(const DataParallelGcl&) = delete;
-    ~DataParallelGcl() {
-        if (arena_->batch_statistics_reducer() == &sync_) arena_->set_batch_statistics_reducer(nullptr);
-    }
+        : exchange_(comm, global_batch_size), replica_(comm, arena, options.batch_norm) {}
 
     GclRankExchange<T, Comm>& exchange() { return exchange_; }
 
 private:
-    nn::ParameterArena<T, cpu>* arena_;
     GclRankExchange<T, Comm> exchange_;
-    SynchronisedBatchStatistics<Comm> sync_;
+    ReplicatedArena<T, Comm> replica_;
 };
 
 }  // namespace gcl::dist

@@ -84,9 +84,7 @@ public:
     // codes, so every failing call becomes a gcl::Error naming the call.
     explicit MpiCommunicator(MPI_Comm comm = MPI_COMM_WORLD) {
         detail::check_mpi(MPI_Comm_dup(comm, &comm_), "MPI_Comm_dup");
-        detail::check_mpi(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
-        detail::check_mpi(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
-        detail::check_mpi(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
+        adopt();
     }
     MpiCommunicator(const MpiCommunicator&) = delete;
     MpiCommunicator& operator=(const MpiCommunicator&) = delete;
@@ -144,6 +142,15 @@ public:
 
     void barrier() { detail::check_mpi(MPI_Barrier(comm_), "MPI_Barrier"); }
 
+    // The ranks that pass the same color, in a communicator of their own ranked by key (ties by
+    // rank here): MPI_Comm_split. Every rank of this communicator must call it.
+    MpiCommunicator split(int color, int key = 0) const {
+        check(color >= 0, "dist::mpi", "MPI_Comm_split: the color must be non-negative, got ", color);
+        MPI_Comm part = MPI_COMM_NULL;
+        detail::check_mpi(MPI_Comm_split(comm_, color, key, &part), "MPI_Comm_split");
+        return MpiCommunicator(Adopt{}, part);
+    }
+
     // Ends every rank of the job: the way out of an error on one rank while the others may be
     // waiting in a collective.
     [[noreturn]] void abort(int code) const {
@@ -152,6 +159,14 @@ public:
     }
 
 private:
+    struct Adopt {};
+    MpiCommunicator(Adopt, MPI_Comm comm) : comm_(comm) { adopt(); }
+    void adopt() {
+        detail::check_mpi(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
+        detail::check_mpi(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
+        detail::check_mpi(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
+    }
+
     std::vector<int> int_counts(std::span<const index_t> counts, const char* call) const {
         check(static_cast<int>(counts.size()) == size_, "dist::mpi", call, ": ", counts.size(), " counts for ", size_,
               " ranks");

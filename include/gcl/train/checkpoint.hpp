@@ -262,7 +262,10 @@ public:
     };
 
     // Reads and validates a whole checkpoint file.
-    static Checkpoint read(const std::filesystem::path& path) {
+    static Checkpoint read(const std::filesystem::path& path) { return from_bytes(read_bytes(path), path.string()); }
+
+    // A checkpoint file's bytes, unvalidated (e.g. to send them to other processes first).
+    static std::vector<unsigned char> read_bytes(const std::filesystem::path& path) {
         const std::string source = path.string();
         std::error_code ec;
         const auto status = std::filesystem::status(path, ec);
@@ -276,7 +279,7 @@ public:
         if (size > 0) in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
         check(static_cast<bool>(in) && static_cast<std::uintmax_t>(in.gcount()) == size, "read_checkpoint", "reading ",
               source, " failed");
-        return from_bytes(std::move(bytes), source);
+        return bytes;
     }
 
     // Validates checkpoint bytes held in memory; `source` names them in error messages.

@@ -182,13 +182,18 @@ void save_training_state(const std::filesystem::path& path, const nn::ParameterA
 
 // Loads parameters, buffers and optimizer state; if anything does not match, nothing changes.
 template <class T, class Rule>
-void load_training_state(const std::filesystem::path& path, nn::ParameterArena<T, cpu>& arena,
+void load_training_state(const Checkpoint& checkpoint, nn::ParameterArena<T, cpu>& arena,
                          optim::FlatOptimizer<T, Rule>& optimizer) {
-    const Checkpoint checkpoint = Checkpoint::read(path);
     check_parameters(checkpoint, arena, LoadMode::strict);
     check_optimizer(checkpoint, optimizer, arena);
     load_parameters(checkpoint, arena, LoadMode::strict);
     load_optimizer(checkpoint, optimizer, arena);
+}
+
+template <class T, class Rule>
+void load_training_state(const std::filesystem::path& path, nn::ParameterArena<T, cpu>& arena,
+                         optim::FlatOptimizer<T, Rule>& optimizer) {
+    load_training_state(Checkpoint::read(path), arena, optimizer);
 }
 
 }  // namespace gcl::train

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "gcl/train/training_state.hpp"
 #include "gcl/core/error.hpp"
 #include "gcl/core/random.hpp"
 #include "gcl/core/tensor.hpp"
@@ -159,10 +160,10 @@ inline std::vector<double> gram_cosines(const double* gram, index_t K) {
 // the gradient rows of its own samples, and the exchange combines the ranks' parameter gradients.
 // "Rows" are the leading dimension of a [2b, ...] tensor: the rank's b images' first views, then
 // their second views; the global [2B, ...] is in the single process's order.
+// Checkpoints go through its CheckpointRanks side (training_state.hpp).
 template <class T>
-class GclBatchExchange {
+class GclBatchExchange : public CheckpointRanks {
 public:
-    virtual ~GclBatchExchange() = default;
     // This rank's rows [2b, ...] -> the global batch's [2B, ...].
     virtual Tensor<T> gather(ConstView<T> local) = 0;
     // This rank's meta labels [K, 2b] -> the global batch's [K, 2B].

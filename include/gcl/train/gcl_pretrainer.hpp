@@ -11,7 +11,10 @@
 //   train::GclPretrainer<float> pretrainer(model, arena, unlabelled, options);
 //   while (!pretrainer.done()) { auto r = pretrainer.step(); ... }
 //   nn::transfer_parameters(arena, unet_arena, {.source_prefix = "encoder."});
+//   pretrainer.save("pretrain.gclckpt");     // the whole state; resume() in a trainer built the
+//                                            // same way continues exactly (training_state.hpp)
 #include <cstdint>
+#include <filesystem>
 #include <vector>
 
 #include "gcl/data/batch.hpp"
@@ -22,6 +25,7 @@
 #include "gcl/optim/schedule.hpp"
 #include "gcl/optim/sgd.hpp"
 #include "gcl/train/gcl_objective.hpp"
+#include "gcl/train/training_state.hpp"
 
 namespace gcl::train {
 
@@ -88,6 +92,15 @@ public:
         objective_.set_batch_exchange(exchange);
     }
 
+    // The whole training state (parameters, buffers, SGD's momentum, steps done) to `path`,
+    // atomically; under data parallel rank 0 writes.
+    void save(const std::filesystem::path& path) { save_trainer_state(path, *arena_, sgd_, step_, identity(), exchange_); }
+    // Continues a run saved by save() of a pre-trainer with the same options and data set size, on
+    // any number of ranks the global batch allows; a checkpoint that does not fit raises gcl::Error.
+    void resume(const std::filesystem::path& path) {
+        step_ = resume_trainer_state(path, *arena_, sgd_, identity(), exchange_);
+    }
+
     // One pre-training step; returns what the objective saw.
     GclStepReport step() {
         check(!done(), "train::GclPretrainer::step", "all ", options_.steps, " steps are done");
@@ -128,6 +141,27 @@ public:
     }
 
 private:
+    TrainerIdentity identity() const {
+        const GclObjectiveOptions& o = options_.objective;
+        return {.kind = "gcl_pretrainer",
+                .integers = {{"steps", options_.steps},
+                             {"warmup_steps", options_.warmup_steps},
+                             {"batch_size", options_.sampler.batch_size},
+                             {"sampler_seed", static_cast<std::int64_t>(options_.sampler.seed)},
+                             {"seed", static_cast<std::int64_t>(options_.seed)},
+                             {"slices", static_cast<std::int64_t>(slices_->size())},
+                             {"meta_labels", static_cast<std::int64_t>(options_.sampler.positives.size())},
+                             {"instance_contrast", options_.instance_contrast ? 1 : 0},
+                             {"mitigation", static_cast<std::int64_t>(o.mitigation)},
+                             {"pixel_samples", static_cast<std::int64_t>(o.pixel_samples)}},
+                .reals = {{"learning_rate", options_.sgd.learning_rate},
+                          {"momentum", options_.sgd.momentum},
+                          {"weight_decay", options_.sgd.weight_decay},
+                          {"min_learning_rate", options_.min_learning_rate},
+                          {"temperature", o.temperature},
+                          {"pixel_weight", o.pixel_weight}}};
+    }
+
     nn::ParameterArena<T, cpu>* arena_;
     const std::vector<data::Slice>* slices_;
     GclPretrainerOptions options_;

@@ -7,7 +7,14 @@
 //   optim::Adam<float> adam(arena.size(), {.lr = 1e-3});
 //   auto r = objective.gradient(unet, arena, batch.images.cview(), batch.labels.cview());
 //   adam.step(arena);
+//
+// Data parallel (dist/data_parallel_segmentation.hpp): with a SegmentationBatchExchange set, the
+// batch is this rank's share of a global batch; the losses' partial sums (cross-entropy's weighted
+// sums, Dice's per-class sums) are summed over the ranks before the loss and its gradient are
+// formed, so every rank reports the global batch's loss and holds its share of the gradient, and
+// the exchange sums the ranks' parameter gradients: the single-process gradient of the global batch.
 #include <cstdint>
+#include <span>
 #include <type_traits>
 
 #include "gcl/core/error.hpp"
@@ -16,6 +23,7 @@
 #include "gcl/loss/dice.hpp"
 #include "gcl/nn/parameter_arena.hpp"
 #include "gcl/ops/elementwise.hpp"
+#include "gcl/train/training_state.hpp"
 
 namespace gcl::train {
 
@@ -34,6 +42,24 @@ struct SegmentationStepReport {
     double dice_loss = 0;
 };
 
+// Which images of a global batch of `total` this rank holds: [first, first + count).
+struct BatchShare {
+    index_t first = 0, count = 0, total = 0;
+};
+
+// The seam of data-parallel fine-tuning (dist::DataParallelSegmentation implements it over a
+// communicator); checkpoints go through its CheckpointRanks side.
+template <class T>
+class SegmentationBatchExchange : public CheckpointRanks {
+public:
+    // This rank's images of a global batch of `global_images` (every rank draws the same one).
+    virtual BatchShare share(index_t global_images) = 0;
+    // In place: every rank ends with the sum over the ranks (the losses' partial sums).
+    virtual void sum(std::span<double> values) = 0;
+    // This rank's share of the parameter gradient -> the sum over the ranks.
+    virtual void sum_gradient(TensorView<T> grad) = 0;
+};
+
 template <class T>
 class SegmentationObjective {
 public:
@@ -44,20 +70,32 @@ public:
               options.cross_entropy_weight, " and ", options.dice_weight);
     }
 
-    // Loss of logits [N, C, H, W] against labels [N, H, W]; the gradient goes to `d_logits`.
+    // Data-parallel fine-tuning (SegmentationBatchExchange); nullptr (the default): one process. Not owned.
+    void set_batch_exchange(SegmentationBatchExchange<T>* exchange) { exchange_ = exchange; }
+
+    // Loss of logits [N, C, H, W] against labels [N, H, W]; the gradient goes to `d_logits`. With
+    // an exchange, the N images are `share` of the global batch and the loss is the global one.
     template <class L>
-    SegmentationStepReport loss(ConstView<T> logits, ConstView<L> labels, Tensor<T>& d_logits) {
+    SegmentationStepReport loss(ConstView<T> logits, ConstView<L> labels, Tensor<T>& d_logits, BatchShare share = {}) {
         static_assert(std::is_integral_v<L>, "labels are class indices");
         check(labels.is_contiguous(), "train::SegmentationObjective", "labels must be contiguous");
         targets_.resize(labels.shape());
         for (index_t i = 0; i < labels.numel(); ++i) targets_.data()[i] = static_cast<index_t>(labels.data()[i]);
 
+        if (!exchange_) share = {.first = 0, .count = logits.dim(0), .total = logits.dim(0)};
+        check(share.count == logits.dim(0), "train::SegmentationObjective", "the share holds ", share.count,
+              " images, the logits ", logits.shape());
+        const auto sum_over_ranks = [&](std::span<double> sums) {
+            if (exchange_) exchange_->sum(sums);
+        };
+
         SegmentationStepReport r;
         d_logits.resize(logits.shape());
         ops::fill(d_logits.view(), T(0));
         if (options_.cross_entropy_weight > 0) {
-            const loss::SegmentationLoss<T> ce =
-                loss::softmax_cross_entropy<T>(logits, targets_.cview(), options_.cross_entropy);
+            loss::CrossEntropyPartial<T> part = loss::cross_entropy_sums<T>(logits, targets_.cview(), options_.cross_entropy);
+            sum_over_ranks(part.sums);
+            const loss::SegmentationLoss<T> ce = loss::cross_entropy_from_sums<T>(std::move(part));
             r.cross_entropy = ce.loss;
             ops::axpy(static_cast<T>(options_.cross_entropy_weight), ce.grad.cview(), d_logits.view());
         }
@@ -67,7 +105,9 @@ public:
                 dice.class_weights.assign(static_cast<std::size_t>(logits.dim(1)), 1.0);
                 dice.class_weights[0] = 0.0;
             }
-            const loss::SegmentationLoss<T> d = loss::soft_dice<T>(logits, targets_.cview(), dice);
+            loss::DicePartial<T> part = loss::dice_sums<T>(logits, targets_.cview(), dice, share.first, share.total);
+            sum_over_ranks(part.sums);
+            const loss::SegmentationLoss<T> d = loss::dice_from_sums<T>(part, dice);
             r.dice_loss = d.loss;
             ops::axpy(static_cast<T>(options_.dice_weight), d.grad.cview(), d_logits.view());
         }
@@ -76,16 +116,19 @@ public:
     }
 
     // Forward in training mode, loss, and backward into the arena's own gradient buffer.
+    // With an exchange: the images are `share` of the global batch, and the arena ends with the
+    // gradient summed over the ranks.
     template <class Net, class L>
     SegmentationStepReport gradient(Net& net, nn::ParameterArena<T, cpu>& arena, ConstView<T> images,
-                                    ConstView<L> labels) {
+                                    ConstView<L> labels, BatchShare share = {}) {
         check(!labels.empty(), "train::SegmentationObjective", "the batch has no labels (an unlabelled slice?)");
         net.set_training(true);
         const ConstView<T> logits = net.forward(images);
-        const SegmentationStepReport r = loss(logits, labels, d_logits_);
+        const SegmentationStepReport r = loss(logits, labels, d_logits_, share);
         arena.begin_backward(nn::GradMode::overwrite);
         net.backward(d_logits_.cview());
         arena.end_backward();
+        if (exchange_) exchange_->sum_gradient(arena.flat_grads());
         return r;
     }
 
@@ -93,6 +136,7 @@ private:
     SegmentationObjectiveOptions options_;
     Tensor<index_t> targets_;
     Tensor<T> d_logits_;
+    SegmentationBatchExchange<T>* exchange_ = nullptr;
 };
 
 }  // namespace gcl::train

@@ -5,7 +5,14 @@
 //
 //   train::SegmentationTrainer<float, nn::UNet<float>> trainer(unet, arena, labelled, options);
 //   while (!trainer.done()) trainer.step();
+//   trainer.save("fine_tune.gclckpt");      // and later, in a trainer built the same way:
+//   trainer.resume("fine_tune.gclckpt");    // continues exactly where the saved run was
+//
+// Data parallel: dist::DataParallelSegmentation dp(comm, arena, options.batch_size);
+// trainer.set_batch_exchange(&dp.exchange()); every rank then trains on its share of each batch
+// and reports the global batch's losses.
 #include <cstdint>
+#include <filesystem>
 #include <type_traits>
 #include <vector>
 
@@ -16,6 +23,7 @@
 #include "gcl/optim/adam.hpp"
 #include "gcl/optim/schedule.hpp"
 #include "gcl/train/segmentation_objective.hpp"
+#include "gcl/train/training_state.hpp"
 
 namespace gcl::train {
 
@@ -48,6 +56,29 @@ public:
     bool done() const { return step_ >= options_.steps; }
     std::int64_t steps_done() const { return step_; }
     double learning_rate() const { return adam_.learning_rate(); }
+    optim::Adam<T>& optimizer() { return adam_; }
+    const SegmentationTrainerOptions& options() const { return options_; }
+    // The images every step draws: the global batch under data parallel.
+    index_t batch_images() const { return std::min(options_.batch_size, static_cast<index_t>(slices_->size())); }
+
+    // Data-parallel fine-tuning: each step trains on this rank's share of the global batch of
+    // batch_images() slices, and the losses are the global batch's (dist::DataParallelSegmentation
+    // sets it up). nullptr (the default): one process. Not owned.
+    void set_batch_exchange(SegmentationBatchExchange<T>* exchange) {
+        exchange_ = exchange;
+        objective_.set_batch_exchange(exchange);
+    }
+
+    // The whole training state (parameters, buffers, Adam's state, steps done) to `path`,
+    // atomically; under data parallel rank 0 writes (training_state.hpp).
+    void save(const std::filesystem::path& path) {
+        save_trainer_state(path, *arena_, adam_, step_, identity(), exchange_);
+    }
+    // Continues a run saved by save() of a trainer with the same options and data set size, on any
+    // number of ranks the global batch allows; a checkpoint that does not fit raises gcl::Error.
+    void resume(const std::filesystem::path& path) {
+        step_ = resume_trainer_state(path, *arena_, adam_, identity(), exchange_);
+    }
 
     SegmentationStepReport step() {
         check(!done(), "train::SegmentationTrainer::step", "all ", options_.steps, " steps are done");
@@ -56,16 +87,20 @@ public:
         Rng draw = Rng(options_.seed, 1).split(s);
         const auto n = static_cast<index_t>(slices_->size());
         std::vector<index_t> order = random_permutation(n, draw);
-        order.resize(static_cast<std::size_t>(std::min(options_.batch_size, n)));
+        order.resize(static_cast<std::size_t>(batch_images()));
         const data::Batch batch =
             data::augmented_batch(*slices_, order, options_.augment, data::MetaSpec{}, Rng(options_.seed, 2).split(s));
+        // Data parallel: every rank drew the same global batch; it trains on its own images.
+        const BatchShare share = exchange_ ? exchange_->share(batch.images.dim(0)) : BatchShare{};
+        const ConstView<float> images = exchange_ ? own_rows(batch.images.cview(), share) : batch.images.cview();
+        const ConstView<std::int32_t> labels = exchange_ ? own_rows(batch.labels.cview(), share) : batch.labels.cview();
         SegmentationStepReport report;
         if constexpr (std::is_same_v<T, float>) {
-            report = objective_.gradient(*net_, *arena_, batch.images.cview(), batch.labels.cview());
+            report = objective_.gradient(*net_, *arena_, images, labels, share);
         } else {
-            Tensor<T> images(batch.images.shape());
-            std::copy(batch.images.data(), batch.images.data() + images.numel(), images.data());
-            report = objective_.gradient(*net_, *arena_, images.cview(), batch.labels.cview());
+            Tensor<T> converted(images.shape());
+            std::copy(images.data(), images.data() + converted.numel(), converted.data());
+            report = objective_.gradient(*net_, *arena_, converted.cview(), labels, share);
         }
         adam_.set_learning_rate(schedule_(step_));
         adam_.step(*arena_);
@@ -74,6 +109,27 @@ public:
     }
 
 private:
+    template <class V>
+    static ConstView<V> own_rows(ConstView<V> global, const BatchShare& share) {
+        Shape shape = global.shape();
+        const index_t width = global.numel() / shape[0];
+        shape[0] = share.count;
+        return ConstView<V>(global.data() + share.first * width, shape);
+    }
+
+    TrainerIdentity identity() const {
+        return {.kind = "segmentation_trainer",
+                .integers = {{"steps", options_.steps},
+                             {"warmup_steps", options_.warmup_steps},
+                             {"batch_size", batch_images()},
+                             {"seed", static_cast<std::int64_t>(options_.seed)},
+                             {"slices", static_cast<std::int64_t>(slices_->size())}},
+                .reals = {{"learning_rate", options_.adam.learning_rate},
+                          {"min_learning_rate", options_.min_learning_rate},
+                          {"cross_entropy_weight", options_.objective.cross_entropy_weight},
+                          {"dice_weight", options_.objective.dice_weight}}};
+    }
+
     Net* net_;
     nn::ParameterArena<T, cpu>* arena_;
     const std::vector<data::Slice>* slices_;
@@ -82,6 +138,7 @@ private:
     optim::Adam<T> adam_;
     optim::CosineWarmupSchedule schedule_;
     std::int64_t step_ = 0;
+    SegmentationBatchExchange<T>* exchange_ = nullptr;
 };
 
 }  // namespace gcl::train
