@@ -21,6 +21,7 @@
 #include "gcl/train/pretrain_probe.hpp"
 #ifdef GCL_RUNS_WITH_MPI
 #include "gcl/dist/data_parallel_gcl.hpp"
+#include "gcl/dist/data_parallel_segmentation.hpp"
 #include "gcl/dist/mpi_communicator.hpp"
 #endif
 
@@ -321,6 +322,10 @@ inline Pretraining pretrain(Method m, const Protocol& p, const Data& d, std::uin
     if (job.size() > 1) {
         data_parallel.emplace(job.communicator(), arena, po.sampler.batch_size);
         pretrainer.set_batch_exchange(&data_parallel->exchange());
+        if (print_every > 0)
+            std::printf("  [pre-train %s] data-parallel: %lld of the %lld images of each batch on rank 0\n",
+                        method_name(m).c_str(), static_cast<long long>(data_parallel->exchange().own_images()),
+                        static_cast<long long>(po.sampler.batch_size));
     }
 #else
     (void)job;
@@ -417,7 +422,19 @@ inline Finetuning finetune(const std::string& method, const Protocol& p, const D
     o.augment = finetune_augmentation();
     o.seed = seed;
     tr::SegmentationTrainer<float, nn::UNet<float>> trainer(unet, arena, labelled, o);
+#ifdef GCL_RUNS_WITH_MPI
+    std::optional<gcl::dist::DataParallelSegmentation<float, gcl::dist::MpiCommunicator>> data_parallel;
+    if (job.size() > 1) {
+        data_parallel.emplace(job.communicator(), arena, trainer.batch_images());
+        trainer.set_batch_exchange(&data_parallel->exchange());
+        if (print)
+            std::printf("  [fine-tune %s] data-parallel: %lld of the %lld images of each batch on rank 0\n", method.c_str(),
+                        static_cast<long long>(data_parallel->exchange().own_images()),
+                        static_cast<long long>(trainer.batch_images()));
+    }
+#else
     (void)job;
+#endif
     double running = 0;
     while (!trainer.done()) {
         const tr::SegmentationStepReport r = trainer.step();
