@@ -53,7 +53,11 @@ std::vector<Writer> every_writer() {
         {"write_nifti", "a.nii", [=](const fs::path& p) { gd::write_nifti<float>(p, volume.cview()); }},
         {"write_nifti", "a.nii.gz", [=](const fs::path& p) { gd::write_nifti<float>(p, volume.cview()); }},
         {"write_png", "a.png", [=](const fs::path& p) { gd::write_png(p, image.cview()); }},
-        {"write_acdc_info", "Info.cfg", [](const fs::path& p) { gd::write_acdc_info(p, gd::AcdcInfo{.ed = 1, .es = 9}); }},
+        {"write_acdc_info", "Info.cfg", [](const fs::path& p) {
+             gd::AcdcInfo info;
+             info.es = 9;
+             gd::write_acdc_info(p, info);
+         }},
         {"write_checkpoint", "a.gclc", [=](const fs::path& p) {
              gcl::train::CheckpointWriter w;
              w.add("volume", volume.cview());
