@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <vector>
 
@@ -149,12 +150,16 @@ TEST_CASE("oneDNN transposed convolutions agree with the im2col path", "[backend
     }
 }
 
-TEST_CASE("oneDNN's stacked backward equals K separate passes bit for bit", "[backend][conv][onednn]") {
-    if (!gcl::backend::onednn::enabled) std::exit(77);
-    gcl::Rng rng(7);
+namespace {
+
+// K = 3 stacked backward passes over x [2, 16, 12, 12] and w [filters, 16, 3, 3]: `stacked` runs
+// them into dx [K N, ...] and dw[k]; each must equal a separate pass bit for bit.
+template <class Stacked>
+void require_stacked_equals_separate(index_t filters, std::uint64_t seed, Stacked&& stacked) {
+    gcl::Rng rng(seed);
     const ops::Conv2dParams p{{1, 1}, {1, 1}, {1, 1}};
     const index_t K = 3, N = 2;
-    const Shape xs{N, 16, 12, 12}, ws{8, 16, 3, 3};
+    const Shape xs{N, 16, 12, 12}, ws{filters, 16, 3, 3};
     const Shape ys = ops::conv2d_output_shape(xs, ws, p);
     const Tensor<float> x = gcl::testing::random_tensor<float>(xs, rng, -1.f, 1.f);
     const Tensor<float> w = gcl::testing::random_tensor<float>(ws, rng, -1.f, 1.f);
@@ -163,7 +168,7 @@ TEST_CASE("oneDNN's stacked backward equals K separate passes bit for bit", "[ba
     std::vector<Tensor<float>> dw(K, Tensor<float>(ws));
     std::vector<gcl::TensorView<float, gcl::cpu>> dw_views;
     for (auto& t : dw) dw_views.push_back(t.view());
-    Conv2d<gcl::cpu>::backward_stacked<float>(dy, x, w, dx, dw_views, p, false);
+    stacked(x, w, dy, dx, dw_views, p);
     for (index_t k = 0; k < K; ++k) {
         Tensor<float> dy_k(ys), dx_k(xs), dw_k(ws);
         std::copy(dy.data() + k * ys.numel(), dy.data() + (k + 1) * ys.numel(), dy_k.data());
@@ -172,6 +177,18 @@ TEST_CASE("oneDNN's stacked backward equals K separate passes bit for bit", "[ba
         REQUIRE(std::equal(dx_k.data(), dx_k.data() + xs.numel(), dx.data() + k * xs.numel()));
         REQUIRE(bitwise_equal(dw_k, dw[k]));
     }
+}
+
+using DwViews = std::vector<gcl::TensorView<float, gcl::cpu>>;
+
+}  // namespace
+
+TEST_CASE("oneDNN's stacked backward equals K separate passes bit for bit", "[backend][conv][onednn]") {
+    if (!gcl::backend::onednn::enabled) std::exit(77);
+    require_stacked_equals_separate(8, 7, [](const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>& dy,
+                                             Tensor<float>& dx, const DwViews& dw, const ops::Conv2dParams& p) {
+        Conv2d<gcl::cpu>::backward_stacked<float>(dy, x, w, dx, dw, p, false);
+    });
 }
 
 TEST_CASE("Backward passes from kept forward operands equal the plain calls bit for bit", "[backend][conv][onednn]") {
@@ -234,31 +251,14 @@ TEST_CASE("Backward passes from kept forward operands equal the plain calls bit 
 
 TEST_CASE("The stacked backward reads the kept operands and equals separate passes", "[backend][conv][onednn]") {
     if (!gcl::backend::onednn::enabled) std::exit(77);
-    gcl::Rng rng(8);
-    const ops::Conv2dParams p{{1, 1}, {1, 1}, {1, 1}};
-    const index_t K = 3, N = 2;
-    const Shape xs{N, 16, 12, 12}, ws{32, 16, 3, 3};
-    const Shape ys = ops::conv2d_output_shape(xs, ws, p);
-    const Tensor<float> x = gcl::testing::random_tensor<float>(xs, rng, -1.f, 1.f);
-    const Tensor<float> w = gcl::testing::random_tensor<float>(ws, rng, -1.f, 1.f);
-    const Tensor<float> dy = gcl::testing::random_tensor<float>(Shape{K * N, ys[1], ys[2], ys[3]}, rng, -1.f, 1.f);
     Conv2d<gcl::cpu>::OperandCache keep;
-    Tensor<float> y(ys);
-    ops::conv2d_forward<float, gcl::cpu>(x, w, y.view(), p, keep);
-    Tensor<float> dx(Shape{K * N, 16, 12, 12});
-    std::vector<Tensor<float>> dw(K, Tensor<float>(ws));
-    std::vector<gcl::TensorView<float, gcl::cpu>> dw_views;
-    for (auto& t : dw) dw_views.push_back(t.view());
-    ops::conv2d_backward_stacked<float, gcl::cpu>(dy, x, w, dx.view(), dw_views, p, ops::WriteMode::overwrite, &keep);
-    for (index_t k = 0; k < K; ++k) {
-        Tensor<float> dy_k(ys), dx_k(xs), dw_k(ws);
-        std::copy(dy.data() + k * ys.numel(), dy.data() + (k + 1) * ys.numel(), dy_k.data());
-        ops::conv2d_backward_data<float, gcl::cpu>(dy_k, w, dx_k.view(), p);
-        ops::conv2d_backward_weight<float, gcl::cpu>(dy_k, x, dw_k.view(), p);
-        REQUIRE(std::equal(dx_k.data(), dx_k.data() + xs.numel(), dx.data() + k * xs.numel()));
-        REQUIRE(bitwise_equal(dw_k, dw[k]));
-    }
-    CHECK(keep.bytes() >= xs.numel() * sizeof(float));  // x is blocked here (16 channels)
+    require_stacked_equals_separate(32, 8, [&](const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>& dy,
+                                               Tensor<float>& dx, const DwViews& dw, const ops::Conv2dParams& p) {
+        Tensor<float> y(ops::conv2d_output_shape(x.shape(), w.shape(), p));
+        ops::conv2d_forward<float, gcl::cpu>(x, w, y.view(), p, keep);
+        ops::conv2d_backward_stacked<float, gcl::cpu>(dy, x, w, dx.view(), dw, p, ops::WriteMode::overwrite, &keep);
+        CHECK(keep.bytes() >= x.numel() * sizeof(float));  // x is blocked here (16 channels)
+    });
 }
 
 TEST_CASE("ops::conv2d_backward checks its operands", "[backend][conv]") {

@@ -139,7 +139,6 @@ public:
         inner_->set_data_handle(keep.data());
         return *inner_;
     }
-    bool staged() const { return staged_; }
     // The memory for an output that must end up at `data`; call finish() after the primitive.
     memory& output(float* data) {
         user_.set_data_handle(data);
@@ -247,34 +246,18 @@ public:
                   OperandCache* keep = nullptr) {
         const bool kept = keep && keep->plan_ == this && keep->x_ == x && keep->w_ == w;
         dnnl::memory& dy_for_weight = bw_dy_->input(stream_, dy);
-        dnnl::memory* src = nullptr;
-        if (!kept)
-            src = &bw_x_->input(stream_, x);
-        else if (x_layout_shared_)
-            src = &bw_x_->input_from(x, keep->x_forward_);
-        else if (keep->x_weight_pass_ready_)
-            src = &bw_x_->input_from(x, keep->x_weight_pass_);
-        else {
-            src = &bw_x_->input_kept(stream_, x, keep->x_weight_pass_);
-            keep->x_weight_pass_ready_ = true;
-        }
-        run_backward_weight(dy_for_weight, *src, dw, accumulate);
+        dnnl::memory& src = kept ? kept_input(*bw_x_, x, x_layout_shared_, keep->x_forward_, keep->x_weight_pass_,
+                                              keep->x_weight_pass_ready_)
+                                 : bw_x_->input(stream_, x);
+        run_backward_weight(dy_for_weight, src, dw, accumulate);
 
         // dy's blocked copy (first_input scratch) is still intact: the weight pass wrote only
         // its result and scratchpad slots.
         dnnl::memory& dy_for_data = dy_layout_shared_ ? dy_for_weight : bd_dy_->input(stream_, dy);
-        dnnl::memory* weights = nullptr;
-        if (!kept)
-            weights = &bd_weight_->input(stream_, w);
-        else if (w_layout_shared_)
-            weights = &bd_weight_->input_from(w, keep->w_forward_);
-        else if (keep->w_data_pass_ready_)
-            weights = &bd_weight_->input_from(w, keep->w_data_pass_);
-        else {
-            weights = &bd_weight_->input_kept(stream_, w, keep->w_data_pass_);
-            keep->w_data_pass_ready_ = true;
-        }
-        run_backward_data(dy_for_data, *weights, dx);
+        dnnl::memory& weights = kept ? kept_input(*bd_weight_, w, w_layout_shared_, keep->w_forward_,
+                                                  keep->w_data_pass_, keep->w_data_pass_ready_)
+                                     : bd_weight_->input(stream_, w);
+        run_backward_data(dy_for_data, weights, dx);
     }
 
     // dx = the adjoint of forward applied to dy, overwritten.
@@ -290,6 +273,16 @@ public:
     }
 
 private:
+    // A backward primitive's input from a layer's kept copies: the forward's copy where the
+    // layouts agree, else a copy in the backward layout made once per forward.
+    dnnl::memory& kept_input(detail::Operand& operand, const float* data, bool layout_shared,
+                             Buffer<float, cpu>& forward_copy, Buffer<float, cpu>& own_copy, bool& own_ready) {
+        if (layout_shared) return operand.input_from(data, forward_copy);
+        if (own_ready) return operand.input_from(data, own_copy);
+        own_ready = true;
+        return operand.input_kept(stream_, data, own_copy);
+    }
+
     void run_backward_data(dnnl::memory& diff_dst, dnnl::memory& weights, float* dx) {
         backward_data_->execute(stream_, {{DNNL_ARG_DIFF_DST, diff_dst},
                                           {DNNL_ARG_WEIGHTS, weights},
