@@ -266,8 +266,8 @@ TEST_CASE("ops::conv2d_backward checks its operands", "[backend][conv]") {
     const Tensor<float> x(Shape{2, 3, 8, 8}), w(Shape{4, 3, 3, 3}), dy(Shape{2, 4, 8, 8});
     Tensor<float> dx(Shape{2, 3, 8, 8}), dw(Shape{4, 3, 3, 3}), wrong_dx(Shape{2, 3, 8, 7});
     Tensor<float> wrong_dw(Shape{4, 3, 3, 1});
-    CHECK_NOTHROW((ops::conv2d_backward<float, gcl::cpu>(dy, x, w, dx.view(), dw.view(), p, ops::WriteMode::overwrite)));
     const auto overwrite = ops::WriteMode::overwrite;
+    CHECK_NOTHROW((ops::conv2d_backward<float, gcl::cpu>(dy, x, w, dx.view(), dw.view(), p, overwrite)));
     CHECK_THROWS_WITH((ops::conv2d_backward<float, gcl::cpu>(dy, x, w, wrong_dx.view(), dw.view(), p, overwrite)),
                       Catch::Contains("ops::conv2d_backward") && Catch::Contains("dx is"));
     CHECK_THROWS_WITH((ops::conv2d_backward<float, gcl::cpu>(dy, x, w, dx.view(), wrong_dw.view(), p, overwrite)),

@@ -60,7 +60,9 @@ public:
     // Forgets the copies (the next backward call reorders again).
     void clear() { plan_ = nullptr; }
     // Bytes the cache holds.
-    std::size_t bytes() const { return x_forward_.bytes() + w_forward_.bytes() + x_weight_pass_.bytes() + w_data_pass_.bytes(); }
+    std::size_t bytes() const {
+        return x_forward_.bytes() + w_forward_.bytes() + x_weight_pass_.bytes() + w_data_pass_.bytes();
+    }
 
 private:
     friend class ConvPlan;
