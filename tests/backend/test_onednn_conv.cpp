@@ -1,10 +1,12 @@
 // oneDNN's float convolutions against the im2col path, on many geometries, for the forward pass,
 // the data gradient, the weight gradient (overwrite and accumulate) and the transposed
-// convolution built from them; and a call repeated gives the same bits.
+// convolution built from them; and a call repeated gives the same bits, with and without the
+// forward operands kept for the backward passes (OperandCache).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <vector>
 
@@ -148,12 +150,16 @@ TEST_CASE("oneDNN transposed convolutions agree with the im2col path", "[backend
     }
 }
 
-TEST_CASE("oneDNN's stacked backward equals K separate passes bit for bit", "[backend][conv][onednn]") {
-    if (!gcl::backend::onednn::enabled) std::exit(77);
-    gcl::Rng rng(7);
+namespace {
+
+// K = 3 stacked backward passes over x [2, 16, 12, 12] and w [filters, 16, 3, 3]: `stacked` runs
+// them into dx [K N, ...] and dw[k]; each must equal a separate pass bit for bit.
+template <class Stacked>
+void require_stacked_equals_separate(index_t filters, std::uint64_t seed, Stacked&& stacked) {
+    gcl::Rng rng(seed);
     const gcl::Conv2dParams p{{1, 1}, {1, 1}, {1, 1}};
     const index_t K = 3, N = 2;
-    const Shape xs{N, 16, 12, 12}, ws{8, 16, 3, 3};
+    const Shape xs{N, 16, 12, 12}, ws{filters, 16, 3, 3};
     const Shape ys = ops::conv2d_output_shape(xs, ws, p);
     const Tensor<float> x = gcl::testing::random_tensor<float>(xs, rng, -1.f, 1.f);
     const Tensor<float> w = gcl::testing::random_tensor<float>(ws, rng, -1.f, 1.f);
@@ -162,7 +168,7 @@ TEST_CASE("oneDNN's stacked backward equals K separate passes bit for bit", "[ba
     std::vector<Tensor<float>> dw(K, Tensor<float>(ws));
     std::vector<gcl::TensorView<float, gcl::cpu>> dw_views;
     for (auto& t : dw) dw_views.push_back(t.view());
-    Conv2d<gcl::cpu>::backward_stacked<float>(dy, x, w, dx, dw_views, p, false);
+    stacked(x, w, dy, dx, dw_views, p);
     for (index_t k = 0; k < K; ++k) {
         Tensor<float> dy_k(ys), dx_k(xs), dw_k(ws);
         std::copy(dy.data() + k * ys.numel(), dy.data() + (k + 1) * ys.numel(), dy_k.data());
@@ -171,6 +177,101 @@ TEST_CASE("oneDNN's stacked backward equals K separate passes bit for bit", "[ba
         REQUIRE(std::equal(dx_k.data(), dx_k.data() + xs.numel(), dx.data() + k * xs.numel()));
         REQUIRE(bitwise_equal(dw_k, dw[k]));
     }
+}
+
+using DwViews = std::vector<gcl::TensorView<float, gcl::cpu>>;
+
+}  // namespace
+
+TEST_CASE("oneDNN's stacked backward equals K separate passes bit for bit", "[backend][conv][onednn]") {
+    if (!gcl::backend::onednn::enabled) std::exit(77);
+    require_stacked_equals_separate(8, 7, [](const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>& dy,
+                                             Tensor<float>& dx, const DwViews& dw, const gcl::Conv2dParams& p) {
+        Conv2d<gcl::cpu>::backward_stacked<float>(dy, x, w, dx, dw, p, false);
+    });
+}
+
+TEST_CASE("Backward passes from kept forward operands equal the plain calls bit for bit", "[backend][conv][onednn]") {
+    if (!gcl::backend::onednn::enabled) std::exit(77);
+    using Cache = Conv2d<gcl::cpu>::OperandCache;
+    gcl::Rng rng(31);
+    const index_t K = 3;
+    int index = 0;
+    for (const Case& c : cases()) {
+        CAPTURE(index++, c.x, c.w);
+        const Shape y_shape = ops::conv2d_output_shape(c.x, c.w, c.p);
+        Tensor<float> x(c.x), w(c.w);
+        Cache keep;
+        // Two forwards on the same buffers with new values: the second must replace the copies.
+        for (int round = 0; round < 2; ++round) {
+            CAPTURE(round);
+            const Tensor<float> x_values = gcl::testing::random_tensor<float>(c.x, rng, -1.f, 1.f);
+            const Tensor<float> w_values = gcl::testing::random_tensor<float>(c.w, rng, -1.f, 1.f);
+            std::copy(x_values.data(), x_values.data() + x.numel(), x.data());
+            std::copy(w_values.data(), w_values.data() + w.numel(), w.data());
+            Tensor<float> y_kept(y_shape), y_plain(y_shape);
+            Conv2d<gcl::cpu>::forward<float>(x, w, y_kept, c.p, &keep);
+            Conv2d<gcl::cpu>::forward<float>(x, w, y_plain, c.p);
+            REQUIRE(bitwise_equal(y_kept, y_plain));
+            const Tensor<float> dw0 = gcl::testing::random_tensor<float>(c.w, rng, -1.f, 1.f);
+            Tensor<float> dw_kept = dw0, dw_plain = dw0;
+            for (index_t k = 0; k < K; ++k) {
+                CAPTURE(k);
+                const Tensor<float> dy = gcl::testing::random_tensor<float>(y_shape, rng, -1.f, 1.f);
+                const bool accumulate = k > 0;
+                Tensor<float> dx_kept(c.x), dx_plain(c.x);
+                Conv2d<gcl::cpu>::backward<float>(dy, x, w, dx_kept, dw_kept, c.p, accumulate, &keep);
+                Conv2d<gcl::cpu>::backward_weight<float>(dy, x, dw_plain, c.p, accumulate);
+                Conv2d<gcl::cpu>::backward_data<float>(dy, w, dx_plain, c.p);
+                REQUIRE(bitwise_equal(dx_kept, dx_plain));
+                REQUIRE(bitwise_equal(dw_kept, dw_plain));
+                // Without the cache, and with an x the cache does not hold (another buffer, same
+                // values): the same bits through the reorders.
+                Tensor<float> dx_uncached(c.x), dw_uncached(c.w), dx_other(c.x), dw_other(c.w);
+                Conv2d<gcl::cpu>::backward<float>(dy, x, w, dx_uncached, dw_uncached, c.p, false);
+                const Tensor<float> x_copy = x;
+                Conv2d<gcl::cpu>::backward<float>(dy, x_copy, w, dx_other, dw_other, c.p, false, &keep);
+                REQUIRE(bitwise_equal(dx_uncached, dx_plain));
+                REQUIRE(bitwise_equal(dx_other, dx_plain));
+                REQUIRE(bitwise_equal(dw_uncached, dw_other));
+            }
+        }
+        // The copies are about x and w, twice at most (where the backward layouts differ), with
+        // oneDNN's channel padding to a block of 16.
+        const auto padded = [](const Shape& s, int blocked_dims) {
+            std::size_t n = 1;
+            for (int d = 0; d < s.rank(); ++d)
+                n *= static_cast<std::size_t>(d < blocked_dims ? (s[d] + 15) / 16 * 16 : s[d]);
+            return n * sizeof(float);
+        };
+        const Shape x_channels_blocked{c.x[1], c.x[0], c.x[2], c.x[3]};  // channels first for the helper
+        CHECK(keep.bytes() <= 2 * (padded(x_channels_blocked, 1) + padded(c.w, 2)));
+    }
+}
+
+TEST_CASE("The stacked backward reads the kept operands and equals separate passes", "[backend][conv][onednn]") {
+    if (!gcl::backend::onednn::enabled) std::exit(77);
+    Conv2d<gcl::cpu>::OperandCache keep;
+    require_stacked_equals_separate(32, 8, [&](const Tensor<float>& x, const Tensor<float>& w, const Tensor<float>& dy,
+                                               Tensor<float>& dx, const DwViews& dw, const gcl::Conv2dParams& p) {
+        Tensor<float> y(ops::conv2d_output_shape(x.shape(), w.shape(), p));
+        ops::conv2d_forward<float, gcl::cpu>(x, w, y.view(), p, keep);
+        ops::conv2d_backward_stacked<float, gcl::cpu>(dy, x, w, dx.view(), dw, p, ops::WriteMode::overwrite, &keep);
+        CHECK(keep.bytes() >= x.numel() * sizeof(float));  // x is blocked here (16 channels)
+    });
+}
+
+TEST_CASE("ops::conv2d_backward checks its operands", "[backend][conv]") {
+    const gcl::Conv2dParams p{{1, 1}, {1, 1}, {1, 1}};
+    const Tensor<float> x(Shape{2, 3, 8, 8}), w(Shape{4, 3, 3, 3}), dy(Shape{2, 4, 8, 8});
+    Tensor<float> dx(Shape{2, 3, 8, 8}), dw(Shape{4, 3, 3, 3}), wrong_dx(Shape{2, 3, 8, 7});
+    Tensor<float> wrong_dw(Shape{4, 3, 3, 1});
+    const auto overwrite = ops::WriteMode::overwrite;
+    CHECK_NOTHROW((ops::conv2d_backward<float, gcl::cpu>(dy, x, w, dx.view(), dw.view(), p, overwrite)));
+    CHECK_THROWS_WITH((ops::conv2d_backward<float, gcl::cpu>(dy, x, w, wrong_dx.view(), dw.view(), p, overwrite)),
+                      Catch::Contains("ops::conv2d_backward") && Catch::Contains("dx is"));
+    CHECK_THROWS_WITH((ops::conv2d_backward<float, gcl::cpu>(dy, x, w, dx.view(), wrong_dw.view(), p, overwrite)),
+                      Catch::Contains("ops::conv2d_backward") && Catch::Contains("dw is"));
 }
 
 TEST_CASE("oneDNN is off in the portable build", "[backend][conv][onednn]") {

@@ -58,14 +58,23 @@ public:
         return ops::conv2d_output_shape(x, weight_shape(), params_);
     }
 
+    // In training mode the backend keeps x and w in its own layout for the backward passes
+    // (ops::Conv2dOperandCache): backward uses x and the weight as they were at this forward.
     ConstView<T> forward(ConstView<T> x) {
         y_.resize(output_shape(x.shape()));
         x_ = x;
         forward_done_ = true;
-        if (options_.bias)
-            ops::conv2d_forward(x, arena_->value(weight_), arena_->value(bias_), y_.view(), params_);
-        else
+        if (!training_) operands_.clear();
+        if (options_.bias) {
+            if (training_)
+                ops::conv2d_forward(x, arena_->value(weight_), arena_->value(bias_), y_.view(), params_, operands_);
+            else
+                ops::conv2d_forward(x, arena_->value(weight_), arena_->value(bias_), y_.view(), params_);
+        } else if (training_) {
+            ops::conv2d_forward(x, arena_->value(weight_), y_.view(), params_, operands_);
+        } else {
             ops::conv2d_forward(x, arena_->value(weight_), y_.view(), params_);
+        }
         return y_.cview();
     }
 
@@ -74,9 +83,9 @@ public:
         detail::require_forward(forward_done_, op, name_);
         detail::require_gradient_shape(op, name_, dy.shape(), y_.shape());
         dx_.resize(x_.shape());
-        ops::conv2d_backward_weight(dy, x_, arena_->grad_target(weight_), params_, ops::WriteMode::accumulate);
+        ops::conv2d_backward(dy, x_, arena_->value(weight_), dx_.view(), arena_->grad_target(weight_), params_,
+                             ops::WriteMode::accumulate, &operands_);
         if (options_.bias) ops::conv2d_backward_bias(dy, arena_->grad_target(bias_), ops::WriteMode::accumulate);
-        ops::conv2d_backward_data(dy, arena_->value(weight_), dx_.view(), params_);
         return dx_.cview();
     }
 
@@ -92,7 +101,7 @@ public:
         weight_targets_.clear();
         for (index_t k = 0; k < passes; ++k) weight_targets_.push_back(arena_->grad_target(weight_, k));
         ops::conv2d_backward_stacked(dy, x_, arena_->value(weight_), dx_.view(), weight_targets_, params_,
-                                     ops::WriteMode::accumulate);
+                                     ops::WriteMode::accumulate, &operands_);
         if (options_.bias)
             for (index_t k = 0; k < passes; ++k)
                 ops::conv2d_backward_bias(detail::pass_block(dy, passes, k), arena_->grad_target(bias_, k),
@@ -107,6 +116,8 @@ public:
     const std::string& name() const { return name_; }
     ParamHandle weight() const { return weight_; }
     bool has_bias() const { return options_.bias; }
+    // Bytes of the forward operands kept for the backward passes (oneDNN's blocked copies).
+    std::size_t kept_operand_bytes() const { return operands_.bytes(); }
     ParamHandle bias() const {
         check(options_.bias, "nn::Conv2d::bias", "layer", detail::quoted(name_), " has no bias");
         return bias_;
@@ -127,6 +138,7 @@ private:
     ConstView<T> x_;
     Tensor<T> y_, dx_;
     std::vector<TensorView<T>> weight_targets_;
+    ops::Conv2dOperandCache<cpu> operands_;  // x and w from forward, in the backend's layout
 };
 
 }  // namespace gcl::nn

@@ -11,6 +11,15 @@
 //   ops::conv2d_backward_bias(dy, db.view());
 //   ops::conv2d_backward_stacked(dy_k, x, w, dx_k.view(), dws, params, WriteMode::accumulate);  // K passes at once
 //
+// A layer that runs backward passes after its forward pass can keep the forward operands in
+// the backend's layout between them (oneDNN's blocked copies of x and w; nothing on the im2col
+// path): one Conv2dOperandCache per layer, given to its forward and to its backward passes,
+// which must see the same x and w (same buffers, unchanged). Results are the same bits as
+// without it.
+//   ops::Conv2dOperandCache<cpu> keep;
+//   ops::conv2d_forward(x, w, bias, y.view(), params, keep);
+//   ops::conv2d_backward(dy, x, w, dx.view(), dw.view(), params, WriteMode::accumulate, &keep);  // weight + data
+//
 // All views are contiguous; outputs must not overlap inputs.
 #include <span>
 #include <type_traits>
@@ -21,6 +30,9 @@
 #include "gcl/ops/window2d.hpp"
 
 namespace gcl::ops {
+
+template <class Device>
+using Conv2dOperandCache = typename backend::Conv2d<Device>::OperandCache;
 
 namespace detail {
 // Throws unless `out` has the shape that input `in` and weight `w` give.
@@ -52,6 +64,16 @@ void conv2d_forward(Input<T, Device> x, Input<T, Device> w, TensorView<T, Device
     backend::Conv2d<Device>::forward(x, w, y, params);
 }
 
+// The same, keeping x and w in `keep` for the backward passes (see the top of this file).
+template <class T, class Device>
+void conv2d_forward(Input<T, Device> x, Input<T, Device> w, TensorView<T, Device> y, const Conv2dParams& params,
+                    Conv2dOperandCache<Device>& keep) {
+    constexpr std::string_view op = "ops::conv2d_forward";
+    detail::check_conv2d_shapes(op, x.shape(), w.shape(), y.shape(), params, "x", "y");
+    detail::check_conv2d_views(op, x, w, y, "x", "w", "y");
+    backend::Conv2d<Device>::forward(x, w, y, params, &keep);
+}
+
 // y = conv(x, w) + bias (bias [K] added to every output channel).
 template <class T, class Device>
 void conv2d_forward(Input<T, Device> x, Input<T, Device> w, Input<T, Device> bias, TensorView<T, Device> y,
@@ -59,6 +81,15 @@ void conv2d_forward(Input<T, Device> x, Input<T, Device> w, Input<T, Device> bia
     detail::check_conv2d_shapes("ops::conv2d_forward", x.shape(), w.shape(), y.shape(), params, "x", "y");
     detail::check_bias("ops::conv2d_forward", bias, y, 1, "bias", "y");
     conv2d_forward(x, w, y, params);
+    backend::Bias<Device>::add(bias, y, y.dim(0), y.dim(1), y.dim(2) * y.dim(3));
+}
+
+template <class T, class Device>
+void conv2d_forward(Input<T, Device> x, Input<T, Device> w, Input<T, Device> bias, TensorView<T, Device> y,
+                    const Conv2dParams& params, Conv2dOperandCache<Device>& keep) {
+    detail::check_conv2d_shapes("ops::conv2d_forward", x.shape(), w.shape(), y.shape(), params, "x", "y");
+    detail::check_bias("ops::conv2d_forward", bias, y, 1, "bias", "y");
+    conv2d_forward(x, w, y, params, keep);
     backend::Bias<Device>::add(bias, y, y.dim(0), y.dim(1), y.dim(2) * y.dim(3));
 }
 
@@ -83,6 +114,24 @@ void conv2d_backward_weight(Input<T, Device> dy, Input<T, Device> x, TensorView<
     backend::Conv2d<Device>::backward_weight(dy, x, dw, params, mode == WriteMode::accumulate);
 }
 
+// One backward pass: dw = (or +=) the weight gradient, then dx = the data gradient (equal bit
+// for bit to conv2d_backward_weight then conv2d_backward_data). x and w are the forward's; with
+// `keep` (the cache given to that forward) their kept copies are read.
+template <class T, class Device>
+void conv2d_backward(Input<T, Device> dy, Input<T, Device> x, Input<T, Device> w, TensorView<T, Device> dx,
+                     TensorView<T, Device> dw, const Conv2dParams& params, WriteMode mode,
+                     Conv2dOperandCache<Device>* keep = nullptr) {
+    constexpr std::string_view op = "ops::conv2d_backward";
+    detail::check_conv2d_shapes(op, x.shape(), w.shape(), dy.shape(), params, "x", "dy");
+    check(dx.shape() == x.shape(), op, "dx is ", dx.shape(), " but x is ", x.shape());
+    check(dw.shape() == w.shape(), op, "dw is ", dw.shape(), " but the weight is ", w.shape());
+    detail::check_conv2d_views(op, dy, w, dx, "dy", "w", "dx");
+    detail::check_conv2d_views(op, x, dy, dw, "x", "dy", "dw");
+    require_disjoint(op, dx, x, "dx", "x");
+    require_disjoint(op, dw, dx, "dw", "dx");
+    backend::Conv2d<Device>::backward(dy, x, w, dx, dw, params, mode == WriteMode::accumulate, keep);
+}
+
 // K backward passes after one forward, at once: dy [K N, F, OH, OW] holds pass k's output gradient
 // in images k N .. k N + N - 1 of the stack (x [N, C, H, W]); dx [K N, C, H, W] receives the K
 // input gradients (overwritten) and dw[k] [F, C, R, S] pass k's weight gradient (= or +=).
@@ -90,7 +139,7 @@ template <class T, class Device>
 void conv2d_backward_stacked(Input<T, Device> dy, Input<T, Device> x, Input<T, Device> w, TensorView<T, Device> dx,
                              std::type_identity_t<std::span<const TensorView<T, Device>>> dw,
                              const Conv2dParams& params = {},
-                             WriteMode mode = WriteMode::overwrite) {
+                             WriteMode mode = WriteMode::overwrite, Conv2dOperandCache<Device>* keep = nullptr) {
     constexpr std::string_view op = "ops::conv2d_backward_stacked";
     const auto K = static_cast<index_t>(dw.size());
     check(K >= 1, op, "needs at least one weight-gradient target");
@@ -110,7 +159,7 @@ void conv2d_backward_stacked(Input<T, Device> dy, Input<T, Device> x, Input<T, D
         check(dw[k].shape() == w.shape(), op, "dw[", k, "] is ", dw[k].shape(), " but the weight is ", w.shape());
         detail::check_conv2d_views(op, x, dy, dw[k], "x", "dy", "dw");
     }
-    backend::Conv2d<Device>::backward_stacked(dy, x, w, dx, dw, params, mode == WriteMode::accumulate);
+    backend::Conv2d<Device>::backward_stacked(dy, x, w, dx, dw, params, mode == WriteMode::accumulate, keep);
 }
 
 // db = (or +=) the sum of dy [N, K, OH, OW] over N, OH and OW.

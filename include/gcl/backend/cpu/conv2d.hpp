@@ -283,11 +283,16 @@ private:
 // The CPU kernel family: oneDNN for float where it is configured, im2col otherwise.
 template <>
 struct Conv2d<cpu> {
+    // A layer's forward operands kept for its backward passes (onednn::OperandCache; the
+    // im2col path keeps nothing in it).
+    using OperandCache = onednn::OperandCache;
+
     template <class T>
-    static void forward(ConstView<T, cpu> x, ConstView<T, cpu> w, TensorView<T, cpu> y, const Conv2dParams& p) {
+    static void forward(ConstView<T, cpu> x, ConstView<T, cpu> w, TensorView<T, cpu> y, const Conv2dParams& p,
+                        OperandCache* keep = nullptr) {
         if constexpr (std::is_same_v<T, float>)
             if (onednn::forward(cpu_detail::conv_geometry(x.shape(), w.shape(), y.shape(), p), x.data(), w.data(),
-                                y.data()))
+                                y.data(), keep))
                 return;
         Im2colConv2d::forward(x, w, y, p);
     }
@@ -312,12 +317,27 @@ struct Conv2d<cpu> {
         Im2colConv2d::backward_weight(dy, x, dw, p, accumulate);
     }
 
+    // One backward pass: the weight gradient (dw = or +=), then the data gradient (dx =); equal
+    // bit for bit to backward_weight followed by backward_data, with or without `keep`.
+    template <class T>
+    static void backward(ConstView<T, cpu> dy, ConstView<T, cpu> x, ConstView<T, cpu> w, TensorView<T, cpu> dx,
+                         TensorView<T, cpu> dw, const Conv2dParams& p, bool accumulate,
+                         OperandCache* keep = nullptr) {
+        if constexpr (std::is_same_v<T, float>)
+            if (onednn::backward(cpu_detail::conv_geometry(x.shape(), w.shape(), dy.shape(), p), dy.data(), x.data(),
+                                 w.data(), dx.data(), dw.data(), accumulate, keep))
+                return;
+        Im2colConv2d::backward_weight(dy, x, dw, p, accumulate);
+        Im2colConv2d::backward_data(dy, w, dx, p);
+    }
+
     // K backward passes after one forward (see Im2colConv2d::backward_stacked). With oneDNN they
     // are K passes of its primitives, equal bit for bit to K calls of backward_data and
     // backward_weight.
     template <class T>
     static void backward_stacked(ConstView<T, cpu> dy, ConstView<T, cpu> x, ConstView<T, cpu> w, TensorView<T, cpu> dx,
-                                 std::span<const TensorView<T, cpu>> dw, const Conv2dParams& p, bool accumulate) {
+                                 std::span<const TensorView<T, cpu>> dw, const Conv2dParams& p, bool accumulate,
+                                 OperandCache* keep = nullptr) {
         if constexpr (std::is_same_v<T, float>) {
             Shape one_pass = dy.shape();
             one_pass[0] = x.dim(0);
@@ -326,8 +346,8 @@ struct Conv2d<cpu> {
             bool ran = true;
             for (std::size_t k = 0; k < dw.size() && ran; ++k) {
                 const auto kk = static_cast<index_t>(k);
-                ran = onednn::backward_weight(g, dy.data() + kk * dy_size, x.data(), dw[k].data(), accumulate) &&
-                      onednn::backward_data(g, dy.data() + kk * dy_size, w.data(), dx.data() + kk * dx_size);
+                ran = onednn::backward(g, dy.data() + kk * dy_size, x.data(), w.data(), dx.data() + kk * dx_size,
+                                       dw[k].data(), accumulate, keep);
             }
             if (ran) return;  // the first call tells: oneDNN takes all K passes or none
         }
