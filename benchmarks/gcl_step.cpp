@@ -240,7 +240,7 @@ int run_passes(const Settings& s, const ModelSpec& m) {
             return;
         }
         for (index_t k = 0; k < kLabels; ++k) {
-            arena.begin_backward(G.view(), k, nn::GradMode::overwrite);
+            arena.begin_backward(G.view(), k, gcl::WriteMode::overwrite);
             model.backward(d_image.cview().select(0, k), d_pixel.cview().select(0, k));
         }
         arena.end_backward();

@@ -53,7 +53,7 @@ void BM_PretrainForwardKBackward(benchmark::State& state) {
     for (auto _ : state) {
         model.forward(x.cview());
         for (gcl::index_t m = 0; m < K; ++m) {
-            arena.begin_backward(G.view(), m, nn::GradMode::overwrite);
+            arena.begin_backward(G.view(), m, gcl::WriteMode::overwrite);
             benchmark::DoNotOptimize(model.backward(d_image.cview(), d_pixel.cview()).input.data());
         }
     }

@@ -66,10 +66,10 @@ int main() {
         for (index_t m = 0; m < K; ++m) {
             // Image-wise loss of label m into row m, pixel-wise loss of label m into row K + m.
             total += prototype_loss(out.image, prototypes, groups[m], d_image);
-            pretrain_arena.begin_backward(G.view(), m, nn::GradMode::overwrite);
+            pretrain_arena.begin_backward(G.view(), m, gcl::WriteMode::overwrite);
             model.backward(d_image.cview(), {});
             total += prototype_loss(out.pixel, prototypes, groups[m], d_pixel);
-            pretrain_arena.begin_backward(G.view(), K + m, nn::GradMode::overwrite);
+            pretrain_arena.begin_backward(G.view(), K + m, gcl::WriteMode::overwrite);
             model.backward({}, d_pixel.cview());
         }
         // GradMitigator would combine the rows of G here; this example adds them.

@@ -44,7 +44,7 @@ struct LinearModel {
         const auto w = gcl::as_eigen_vector(arena.value(weight));
         const Eigen::VectorXd r =
             (gcl::as_eigen(d.X.cview()) * w).array() + arena.value(bias)(0) - gcl::as_eigen_vector(d.y.cview()).array();
-        arena.begin_backward(gcl::nn::GradMode::overwrite);
+        arena.begin_backward(gcl::WriteMode::overwrite);
         gcl::Tensor<double> dw(gcl::Shape{features});
         gcl::as_eigen_vector(dw.view()) = gcl::as_eigen(d.X.cview()).transpose() * r / double(samples);
         arena.accumulate_grad(weight, dw.cview());

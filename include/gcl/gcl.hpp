@@ -14,6 +14,7 @@
 #include "gcl/core/tensor.hpp"
 #include "gcl/core/tensor_view.hpp"
 #include "gcl/core/window2d.hpp"
+#include "gcl/core/write_mode.hpp"
 #include "gcl/core/xtensor.hpp"
 #include "gcl/data/acdc.hpp"
 #include "gcl/data/augment.hpp"

@@ -256,7 +256,7 @@ TEST_CASE("The stacked backward reads the kept operands and equals separate pass
                                                Tensor<float>& dx, const DwViews& dw, const gcl::Conv2dParams& p) {
         Tensor<float> y(ops::conv2d_output_shape(x.shape(), w.shape(), p));
         ops::conv2d_forward<float, gcl::cpu>(x, w, y.view(), p, keep);
-        ops::conv2d_backward_stacked<float, gcl::cpu>(dy, x, w, dx.view(), dw, p, ops::WriteMode::overwrite, &keep);
+        ops::conv2d_backward_stacked<float, gcl::cpu>(dy, x, w, dx.view(), dw, p, gcl::WriteMode::overwrite, &keep);
         CHECK(keep.bytes() >= x.numel() * sizeof(float));  // x is blocked here (16 channels)
     });
 }
@@ -266,7 +266,7 @@ TEST_CASE("ops::conv2d_backward checks its operands", "[backend][conv]") {
     const Tensor<float> x(Shape{2, 3, 8, 8}), w(Shape{4, 3, 3, 3}), dy(Shape{2, 4, 8, 8});
     Tensor<float> dx(Shape{2, 3, 8, 8}), dw(Shape{4, 3, 3, 3}), wrong_dx(Shape{2, 3, 8, 7});
     Tensor<float> wrong_dw(Shape{4, 3, 3, 1});
-    const auto overwrite = ops::WriteMode::overwrite;
+    const auto overwrite = gcl::WriteMode::overwrite;
     CHECK_NOTHROW((ops::conv2d_backward<float, gcl::cpu>(dy, x, w, dx.view(), dw.view(), p, overwrite)));
     CHECK_THROWS_WITH((ops::conv2d_backward<float, gcl::cpu>(dy, x, w, wrong_dx.view(), dw.view(), p, overwrite)),
                       Catch::Contains("ops::conv2d_backward") && Catch::Contains("dx is"));

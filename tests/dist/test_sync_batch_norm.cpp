@@ -64,7 +64,7 @@ template <class Layer>
 Pass forward_backward(Layer& layer, Arena& arena, const Tensor<double>& x, const Tensor<double>& dy) {
     Pass p;
     p.y = Tensor<double>::copy_of(layer.forward(x.cview()));
-    arena.begin_backward(nn::GradMode::overwrite);
+    arena.begin_backward(gcl::WriteMode::overwrite);
     p.dx = Tensor<double>::copy_of(layer.backward(dy.cview()));
     arena.end_backward();
     return p;
@@ -159,7 +159,7 @@ TEST_CASE("Synchronised BatchNorm2d: finite-difference gradients across the rank
         return l;
     };
     (void)loss();
-    arena.begin_backward(nn::GradMode::overwrite);
+    arena.begin_backward(gcl::WriteMode::overwrite);
     const Tensor<double> dx = Tensor<double>::copy_of(bn.backward(w_part.cview()));
     arena.end_backward();
     Tensor<double> dparams = Tensor<double>::copy_of(arena.flat_grads());

@@ -126,7 +126,7 @@ TEST_CASE("Gradient target: overwrite, accumulate, and K passes into a K x P mat
     std::vector<Tensor<double>> separate_grads, separate_dx;
     for (index_t k = 0; k < K; ++k) {
         net.forward(x.cview());
-        arena.begin_backward(gcl::nn::GradMode::overwrite);
+        arena.begin_backward(gcl::WriteMode::overwrite);
         separate_dx.push_back(copy(net.backward(dys[k].cview())));
         separate_grads.push_back(copy(arena.flat_grads()));
     }
@@ -135,7 +135,7 @@ TEST_CASE("Gradient target: overwrite, accumulate, and K passes into a K x P mat
     arena.zero_grad();
     net.forward(x.cview());
     for (index_t k = 0; k < K; ++k) {
-        arena.begin_backward(G.view(), k, gcl::nn::GradMode::overwrite);
+        arena.begin_backward(G.view(), k, gcl::WriteMode::overwrite);
         require_equal(net.backward(dys[k].cview()), separate_dx[k], "dx of pass " + std::to_string(k));
     }
     for (index_t k = 0; k < K; ++k)
@@ -143,9 +143,9 @@ TEST_CASE("Gradient target: overwrite, accumulate, and K passes into a K x P mat
     for (index_t i = 0; i < P; ++i) REQUIRE(arena.flat_grads().data()[i] == 0.0);
 
     // Accumulate: two passes add up.
-    arena.begin_backward(gcl::nn::GradMode::overwrite);
+    arena.begin_backward(gcl::WriteMode::overwrite);
     net.backward(dys[0].cview());
-    arena.begin_backward(gcl::nn::GradMode::accumulate);
+    arena.begin_backward(gcl::WriteMode::accumulate);
     net.backward(dys[1].cview());
     Tensor<double> sum({P});
     for (index_t i = 0; i < P; ++i) sum.data()[i] = separate_grads[0].data()[i] + separate_grads[1].data()[i];

@@ -38,11 +38,11 @@ Both<Model, T> run_both(Model& model, nn::ParameterArena<T>& arena, const Tensor
     r.dx_separate = Tensor<T>(gcl::nn::detail::stacked_shape(x.shape(), passes));
     const index_t n = x.dim(0);
     for (index_t k = 0; k < passes; ++k) {
-        arena.begin_backward(r.g_separate.view(), k, nn::GradMode::overwrite);
+        arena.begin_backward(r.g_separate.view(), k, gcl::WriteMode::overwrite);
         const ConstView<T> dx = model.backward(dy_stacked.cview().narrow(0, k * n, n));
         std::copy(dx.data(), dx.data() + dx.numel(), r.dx_separate.data() + k * dx.numel());
     }
-    arena.begin_stacked_backward(r.g_stacked.view(), nn::GradMode::overwrite);
+    arena.begin_stacked_backward(r.g_stacked.view(), gcl::WriteMode::overwrite);
     r.dx_stacked = nn_test::copy(model.backward_stacked(dy_stacked.cview(), passes));
     arena.end_backward();
     return r;
@@ -75,7 +75,7 @@ void check_stacked_gradients(Model& model, nn::ParameterArena<double>& arena, Te
             x.view(), y_shape, forward,
             [&](ConstView<double> dy, gcl::TensorView<double> dx) {
                 const Tensor<double> s = stack(dy);
-                arena.begin_stacked_backward(G.view(), nn::GradMode::overwrite);
+                arena.begin_stacked_backward(G.view(), gcl::WriteMode::overwrite);
                 const ConstView<double> g = model.backward_stacked(s.cview(), passes).narrow(0, pass * n, n);
                 std::copy(g.data(), g.data() + g.numel(), dx.data());
             },
@@ -86,7 +86,7 @@ void check_stacked_gradients(Model& model, nn::ParameterArena<double>& arena, Te
             arena.flat_values(), y_shape, forward,
             [&](ConstView<double> dy, gcl::TensorView<double> dparams) {
                 const Tensor<double> s = stack(dy);
-                arena.begin_stacked_backward(G.view(), nn::GradMode::overwrite);
+                arena.begin_stacked_backward(G.view(), gcl::WriteMode::overwrite);
                 model.backward_stacked(s.cview(), passes);
                 const ConstView<double> row = G.cview().select(0, pass);
                 std::copy(row.data(), row.data() + row.numel(), dparams.data());
@@ -189,7 +189,7 @@ TEST_CASE("backward_stacked rejects a stack that does not fit", "[nn][stacked]")
     const Tensor<float> x = random<float>({2, 1, 5, 5}, rng);
     conv.forward(x.cview());
     Tensor<float> G(Shape{3, arena.size()});
-    arena.begin_stacked_backward(G.view(), nn::GradMode::overwrite);
+    arena.begin_stacked_backward(G.view(), gcl::WriteMode::overwrite);
     const Tensor<float> wrong = random<float>({5, 2, 5, 5}, rng);
     CHECK_THROWS_WITH(conv.backward_stacked(wrong.cview(), 3),
                       Catch::Contains("nn::Conv2d::backward_stacked") && Catch::Contains("3 stacked gradients"));
@@ -211,14 +211,14 @@ TEST_CASE("a steady-state forward and K stacked backward passes allocate no host
     Tensor<float> G(Shape{passes, arena.size()});
     const auto stacked_step = [&] {
         encoder.forward(x.cview());
-        arena.begin_stacked_backward(G.view(), nn::GradMode::overwrite);
+        arena.begin_stacked_backward(G.view(), gcl::WriteMode::overwrite);
         encoder.backward_stacked(dy.cview(), passes);
         arena.end_backward();
     };
     const auto separate_step = [&] {
         encoder.forward(x.cview());
         for (index_t k = 0; k < passes; ++k) {
-            arena.begin_backward(G.view(), k, nn::GradMode::overwrite);
+            arena.begin_backward(G.view(), k, gcl::WriteMode::overwrite);
             encoder.backward(dy.cview().narrow(0, k * x.dim(0), x.dim(0)));
         }
         arena.end_backward();
@@ -257,7 +257,7 @@ TEST_CASE("PretrainStackedBackward equals K separate model backward passes", "[n
         model.forward(x.cview());
         Tensor<float> dx_separate(nn::detail::stacked_shape(x.shape(), K));
         for (index_t k = 0; k < K; ++k) {
-            arena.begin_backward(separate.view(), k, nn::GradMode::overwrite);
+            arena.begin_backward(separate.view(), k, gcl::WriteMode::overwrite);
             const auto g = model.backward(variant == 2 ? ConstView<float>() : di.select(0, k),
                                           variant == 1 ? ConstView<float>() : dp.select(0, k));
             std::copy(g.input.data(), g.input.data() + g.input.numel(), dx_separate.data() + k * g.input.numel());

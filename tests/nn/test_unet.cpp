@@ -17,7 +17,7 @@
 using namespace nn_test;
 namespace nn = gcl::nn;
 using Arena = nn::ParameterArena<double>;
-using gcl::nn::GradMode;
+using gcl::WriteMode;
 
 static_assert(nn::Layer<nn::UNet<float>> && nn::Layer<nn::UNet<double>> && nn::Layer<nn::UNetEncoder<float>>);
 
@@ -115,7 +115,7 @@ TEST_CASE("UNet: K backward passes after one forward equal K separate runs, bit 
     Tensor<float> G({K, P});
     unet.forward(x.cview());
     for (index_t k = 0; k < K; ++k) {
-        arena.begin_backward(G.view(), k, GradMode::overwrite);
+        arena.begin_backward(G.view(), k, WriteMode::overwrite);
         require_equal(unet.backward(dys[k].cview()), dxs[k], "dx");
     }
     for (index_t k = 0; k < K; ++k) require_equal(G.cview().select(0, k), grads[k], "row " + std::to_string(k));
@@ -245,7 +245,7 @@ TEST_CASE("PretrainModel: K backward passes into a K x P matrix equal K separate
     (void)out;
     Tensor<float> df_image_sum(model.feature_shape(x.shape()));
     for (index_t k = 0; k < K; ++k) {
-        arena.begin_backward(G.view(), k, GradMode::overwrite);
+        arena.begin_backward(G.view(), k, WriteMode::overwrite);
         const auto g = model.backward(image_of(k), pixel_of(k));
         require_equal(g.input, dxs[k], "dx");
         require_equal(g.features, dfs[k], "dF");
@@ -277,7 +277,7 @@ TEST_CASE("PretrainModel: the image branch's feature gradient writes no paramete
     // and the pass goes on into the same row.
     Tensor<double> G({2, arena.size()});
     arena.zero_grad();
-    arena.begin_backward(G.view(), 1, GradMode::overwrite);
+    arena.begin_backward(G.view(), 1, WriteMode::overwrite);
     const auto guidance = copy(model.image_feature_gradient(d_image.cview()));
     for (index_t i = 0; i < G.numel(); ++i) REQUIRE(G.data()[i] == 0.0);
     for (index_t i = 0; i < arena.size(); ++i) REQUIRE(arena.flat_grads().data()[i] == 0.0);
@@ -297,7 +297,7 @@ TEST_CASE("PretrainModel: the image branch's feature gradient writes no paramete
     REQUIRE_FALSE(arena.in_backward());
     require_error([&] { model.image_feature_gradient(Tensor<double>({3, 4}).cview()); }, {"dy has shape [3, 4]"});
     REQUIRE_FALSE(arena.in_backward());
-    arena.begin_backward(G.view(), 0, GradMode::overwrite);
+    arena.begin_backward(G.view(), 0, WriteMode::overwrite);
     require_error([&] { model.image_feature_gradient(Tensor<double>({3, 4}).cview()); }, {"dy has shape [3, 4]"});
     REQUIRE(arena.flat_grad_target().data() == G.data());
 }

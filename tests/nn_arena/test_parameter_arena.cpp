@@ -11,7 +11,7 @@
 using gcl::index_t;
 using gcl::Shape;
 using gcl::Tensor;
-using gcl::nn::GradMode;
+using gcl::WriteMode;
 using gcl::nn::ParameterArena;
 
 namespace {
@@ -205,21 +205,21 @@ TEMPLATE_TEST_CASE("Overwrite and accumulate modes on the arena's own gradients"
     const Tensor<TestType> gb = Tensor<TestType>::from(Shape{3}, {10, 20, 30});
 
     arena.flat_grads().data()[0] = TestType(99);  // stale contents
-    arena.begin_backward(GradMode::overwrite);
-    CHECK(arena.grad_mode() == GradMode::overwrite);
+    arena.begin_backward(WriteMode::overwrite);
+    CHECK(arena.grad_mode() == WriteMode::overwrite);
     arena.accumulate_grad(a, ga.cview());
     arena.accumulate_grad(a, ga.cview());  // two contributions within one pass add up
     CHECK(arena.grad(a)(0, 0) == TestType(2));
     CHECK(arena.grad(a)(1, 1) == TestType(8));
     CHECK(arena.grad(b)(0) == TestType(0));  // untouched by the pass: exactly zero
 
-    arena.begin_backward(GradMode::accumulate);
-    CHECK(arena.grad_mode() == GradMode::accumulate);
+    arena.begin_backward(WriteMode::accumulate);
+    CHECK(arena.grad_mode() == WriteMode::accumulate);
     arena.accumulate_grad(b, gb.cview());
     CHECK(arena.grad(a)(1, 1) == TestType(8));  // kept
     CHECK(arena.grad(b)(2) == TestType(30));
 
-    arena.begin_backward(GradMode::overwrite);
+    arena.begin_backward(WriteMode::overwrite);
     arena.accumulate_grad(b, gb.cview());
     CHECK(arena.grad(a)(1, 1) == TestType(0));
     CHECK(arena.grad(b)(2) == TestType(30));
@@ -248,7 +248,7 @@ TEMPLATE_TEST_CASE("Gradient targets outside the arena: a flat vector or a row o
     const Tensor<TestType> ga = Tensor<TestType>::from(Shape{2}, {1, 2});
     const Tensor<TestType> gb = Tensor<TestType>::from(Shape{3}, {3, 4, 5});
 
-    arena.begin_backward(G.view(), 1, GradMode::overwrite);
+    arena.begin_backward(G.view(), 1, WriteMode::overwrite);
     arena.accumulate_grad(a, ga.cview());
     CHECK(arena.grad_target(b).data() == G.data() + P + 2);
     for (index_t j = 0; j < P; ++j) {
@@ -260,26 +260,26 @@ TEMPLATE_TEST_CASE("Gradient targets outside the arena: a flat vector or a row o
     CHECK(G(1, 2) == TestType(0));  // b untouched by this pass: zero
     CHECK(arena.flat_grads()(0) == TestType(0));  // the arena's own gradients are untouched
 
-    arena.begin_backward(G.view(), 2, GradMode::accumulate);
+    arena.begin_backward(G.view(), 2, WriteMode::accumulate);
     arena.accumulate_grad(b, gb.cview());
     CHECK(G(2, 0) == TestType(7));
     CHECK(G(2, 2) == TestType(10));
     CHECK(G(2, 4) == TestType(12));
 
     Tensor<TestType> flat(Shape{P}, TestType(1));
-    arena.begin_backward(flat.view(), GradMode::accumulate);
+    arena.begin_backward(flat.view(), WriteMode::accumulate);
     arena.accumulate_grad(b, gb.cview());
     CHECK(flat(4) == TestType(6));
     CHECK(arena.flat_grad_target().data() == flat.data());
 
     // Shapes are checked.
     Tensor<TestType> wrong(Shape{3, P + 1});
-    CHECK_THROWS_AS(arena.begin_backward(wrong.view(), 0, GradMode::overwrite), gcl::Error);
-    CHECK_THROWS_AS(arena.begin_backward(G.view(), 3, GradMode::overwrite), gcl::Error);
-    CHECK_THROWS_AS(arena.begin_backward(G.view(), -1, GradMode::overwrite), gcl::Error);
-    CHECK_THROWS_AS(arena.begin_backward(G.view(), GradMode::overwrite), gcl::Error);  // 3P elements, not P
+    CHECK_THROWS_AS(arena.begin_backward(wrong.view(), 0, WriteMode::overwrite), gcl::Error);
+    CHECK_THROWS_AS(arena.begin_backward(G.view(), 3, WriteMode::overwrite), gcl::Error);
+    CHECK_THROWS_AS(arena.begin_backward(G.view(), -1, WriteMode::overwrite), gcl::Error);
+    CHECK_THROWS_AS(arena.begin_backward(G.view(), WriteMode::overwrite), gcl::Error);  // 3P elements, not P
     Tensor<TestType> wide(Shape{P, 2});
-    CHECK_THROWS_AS(arena.begin_backward(wide.view().select(1, 0), GradMode::overwrite), gcl::Error);  // strided
+    CHECK_THROWS_AS(arena.begin_backward(wide.view().select(1, 0), WriteMode::overwrite), gcl::Error);  // strided
 }
 
 TEST_CASE("K backward passes after one forward give K per-loss gradients (gradient-checked)", "[nn][arena]") {
@@ -311,7 +311,7 @@ TEST_CASE("K backward passes after one forward give K per-loss gradients (gradie
     Tensor<T> G(Shape{K, P}, T(42));
     second.forward(first.forward(x));
     for (index_t k = 0; k < K; ++k) {
-        arena.begin_backward(G.view(), k, GradMode::overwrite);
+        arena.begin_backward(G.view(), k, WriteMode::overwrite);
         const Tensor<T> dy = loss_weights(k);
         // dL/dh for the hidden activations h = first(x): dy W2, computed from the arena's W2.
         const auto w2 = arena.value("second.weight");

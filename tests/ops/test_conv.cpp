@@ -149,7 +149,7 @@ TEMPLATE_TEST_CASE("conv2d forward and backward match the definition", "[ops][co
 
             // Accumulation adds to the gradient; the result repeats exactly.
             const Tensor<T> first = dw;
-            ops::conv2d_backward_weight(dy, x, dw.view(), p, ops::WriteMode::accumulate);
+            ops::conv2d_backward_weight(dy, x, dw.view(), p, gcl::WriteMode::accumulate);
             Tensor<double> twice = ref.dw;
             for (index_t i = 0; i < twice.numel(); ++i) twice.data()[i] *= 2;
             require_close(dw, twice);
@@ -216,7 +216,7 @@ TEMPLATE_TEST_CASE("conv_transpose2d forward and backward match the definition",
             require_close(dw, ref.dw);
             require_close(db, channel_sums(cast<double>(dy)));
 
-            ops::conv_transpose2d_backward_weight(dy, x, dw.view(), p, ops::WriteMode::accumulate);
+            ops::conv_transpose2d_backward_weight(dy, x, dw.view(), p, gcl::WriteMode::accumulate);
             Tensor<double> twice = ref.dw;
             for (index_t i = 0; i < twice.numel(); ++i) twice.data()[i] *= 2;
             require_close(dw, twice);

@@ -149,8 +149,8 @@ TEMPLATE_TEST_CASE("linear forward and backward match the definition", "[ops][li
             require_close(db, ref.db);
 
             // Accumulation adds to what the gradients hold.
-            ops::linear_backward_weight(dy, x, dw.view(), ops::WriteMode::accumulate);
-            ops::linear_backward_bias(dy, db.view(), ops::WriteMode::accumulate);
+            ops::linear_backward_weight(dy, x, dw.view(), gcl::WriteMode::accumulate);
+            ops::linear_backward_bias(dy, db.view(), gcl::WriteMode::accumulate);
             Tensor<double> dw2 = ref.dw, db2 = ref.db;
             for (index_t i = 0; i < dw2.numel(); ++i) dw2.data()[i] *= 2;
             for (index_t i = 0; i < db2.numel(); ++i) db2.data()[i] *= 2;

@@ -174,7 +174,7 @@ TEMPLATE_TEST_CASE("batch norm backward in each precision agrees with double, an
     for (bool eval : {false, true}) {
         DYNAMIC_SECTION((eval ? "eval" : "train")) {
             // Gradients written onto dgamma = 1 and dbeta = 2 with the given mode.
-            auto run = [&]<class U>(ops::WriteMode mode) {
+            auto run = [&]<class U>(gcl::WriteMode mode) {
                 const auto x = cast<U>(x0), gamma = cast<U>(gamma0), beta = cast<U>(beta0), dy = cast<U>(dy0);
                 auto rm = cast<U>(rm0), rv = cast<U>(rv0);
                 Tensor<U> y(shape), mean(Shape{3}), invstd(Shape{3});
@@ -189,10 +189,10 @@ TEMPLATE_TEST_CASE("batch norm backward in each precision agrees with double, an
                 }
                 return std::array<Tensor<U>, 3>{dx, dgamma, dbeta};
             };
-            const auto mine = run.template operator()<T>(ops::WriteMode::overwrite);
-            const auto ref = run.template operator()<double>(ops::WriteMode::overwrite);
+            const auto mine = run.template operator()<T>(gcl::WriteMode::overwrite);
+            const auto ref = run.template operator()<double>(gcl::WriteMode::overwrite);
             for (int k = 0; k < 3; ++k) require_close(mine[k], ref[k]);
-            const auto added = run.template operator()<T>(ops::WriteMode::accumulate);
+            const auto added = run.template operator()<T>(gcl::WriteMode::accumulate);
             require_equal(added[0], mine[0]);  // dx is always overwritten
             for (index_t c = 0; c < 3; ++c) {
                 CHECK(gcl::testing::close<T>(added[1](c), static_cast<double>(mine[1](c)) + 1));

@@ -147,7 +147,7 @@ TEST_CASE("GclObjective at the representation level mitigates dL/dF of separatel
         const index_t N = fs[0], C = fs[1], HW = fs[2] * fs[3], F = C * HW;
         Tensor<double> G(Shape{K, P}), by_sample(Shape{N, K, F}), by_location(Shape{N * HW, K, C});
         for (index_t m = 0; m < K; ++m) {
-            s.arena.begin_backward(G.view(), m, nn::GradMode::overwrite);
+            s.arena.begin_backward(G.view(), m, gcl::WriteMode::overwrite);
             const auto g = s.model.backward(eg.image.cview().select(0, m), eg.pixel.cview().select(0, m));
             for (index_t n = 0; n < N; ++n)
                 for (index_t c = 0; c < C; ++c)
@@ -167,7 +167,7 @@ TEST_CASE("GclObjective at the representation level mitigates dL/dF of separatel
                 for (index_t p = 0; p < HW; ++p)
                     dF.data()[(n * C + c) * HW + p] = image_out(n, c * HW + p) + pixel_out(n * HW + p, c);
         Tensor<double> expected(Shape{P});
-        s.arena.begin_backward(expected.view(), nn::GradMode::overwrite);
+        s.arena.begin_backward(expected.view(), gcl::WriteMode::overwrite);
         s.model.encoder_backward(dF.cview());
         s.arena.end_backward();
         for (const auto& info : s.arena.parameters())

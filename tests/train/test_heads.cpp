@@ -86,9 +86,9 @@ TEST_CASE("PretrainModel's heads_backward then encoder_backward is its backward"
     auto d_pixel = random_tensor(out.pixel.shape(), rng);
     const index_t P = arena.size();
     Tensor<double> whole(Shape{P}), halves(Shape{P});
-    arena.begin_backward(whole.view(), nn::GradMode::overwrite);
+    arena.begin_backward(whole.view(), gcl::WriteMode::overwrite);
     const auto dx = Tensor<double>::copy_of(model.backward(d_image.cview(), d_pixel.cview()).input);
-    arena.begin_backward(halves.view(), nn::GradMode::overwrite);
+    arena.begin_backward(halves.view(), gcl::WriteMode::overwrite);
     const auto g = model.heads_backward(d_image.cview(), d_pixel.cview());
     CHECK(g.input.data() == nullptr);
     const auto dF = Tensor<double>::copy_of(g.features);

@@ -87,13 +87,13 @@ public:
         if (forward_training_)
             with_reduce([&](auto&& reduce) {
                 ops::batch_norm_backward_train(dy, x_, a.value(gamma_), saved_mean_, saved_invstd_, dx_.view(),
-                                               a.grad_target(gamma_), a.grad_target(beta_), ops::WriteMode::accumulate,
+                                               a.grad_target(gamma_), a.grad_target(beta_), gcl::WriteMode::accumulate,
                                                reduce);
             });
         else
             ops::batch_norm_backward_eval(dy, x_, a.value(gamma_), a.buffer_value(running_mean_),
                                           a.buffer_value(running_var_), dx_.view(), a.grad_target(gamma_),
-                                          a.grad_target(beta_), params_, ops::WriteMode::accumulate);
+                                          a.grad_target(beta_), params_, gcl::WriteMode::accumulate);
         return dx_.cview();
     }
 
@@ -113,12 +113,12 @@ public:
                 with_reduce([&](auto&& reduce) {
                     ops::batch_norm_backward_train(dy_k, x_, a.value(gamma_), saved_mean_, saved_invstd_, dx_k,
                                                    a.grad_target(gamma_, k), a.grad_target(beta_, k),
-                                                   ops::WriteMode::accumulate, reduce);
+                                                   gcl::WriteMode::accumulate, reduce);
                 });
             else
                 ops::batch_norm_backward_eval(dy_k, x_, a.value(gamma_), a.buffer_value(running_mean_),
                                               a.buffer_value(running_var_), dx_k, a.grad_target(gamma_, k),
-                                              a.grad_target(beta_, k), params_, ops::WriteMode::accumulate);
+                                              a.grad_target(beta_, k), params_, gcl::WriteMode::accumulate);
         }
         return dx_.cview();
     }

@@ -84,8 +84,8 @@ public:
         detail::require_gradient_shape(op, name_, dy.shape(), y_.shape());
         dx_.resize(x_.shape());
         ops::conv2d_backward(dy, x_, arena_->value(weight_), dx_.view(), arena_->grad_target(weight_), params_,
-                             ops::WriteMode::accumulate, &operands_);
-        if (options_.bias) ops::conv2d_backward_bias(dy, arena_->grad_target(bias_), ops::WriteMode::accumulate);
+                             gcl::WriteMode::accumulate, &operands_);
+        if (options_.bias) ops::conv2d_backward_bias(dy, arena_->grad_target(bias_), gcl::WriteMode::accumulate);
         return dx_.cview();
     }
 
@@ -101,11 +101,11 @@ public:
         weight_targets_.clear();
         for (index_t k = 0; k < passes; ++k) weight_targets_.push_back(arena_->grad_target(weight_, k));
         ops::conv2d_backward_stacked(dy, x_, arena_->value(weight_), dx_.view(), weight_targets_, params_,
-                                     ops::WriteMode::accumulate, &operands_);
+                                     gcl::WriteMode::accumulate, &operands_);
         if (options_.bias)
             for (index_t k = 0; k < passes; ++k)
                 ops::conv2d_backward_bias(detail::pass_block(dy, passes, k), arena_->grad_target(bias_, k),
-                                          ops::WriteMode::accumulate);
+                                          gcl::WriteMode::accumulate);
         return dx_.cview();
     }
 

@@ -84,9 +84,9 @@ public:
         detail::require_gradient_shape(op, name_, dy.shape(), y_.shape());
         dx_.resize(x_.shape());
         ops::conv_transpose2d_backward_weight(dy, x_, arena_->grad_target(weight_), params_,
-                                              ops::WriteMode::accumulate);
+                                              gcl::WriteMode::accumulate);
         if (options_.bias)
-            ops::conv_transpose2d_backward_bias(dy, arena_->grad_target(bias_), ops::WriteMode::accumulate);
+            ops::conv_transpose2d_backward_bias(dy, arena_->grad_target(bias_), gcl::WriteMode::accumulate);
         ops::conv_transpose2d_backward_data(dy, arena_->value(weight_), dx_.view(), params_);
         return dx_.cview();
     }

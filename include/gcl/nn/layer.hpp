@@ -25,7 +25,7 @@
 //       own dy, and must give the same result as a fresh forward followed by that backward:
 //       it reads the cache and never changes it. That is what gradient surgery over K losses
 //       needs: one forward, then for m = 0..K-1
-//           arena.begin_backward(G, m, GradMode::overwrite);   // row m of a K x P matrix
+//           arena.begin_backward(G, m, WriteMode::overwrite);   // row m of a K x P matrix
 //           model.backward(dL_m / dy);                          // row m := dL_m / dtheta
 //       Calling backward before any forward, or with a dy of the wrong shape, throws gcl::Error.
 //

@@ -63,8 +63,8 @@ public:
         detail::require_forward(forward_done_, op, name_);
         detail::require_gradient_shape(op, name_, dy.shape(), y_.shape());
         dx_.resize(x_.shape());
-        ops::linear_backward_weight(dy, x_, arena_->grad_target(weight_), ops::WriteMode::accumulate);
-        if (options_.bias) ops::linear_backward_bias(dy, arena_->grad_target(bias_), ops::WriteMode::accumulate);
+        ops::linear_backward_weight(dy, x_, arena_->grad_target(weight_), gcl::WriteMode::accumulate);
+        if (options_.bias) ops::linear_backward_bias(dy, arena_->grad_target(bias_), gcl::WriteMode::accumulate);
         ops::linear_backward_data(dy, arena_->value(weight_), dx_.view());
         return dx_.cview();
     }

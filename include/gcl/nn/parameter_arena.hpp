@@ -35,15 +35,10 @@
 #include "gcl/core/shape.hpp"
 #include "gcl/core/tensor.hpp"
 #include "gcl/core/tensor_view.hpp"
+#include "gcl/core/write_mode.hpp"
 #include "gcl/nn/batch_statistics.hpp"
 
 namespace gcl::nn {
-
-// How a backward pass treats what its gradient target already holds.
-enum class GradMode {
-    overwrite,   // the target is zeroed when the pass begins: it ends up holding this pass's gradient
-    accumulate,  // the pass adds to what the target holds (gradient accumulation over micro-batches)
-};
 
 // What an optimizer needs to know about one parameter.
 struct ParameterOptions {
@@ -212,7 +207,7 @@ public:
     // ---- gradient target: where the next backward pass writes ----
 
     // Starts a backward pass into the arena's own gradient buffer.
-    void begin_backward(GradMode mode = GradMode::overwrite) {
+    void begin_backward(WriteMode mode = WriteMode::overwrite) {
         target_kind_ = TargetKind::own;
         external_target_ = view_type();
         start_pass(mode);
@@ -220,7 +215,7 @@ public:
 
     // Starts a backward pass into `target`: P contiguous elements owned by the caller, which must
     // outlive the pass.
-    void begin_backward(view_type target, GradMode mode) {
+    void begin_backward(view_type target, WriteMode mode) {
         check(target.is_contiguous() && target.numel() == parameter_size_, "ParameterArena::begin_backward",
               "the gradient target must be contiguous with P = ", parameter_size_, " elements, got shape ",
               target.shape(), target.is_contiguous() ? "" : " (not contiguous)");
@@ -230,7 +225,7 @@ public:
     }
 
     // Starts a backward pass into row `row` of a K x P matrix (one row per loss).
-    void begin_backward(view_type matrix, index_t row, GradMode mode) {
+    void begin_backward(view_type matrix, index_t row, WriteMode mode) {
         check(matrix.rank() == 2 && matrix.dim(1) == parameter_size_, "ParameterArena::begin_backward",
               "the gradient matrix must be K x P with P = ", parameter_size_, ", got shape ", matrix.shape());
         check(row >= 0 && row < matrix.dim(0), "ParameterArena::begin_backward", "row ", row,
@@ -240,14 +235,14 @@ public:
 
     // Starts K = matrix.dim(0) backward passes at once: pass k writes into row k of the K x P
     // matrix (zeroed first in overwrite mode). Layers reach row k through grad_target(h, k).
-    void begin_stacked_backward(view_type matrix, GradMode mode) {
+    void begin_stacked_backward(view_type matrix, WriteMode mode) {
         check(matrix.rank() == 2 && matrix.dim(1) == parameter_size_ && matrix.dim(0) >= 1 && matrix.is_contiguous(),
               "ParameterArena::begin_stacked_backward", "the gradient matrix must be a contiguous K x P with P = ",
               parameter_size_, " and K >= 1, got shape ", matrix.shape());
         target_kind_ = TargetKind::stacked;
         external_target_ = matrix;
         mode_ = mode;
-        if (mode == GradMode::overwrite) std::fill_n(matrix.data(), matrix.numel(), T(0));
+        if (mode == WriteMode::overwrite) std::fill_n(matrix.data(), matrix.numel(), T(0));
     }
 
     // How many passes the current target takes: K after begin_stacked_backward, else 1.
@@ -270,7 +265,7 @@ public:
     }
 
     bool in_backward() const { return target_kind_ != TargetKind::none; }
-    GradMode grad_mode() const { return mode_; }
+    WriteMode grad_mode() const { return mode_; }
 
     // The whole current gradient target, flat (P elements).
     view_type flat_grad_target() {
@@ -343,9 +338,9 @@ private:
         return "no backward pass has begun: call begin_backward(...) before writing gradients";
     }
 
-    void start_pass(GradMode mode) {
+    void start_pass(WriteMode mode) {
         mode_ = mode;
-        if (mode == GradMode::overwrite) {
+        if (mode == WriteMode::overwrite) {
             view_type t = flat_grad_target();
             std::fill_n(t.data(), parameter_size_, T(0));
         }
@@ -381,7 +376,7 @@ private:
 
     TargetKind target_kind_ = TargetKind::none;
     view_type external_target_;
-    GradMode mode_ = GradMode::overwrite;
+    WriteMode mode_ = WriteMode::overwrite;
     BatchStatisticsReducer* batch_statistics_ = nullptr;
 };
 

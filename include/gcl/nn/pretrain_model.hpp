@@ -18,7 +18,7 @@
 // K backward passes after one forward (one per meta-label loss, GradMitigator's parameter level):
 //   auto out = model.forward(x);
 //   for (index_t m = 0; m < K; ++m) {
-//       arena.begin_backward(G.view(), m, nn::GradMode::overwrite);   // row m of G [K, P]
+//       arena.begin_backward(G.view(), m, gcl::WriteMode::overwrite);   // row m of G [K, P]
 //       model.backward(d_image[m], d_pixel[m]);
 //   }
 #include <cstdint>
@@ -129,12 +129,12 @@ public:
         const TensorView<T, cpu> previous = in_pass ? arena.flat_grad_target() : TensorView<T, cpu>();
         const auto restore = [&] {
             if (in_pass)  // the same target again; accumulate, so that nothing in it is cleared
-                arena.begin_backward(previous, GradMode::accumulate);
+                arena.begin_backward(previous, WriteMode::accumulate);
             else
                 arena.end_backward();
         };
         scratch_.resize(Shape{arena.size()});
-        arena.begin_backward(scratch_.view(), GradMode::accumulate);  // accumulate: no need to zero it
+        arena.begin_backward(scratch_.view(), WriteMode::accumulate);  // accumulate: no need to zero it
         ConstView<T> d_features;
         try {
             d_features = image_head_.backward(d_image);

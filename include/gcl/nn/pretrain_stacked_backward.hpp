@@ -40,7 +40,7 @@ public:
         check(!pixel || (d_pixel.rank() == 5 && d_pixel.dim(0) == K), op, "d_pixel must be [K = ", K,
               ", N, D, h, w], got ", d_pixel.shape());
         for (index_t k = 0; k < K; ++k) {
-            arena.begin_backward(G, k, GradMode::overwrite);
+            arena.begin_backward(G, k, WriteMode::overwrite);
             ConstView<T> from_image, from_pixel;
             if (image) from_image = model.image_head().backward(d_image.select(0, k));
             if (pixel) from_pixel = model.pixel_head().backward(d_pixel.select(0, k));
@@ -56,7 +56,7 @@ public:
             else
                 ops::copy(first, block);
         }
-        arena.begin_stacked_backward(G, GradMode::accumulate);
+        arena.begin_stacked_backward(G, WriteMode::accumulate);
         ConstView<T> dx;
         try {
             dx = model.encoder().backward_stacked(d_features_.cview(), K);

@@ -18,6 +18,7 @@
 #include "gcl/core/shape.hpp"
 #include "gcl/core/tensor.hpp"
 #include "gcl/core/tensor_view.hpp"
+#include "gcl/core/write_mode.hpp"
 
 namespace gcl::ops {
 
@@ -39,9 +40,6 @@ concept ReadableTensor = requires {
 template <ReadableTensor X>
 using ConstViewOf = ConstView<typename X::value_type, typename X::device_type>;
 
-// How an op writes a gradient: replace what the output holds, or add to it (accumulating the
-// gradients of several losses, or of several uses of one parameter).
-enum class WriteMode { overwrite, accumulate };
 
 // Dimension `dim` of a rank-`rank` shape, with negative values counting from the back.
 inline int resolve_dim(std::string_view op, const Shape& shape, int dim) {

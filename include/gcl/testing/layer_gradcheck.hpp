@@ -52,7 +52,7 @@ check_layer_gradients(L& layer, nn::ParameterArena<double, cpu>& arena, TensorVi
     result.input = testing::check_projected_gradient(
         x, y_shape, forward,
         [&](ConstView<double> dy, TensorView<double> dx) {
-            arena.begin_backward(scratch.view(), nn::GradMode::overwrite);
+            arena.begin_backward(scratch.view(), gcl::WriteMode::overwrite);
             const ConstView<double> g = layer.backward(dy);
             check_same_shape("testing::check_layer_gradients", g.shape(), dx.shape(), "backward's dx", "x");
             std::copy(g.data(), g.data() + g.numel(), dx.data());
@@ -63,7 +63,7 @@ check_layer_gradients(L& layer, nn::ParameterArena<double, cpu>& arena, TensorVi
         result.parameters = testing::check_projected_gradient(
             arena.flat_values(), y_shape, forward,
             [&](ConstView<double> dy, TensorView<double> dparams) {
-                arena.begin_backward(nn::GradMode::overwrite);
+                arena.begin_backward(gcl::WriteMode::overwrite);
                 layer.backward(dy);
                 const auto g = arena.flat_grads();
                 std::copy(g.data(), g.data() + g.numel(), dparams.data());

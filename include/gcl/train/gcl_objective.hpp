@@ -222,7 +222,7 @@ public:
                 // K backward passes after one forward, label m's gradient into row m of G [K, P].
                 grads_.resize(Shape{K, arena_->size()});
                 for (index_t m = 0; m < K; ++m) {
-                    arena_->begin_backward(grads_.view(), m, nn::GradMode::overwrite);
+                    arena_->begin_backward(grads_.view(), m, gcl::WriteMode::overwrite);
                     const ConstView<T> d_pixel = pixel ? dense_pixel_grad(pix.grads.cview().select(0, m), st)
                                                        : ConstView<T>();
                     model_->backward(img.grads.cview().select(0, m), d_pixel);
@@ -259,14 +259,14 @@ public:
                     report.projections += rp.projections;
                     d_pixel = dense_pixel_grad(combined.cview(), st);
                 }
-                arena_->begin_backward(nn::GradMode::overwrite);
+                arena_->begin_backward(gcl::WriteMode::overwrite);
                 model_->backward(d_image.cview(), d_pixel);
                 arena_->end_backward();
                 break;
             }
             case Mitigation::none: {
                 const ConstView<T> d_pixel = pixel ? dense_pixel_grad(pix.grad_sum.cview(), st) : ConstView<T>();
-                arena_->begin_backward(nn::GradMode::overwrite);
+                arena_->begin_backward(gcl::WriteMode::overwrite);
                 model_->backward(img.grad_sum.cview(), d_pixel);
                 arena_->end_backward();
                 break;
@@ -420,7 +420,7 @@ private:
         if (pixel) feature_pixel_.resize(Shape{N * HW, K, C});
         per_label_feature_.resize(Shape{K, N * F});  // the whole dL_m/dF, for the cosines
 
-        arena_->begin_backward(nn::GradMode::overwrite);
+        arena_->begin_backward(gcl::WriteMode::overwrite);
         for (index_t m = 0; m < K; ++m) {
             const ConstView<T> d_pixel = pixel ? dense_pixel_grad(st.pix.grads.cview().select(0, m), st) : ConstView<T>();
             const auto g = model_->heads_backward(st.img.grads.cview().select(0, m), d_pixel);

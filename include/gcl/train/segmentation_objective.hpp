@@ -125,7 +125,7 @@ public:
         net.set_training(true);
         const ConstView<T> logits = net.forward(images);
         const SegmentationStepReport r = loss(logits, labels, d_logits_, share);
-        arena.begin_backward(nn::GradMode::overwrite);
+        arena.begin_backward(gcl::WriteMode::overwrite);
         net.backward(d_logits_.cview());
         arena.end_backward();
         if (exchange_) exchange_->sum_gradient(arena.flat_grads());
