@@ -6,27 +6,13 @@
 #include <cmath>
 #include <vector>
 
-#include "gcl/data/phantom.hpp"
 #include "gcl/dist/data_parallel_gcl.hpp"
 #include "gcl/dist/mpi_communicator.hpp"
 #include "gcl/nn/pretrain_model.hpp"
 #include "gcl/train/gcl_pretrainer.hpp"
-#include "relative_difference.hpp"
-
-using gcl::index_t;
-using gcl::Tensor;
-namespace dist = gcl::dist;
-namespace nn = gcl::nn;
-namespace tr = gcl::train;
-using gcl::testing::relative_difference;
+#include "data_parallel_test_support.hpp"
 
 namespace {
-
-const std::vector<gcl::data::Slice>& slices() {
-    static const std::vector<gcl::data::Slice> s =
-        gcl::data::phantom_slices({.patients = 4, .slices = 8, .size = 16, .seed = 6, .profile = {}});
-    return s;
-}
 
 tr::GclPretrainerOptions options(tr::Mitigation level) {
     tr::GclPretrainerOptions o;
@@ -55,7 +41,7 @@ Run pretrain(tr::Mitigation level, dist::MpiCommunicator* comm, dist::BatchNormS
                                     .image_out = 6, .pixel_hidden = 8, .pixel_out = 6},
                                    seed);
     const tr::GclPretrainerOptions o = options(level);
-    tr::GclPretrainer<float> pretrainer(model, arena, slices(), o);
+    tr::GclPretrainer<float> pretrainer(model, arena, pretrain_slices(), o);
     std::optional<dist::DataParallelGcl<float, dist::MpiCommunicator>> dp;
     if (comm) {
         dp.emplace(*comm, arena, o.sampler.batch_size, dist::DataParallelGclOptions{.batch_norm = sync});

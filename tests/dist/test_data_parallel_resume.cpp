@@ -15,7 +15,6 @@
 #include <string>
 #include <vector>
 
-#include "gcl/data/phantom.hpp"
 #include "gcl/dist/data_parallel_gcl.hpp"
 #include "gcl/dist/data_parallel_segmentation.hpp"
 #include "gcl/dist/mpi_communicator.hpp"
@@ -23,23 +22,11 @@
 #include "gcl/nn/unet.hpp"
 #include "gcl/train/gcl_pretrainer.hpp"
 #include "gcl/train/segmentation_trainer.hpp"
-#include "relative_difference.hpp"
+#include "data_parallel_test_support.hpp"
 
-using gcl::index_t;
-using gcl::Tensor;
-namespace dist = gcl::dist;
-namespace nn = gcl::nn;
-namespace tr = gcl::train;
 namespace fs = std::filesystem;
-using gcl::testing::relative_difference;
 
 namespace {
-
-const std::vector<gcl::data::Slice>& resume_slices() {
-    static const std::vector<gcl::data::Slice> s =
-        gcl::data::phantom_slices({.patients = 4, .slices = 8, .size = 16, .seed = 6, .profile = {}});
-    return s;
-}
 
 struct ResumeRun {
     Tensor<double> parameters, buffers;
@@ -78,7 +65,7 @@ ResumeRun pretrain_part(dist::MpiCommunicator* comm, int steps, const fs::path& 
                                     .image_out = 6, .pixel_hidden = 8, .pixel_out = 6},
                                    seed);
     const tr::GclPretrainerOptions o = pretrain_resume_options(batch);
-    tr::GclPretrainer<float> pretrainer(model, arena, resume_slices(), o);
+    tr::GclPretrainer<float> pretrainer(model, arena, pretrain_slices(), o);
     std::optional<dist::DataParallelGcl<float, dist::MpiCommunicator>> dp;
     if (comm) {
         dp.emplace(*comm, arena, o.sampler.batch_size);
@@ -102,7 +89,7 @@ ResumeRun finetune_part(dist::MpiCommunicator* comm, int steps, const fs::path& 
     o.batch_size = batch;
     o.adam.learning_rate = 1e-2;
     o.seed = 5;
-    tr::SegmentationTrainer<double, nn::UNet<double>> trainer(unet, arena, resume_slices(), o);
+    tr::SegmentationTrainer<double, nn::UNet<double>> trainer(unet, arena, pretrain_slices(), o);
     std::optional<dist::DataParallelSegmentation<double, dist::MpiCommunicator>> dp;
     if (comm) {
         dp.emplace(*comm, arena, trainer.batch_images());

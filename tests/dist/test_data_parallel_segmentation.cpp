@@ -9,19 +9,11 @@
 #include <optional>
 #include <vector>
 
-#include "gcl/data/phantom.hpp"
 #include "gcl/dist/data_parallel_segmentation.hpp"
 #include "gcl/dist/mpi_communicator.hpp"
 #include "gcl/nn/unet.hpp"
 #include "gcl/train/segmentation_trainer.hpp"
-#include "relative_difference.hpp"
-
-using gcl::index_t;
-using gcl::Tensor;
-namespace dist = gcl::dist;
-namespace nn = gcl::nn;
-namespace tr = gcl::train;
-using gcl::testing::relative_difference;
+#include "data_parallel_test_support.hpp"
 
 namespace {
 
