@@ -347,16 +347,16 @@ int experiment(int argc, char** argv, const Job& job) {
         for (const std::string& name : o.methods) {
             const Method m = by_name.at(name);
             const std::string tag = name + "-seed" + std::to_string(seed);
-            std::vector<index_t> todo;
+            std::vector<index_t> to_run;
             for (index_t n : o.labelled)
-                if (!pretrain_only && !done.contains(run_key(name, n, seed))) todo.push_back(n);
+                if (!pretrain_only && !done.contains(run_key(name, n, seed))) to_run.push_back(n);
             const fs::path record = pre_dir / (tag + ".json"), checkpoint = pre_dir / (tag + ".ckpt");
             if (m != Method::random && fs::exists(record)) {
                 std::ifstream in(record);
                 pretrainings[tag] = Json::parse(in);
             }
             if (report_only || (pretrain_only && m == Method::random)) continue;
-            if (todo.empty() && !pretrain_only) {
+            if (to_run.empty() && !pretrain_only) {
                 std::printf("%s, seed %llu: done\n", name.c_str(), static_cast<unsigned long long>(seed));
                 continue;
             }
@@ -387,7 +387,7 @@ int experiment(int argc, char** argv, const Job& job) {
                     pretrainings[tag] = j;
                 }
             }
-            for (index_t n : todo) {
+            for (index_t n : to_run) {
                 const bool picture = seed == o.seeds.front() && n == 2;
                 std::vector<gcl::Tensor<std::uint8_t>> predictions;
                 const Finetuning f =

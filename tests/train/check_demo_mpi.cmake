@@ -29,15 +29,8 @@ list(LENGTH summaries printed)
 if(NOT printed EQUAL 1)
     message(FATAL_ERROR "the summary line was printed ${printed} times: only rank 0 prints")
 endif()
-execute_process(COMMAND ${PYTHON} -c "import json,math,sys; \
-a=json.load(open(sys.argv[1]))['runs']; b=json.load(open(sys.argv[2]))['runs']; \
-close=lambda x,y,t: math.isclose(x,y,rel_tol=t,abs_tol=t); \
-bad=[]; \
-[bad.append((r['method'],'loss',s,k)) for r,q in zip(a,b) if r['pretrain'] for s in range(len(r['pretrain']['final_image_loss'])) for k in [0] if not close(r['pretrain']['final_image_loss'][s],q['pretrain']['final_image_loss'][s],1e-3)]; \
-[bad.append((r['method'],'probe')) for r,q in zip(a,b) if r['pretrain'] and r['pretrain']['probe_accuracy']!=q['pretrain']['probe_accuracy']]; \
-[bad.append((r['method'],'dice',t)) for r,q in zip(a,b) for t in r['dice'] if not abs(r['dice'][t]['mean']-q['dice'][t]['mean'])<=0.02]; \
-print('one process vs ranks differ in', bad) if bad else print('one process and ranks agree'); \
-sys.exit(1 if bad or len(a)!=len(b) or len(a)<3 else 0)"
+get_filename_component(here ${CMAKE_CURRENT_LIST_FILE} DIRECTORY)
+execute_process(COMMAND ${PYTHON} ${here}/compare_demo_runs.py
     ${OUT}/single/results.json ${OUT}/ranks/results.json RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 message("${out}${err}")
 if(NOT rc EQUAL 0)

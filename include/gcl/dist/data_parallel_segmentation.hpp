@@ -79,7 +79,6 @@ template <class T, class Comm>
     requires CommunicatorFor<Comm, T> && CommunicatorFor<Comm, double> && CommunicatorFor<Comm, std::int64_t> &&
              CommunicatorFor<Comm, std::uint8_t>
 class DataParallelSegmentation {
-    // The exchange first: its checks run before the broadcasts.
 public:
     DataParallelSegmentation(Comm& comm, nn::ParameterArena<T, cpu>& arena, index_t global_batch_size,
                              const DataParallelSegmentationOptions& options = {})
@@ -88,6 +87,7 @@ public:
     SegmentationRankExchange<T, Comm>& exchange() { return exchange_; }
 
 private:
+    // The exchange first: its checks run before the broadcasts.
     SegmentationRankExchange<T, Comm> exchange_;
     ReplicatedArena<T, Comm> replica_;
 };

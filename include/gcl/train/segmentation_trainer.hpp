@@ -8,7 +8,7 @@
 //   trainer.save("fine_tune.gclckpt");      // and later, in a trainer built the same way:
 //   trainer.resume("fine_tune.gclckpt");    // continues exactly where the saved run was
 //
-// Data parallel: dist::DataParallelSegmentation dp(comm, arena, options.batch_size);
+// Data parallel: dist::DataParallelSegmentation dp(comm, arena, trainer.batch_images());
 // trainer.set_batch_exchange(&dp.exchange()); every rank then trains on its share of each batch
 // and reports the global batch's losses.
 #include <cstdint>
