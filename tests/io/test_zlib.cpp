@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "../data/temp_dir.hpp"
+#include "error_message.hpp"
 #include "gcl/io/read_file.hpp"
 #include "gcl/io/zlib.hpp"
 
@@ -23,14 +24,6 @@ std::vector<unsigned char> compressible_bytes(std::size_t n) {
         b = static_cast<unsigned char>((x >> 24) % 7);  // compressible, not constant
     }
     return v;
-}
-std::string thrown_message(auto&& f) {
-    try {
-        f();
-    } catch (const gcl::Error& e) {
-        return e.what();
-    }
-    return "";
 }
 }  // namespace
 
@@ -73,14 +66,14 @@ TEST_CASE("GzipReader errors name the operation and the file", "[io][zlib]") {
     SECTION("more bytes asked than the stream holds") {
         io::GzipReader reader(gz, "read_thing", "short.gz");
         std::vector<unsigned char> out;
-        const std::string e = thrown_message([&] { reader.read(out, data.size() + 1); });
+        const std::string e = gcl_test::error_of([&] { reader.read(out, data.size() + 1); });
         CHECK_THAT(e, Catch::Contains("read_thing") && Catch::Contains("short.gz") && Catch::Contains("truncated"));
     }
     SECTION("a stream cut before its checksum") {
         gz.resize(gz.size() - 6);
         io::GzipReader reader(gz, "read_thing", "cut.gz");
         std::vector<unsigned char> out;
-        const std::string e = thrown_message([&] {
+        const std::string e = gcl_test::error_of([&] {
             reader.read(out, 100);
             reader.finish();
         });
@@ -90,7 +83,7 @@ TEST_CASE("GzipReader errors name the operation and the file", "[io][zlib]") {
         gz[gz.size() - 5] ^= 0xff;  // inside the CRC-32 trailer
         io::GzipReader reader(gz, "read_thing", "bad.gz");
         std::vector<unsigned char> out;
-        const std::string e = thrown_message([&] {
+        const std::string e = gcl_test::error_of([&] {
             reader.read(out, data.size());
             reader.finish();
         });
@@ -108,7 +101,7 @@ TEST_CASE("zlib_bytes makes a zlib stream that zlib inflates back", "[io][zlib]"
         CHECK(size == data.size());
         CHECK(back == data);
     }
-    CHECK_THAT(thrown_message([&] { io::zlib_bytes(data, "write_thing", 10); }),
+    CHECK_THAT(gcl_test::error_of([&] { io::zlib_bytes(data, "write_thing", 10); }),
                Catch::Contains("write_thing") && Catch::Contains("level"));
 }
 
@@ -120,6 +113,6 @@ TEST_CASE("read_file_bytes reads every byte and names a missing file", "[io]") {
         out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
     }
     CHECK(io::read_file_bytes(dir.path() / "f.bin", "test") == data);
-    const std::string e = thrown_message([&] { io::read_file_bytes(dir.path() / "missing.bin", "load_thing"); });
+    const std::string e = gcl_test::error_of([&] { io::read_file_bytes(dir.path() / "missing.bin", "load_thing"); });
     CHECK_THAT(e, Catch::Contains("load_thing") && Catch::Contains("missing.bin"));
 }
