@@ -200,7 +200,7 @@ TEST_CASE("NIfTI writing rejects bad requests and writes atomically", "[data][ni
 
 TEST_CASE("NIfTI reading rejects every truncation of a file", "[data][nifti][corrupt]") {
     const std::vector<unsigned char> nii = small_volume_bytes();
-    const std::vector<unsigned char> gz = gd::detail::gzip_bytes(nii);
+    const std::vector<unsigned char> gz = gcl::io::gzip_bytes(nii, "test_nifti");
     REQUIRE(gd::parse_nifti<std::int16_t>(nii).data.numel() == 60);
     REQUIRE(gd::parse_nifti<std::int16_t>(gz).data.numel() == 60);
     for (std::size_t n = 0; n < nii.size(); ++n)
@@ -231,7 +231,7 @@ TEST_CASE("NIfTI reading survives byte flips: an error or a valid volume, never 
 
     // In a gzip stream the checksum catches flips in the compressed data; flips in the gzip
     // header's free fields (time stamp, OS) may pass, and then the data must be intact.
-    const std::vector<unsigned char> gz = gd::detail::gzip_bytes(nii);
+    const std::vector<unsigned char> gz = gcl::io::gzip_bytes(nii, "test_nifti");
     int gz_errors = 0, gz_flips = 0;
     for (std::size_t pos = 0; pos < gz.size(); ++pos) {
         std::vector<unsigned char> b = gz;
@@ -286,7 +286,7 @@ TEST_CASE("NIfTI reading names what is wrong with a header", "[data][nifti][corr
     put_i16(bomb, 40, 3);
     for (int d = 1; d <= 3; ++d) put_i16(bomb, 40 + 2 * d, 4000);
     put_i16(bomb, 70, 64);
-    CHECK_THROWS_WITH(gd::parse_nifti<float>(gd::detail::gzip_bytes(bomb)), Catch::Contains("gzip stream can hold"));
+    CHECK_THROWS_WITH(gd::parse_nifti<float>(gcl::io::gzip_bytes(bomb, "test_nifti")), Catch::Contains("gzip stream can hold"));
 
     // Plain garbage of many sizes.
     for (std::size_t n : {0u, 1u, 2u, 100u, 348u, 352u, 4096u}) {
@@ -303,8 +303,8 @@ TEST_CASE("NIfTI reads concatenated gzip members, trailing bytes and header-only
     const std::vector<unsigned char> nii = small_volume_bytes();
     const Tensor<std::int16_t> expected = pattern<std::int16_t>(Shape{3, 4, 5});
     const std::size_t half = nii.size() / 2;
-    std::vector<unsigned char> two = gd::detail::gzip_bytes(std::span<const unsigned char>(nii.data(), half));
-    const std::vector<unsigned char> second = gd::detail::gzip_bytes(std::span<const unsigned char>(nii.data() + half, nii.size() - half));
+    std::vector<unsigned char> two = gcl::io::gzip_bytes(std::span<const unsigned char>(nii.data(), half), "test_nifti");
+    const std::vector<unsigned char> second = gcl::io::gzip_bytes(std::span<const unsigned char>(nii.data() + half, nii.size() - half), "test_nifti");
     two.insert(two.end(), second.begin(), second.end());
     const auto img = gd::parse_nifti<std::int16_t>(two);
     for (index_t i = 0; i < expected.numel(); ++i) CHECK(img.data.data()[i] == expected.data()[i]);

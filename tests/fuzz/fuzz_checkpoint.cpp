@@ -49,8 +49,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         std::copy(tr::checkpoint_magic.begin(), tr::checkpoint_magic.end(), bytes.begin());
         put_le(bytes.data() + 24, size - tr::checkpoint_header_size, 8);
         put_le(bytes.data() + 32,
-               tr::detail::crc32_update(0, bytes.data() + tr::checkpoint_header_size, size - tr::checkpoint_header_size), 4);
-        put_le(bytes.data() + 36, tr::detail::crc32_update(0, bytes.data(), 36), 4);
+               gcl::io::crc32_update(0, bytes.data() + tr::checkpoint_header_size, size - tr::checkpoint_header_size), 4);
+        put_le(bytes.data() + 36, gcl::io::crc32_update(0, bytes.data(), 36), 4);
         read(std::move(bytes));
     }
     return 0;

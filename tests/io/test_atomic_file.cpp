@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "../data/temp_dir.hpp"
+#include "error_message.hpp"
 #include "gcl/io/atomic_file.hpp"
 
 namespace fs = std::filesystem;
@@ -21,14 +22,6 @@ namespace {
 std::string read_text(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-std::string error_of(auto&& f) {
-    try {
-        f();
-    } catch (const gcl::Error& e) {
-        return e.what();
-    }
-    return "";
 }
 }  // namespace
 
@@ -62,23 +55,23 @@ TEST_CASE("AtomicFile leaves the destination untouched until commit", "[io]") {
     f.write_at(0, "NEW", 3);
     f.commit();
     CHECK(read_text(path) == "NEW header, new body");
-    const std::string twice = error_of([&] { f.commit(); });
+    const std::string twice = gcl_test::error_of([&] { f.commit(); });
     CHECK(twice.find("gcl::test") == 0);
     CHECK(twice.find("already committed") != std::string::npos);
 }
 
 TEST_CASE("AtomicFile errors name the operation and the path", "[io]") {
     gcl_test::TempDir dir("io_errors");
-    const std::string missing = error_of([&] { write_file_atomic(dir / "no" / "such" / "x.json", std::string_view("{}"), "write_config"); });
+    const std::string missing = gcl_test::error_of([&] { write_file_atomic(dir / "no" / "such" / "x.json", std::string_view("{}"), "write_config"); });
     CHECK(missing.find("gcl::write_config") == 0);
     CHECK(missing.find("x.json.tmp") != std::string::npos);
     CHECK(missing.find("No such file or directory") != std::string::npos);
 
-    const std::string empty = error_of([&] { write_file_atomic("", std::string_view("{}"), "write_config"); });
+    const std::string empty = gcl_test::error_of([&] { write_file_atomic("", std::string_view("{}"), "write_config"); });
     CHECK(empty.find("empty path") != std::string::npos);
 
     fs::create_directories(dir / "folder");
-    const std::string folder = error_of([&] { write_file_atomic(dir / "folder" / "", std::string_view("x"), "write_config"); });
+    const std::string folder = gcl_test::error_of([&] { write_file_atomic(dir / "folder" / "", std::string_view("x"), "write_config"); });
     CHECK(folder.find("names a folder") != std::string::npos);
 }
 

@@ -7,8 +7,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <span>
 #include <sstream>
 #include <string>
@@ -20,6 +18,7 @@
 #include "gcl/core/tensor.hpp"
 #include "gcl/core/xtensor.hpp"
 #include "gcl/io/atomic_file.hpp"
+#include "gcl/io/read_file.hpp"
 
 namespace gcl {
 
@@ -179,12 +178,8 @@ Tensor<T, cpu> parse_npy(std::span<const unsigned char> bytes, std::string_view 
 template <class T>
 Tensor<T, cpu> load_npy(const std::filesystem::path& path) {
     const std::string name = path.string();
-    std::ifstream in(path, std::ios::binary);
-    check(static_cast<bool>(in), "load_npy", "cannot open ", name);
-    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    check(!in.bad(), "load_npy", "reading ", name, " failed");
-    return parse_npy<T>(std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size()),
-                        name);
+    const std::vector<unsigned char> bytes = io::read_file_bytes(path, "load_npy");
+    return parse_npy<T>(std::span<const unsigned char>(bytes), name);
 }
 
 }  // namespace gcl

@@ -1,7 +1,5 @@
 #pragma once
-// A minimal PNG writer (8-bit grey or RGB, no interlace) over zlib, for looking at data.
-#include <zlib.h>
-
+// A minimal PNG writer (8-bit grey or RGB, no interlace) over zlib (io/zlib.hpp), for looking at data.
 #include <array>
 #include <cstdint>
 #include <filesystem>
@@ -11,6 +9,7 @@
 #include "gcl/core/error.hpp"
 #include "gcl/core/tensor.hpp"
 #include "gcl/io/atomic_file.hpp"
+#include "gcl/io/zlib.hpp"
 
 namespace gcl::data {
 
@@ -25,8 +24,7 @@ inline void put_png_chunk(std::vector<unsigned char>& out, const char type[4], c
     const std::size_t start = out.size();
     out.insert(out.end(), type, type + 4);
     out.insert(out.end(), body.begin(), body.end());
-    const auto crc = crc32(0L, out.data() + start, static_cast<uInt>(out.size() - start));
-    put_u32_be(out, static_cast<std::uint32_t>(crc));
+    put_u32_be(out, io::crc32_update(0, out.data() + start, out.size() - start));
 }
 
 }  // namespace detail
@@ -47,11 +45,7 @@ inline std::vector<unsigned char> encode_png(ConstView<std::uint8_t> pixels) {
         const std::uint8_t* row = dense.data() + r * w * channels;
         raw.insert(raw.end(), row, row + w * channels);
     }
-    uLongf packed_size = compressBound(static_cast<uLong>(raw.size()));
-    std::vector<unsigned char> packed(packed_size);
-    check(compress2(packed.data(), &packed_size, raw.data(), static_cast<uLong>(raw.size()), 9) == Z_OK, op,
-          "zlib compression failed");
-    packed.resize(packed_size);
+    const std::vector<unsigned char> packed = io::zlib_bytes(raw, op);
 
     std::vector<unsigned char> png = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     std::vector<unsigned char> ihdr;

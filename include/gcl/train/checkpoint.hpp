@@ -28,13 +28,13 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "gcl/core/error.hpp"
 #include "gcl/core/shape.hpp"
 #include "gcl/core/tensor.hpp"
 #include "gcl/core/tensor_view.hpp"
 #include "gcl/io/atomic_file.hpp"
+#include "gcl/io/zlib.hpp"
 
 namespace gcl::train {
 
@@ -93,10 +93,6 @@ inline constexpr std::size_t checkpoint_max_name_length = 4096;
 
 namespace detail {
 
-inline std::uint32_t crc32_update(std::uint32_t crc, const void* data, std::size_t n) {
-    return static_cast<std::uint32_t>(::crc32_z(crc, static_cast<const Bytef*>(data), n));
-}
-
 inline void put_u16(std::vector<unsigned char>& out, std::uint16_t v) {
     for (int i = 0; i < 2; ++i) out.push_back(static_cast<unsigned char>(v >> (8 * i)));
 }
@@ -121,7 +117,7 @@ inline std::vector<unsigned char> encode_header(std::uint64_t entries, std::uint
     put_u64(h, entries);
     put_u64(h, payload_bytes);
     put_u32(h, payload_crc);
-    put_u32(h, crc32_update(0, h.data(), h.size()));
+    put_u32(h, io::crc32_update(0, h.data(), h.size()));
     return h;
 }
 
@@ -200,7 +196,7 @@ public:
         std::vector<unsigned char> staging;
         const auto flush = [&] {
             if (staging.empty()) return;
-            crc = detail::crc32_update(crc, staging.data(), staging.size());
+            crc = io::crc32_update(crc, staging.data(), staging.size());
             payload += staging.size();
             file.write(staging.data(), staging.size());
             staging.clear();
@@ -220,7 +216,7 @@ public:
                 if (staging.size() >= direct_threshold) flush();
             } else {
                 flush();
-                crc = detail::crc32_update(crc, e.data, e.bytes);
+                crc = io::crc32_update(crc, e.data, e.bytes);
                 payload += e.bytes;
                 file.write(e.data, e.bytes);
             }
@@ -411,7 +407,7 @@ private:
             corrupt("format version " + std::to_string(version) + " is not supported (this build reads version 1 to " +
                     std::to_string(checkpoint_version) + ")");
         const auto header_crc = static_cast<std::uint32_t>(detail::get_le(b + 36, 4));
-        if (detail::crc32_update(0, b, 36) != header_crc) corrupt("header checksum mismatch (corrupt header)");
+        if (io::crc32_update(0, b, 36) != header_crc) corrupt("header checksum mismatch (corrupt header)");
         const auto flags = static_cast<std::uint32_t>(detail::get_le(b + 12, 4));
         if (flags != 0) corrupt("unknown flags " + std::to_string(flags));
         const std::uint64_t count = detail::get_le(b + 16, 8);
@@ -420,7 +416,7 @@ private:
         if (payload != n - checkpoint_header_size)
             corrupt("the header announces " + std::to_string(payload) + " payload bytes but the file holds " +
                     std::to_string(n - checkpoint_header_size) + (payload > n - checkpoint_header_size ? " (truncated)" : ""));
-        if (detail::crc32_update(0, b + checkpoint_header_size, payload) != payload_crc)
+        if (io::crc32_update(0, b + checkpoint_header_size, payload) != payload_crc)
             corrupt("payload checksum mismatch (corrupt data)");
 
         // The checksums passed; the structure is still checked at every step, so that even a
