@@ -3,9 +3,12 @@
 // gcl/gcl.hpp). Link with gcl::cuda (cudart, cuBLAS, cuDNN).
 #include "gcl/core/random.hpp"
 #include "gcl/core/tensor.hpp"
+#include "gcl/backend/cuda/activation.cuh"
+#include "gcl/backend/cuda/bias.cuh"
 #include "gcl/backend/cuda/buffer.cuh"
 #include "gcl/backend/cuda/check.cuh"
 #include "gcl/backend/cuda/device.cuh"
+#include "gcl/backend/cuda/gemm.cuh"
 #include "gcl/backend/cuda/handles.cuh"
 #include "gcl/backend/cuda/stream.cuh"
 #include "gcl/surgery/cuda/filter.cuh"
