@@ -5,6 +5,7 @@
 
 #include "gcl/backend/cuda/buffer.cuh"
 #include "gcl/backend/cuda/check.cuh"
+#include "gcl/backend/cuda/launch.cuh"
 #include "gcl/backend/cuda/stream.cuh"
 #include "gcl/core/shape.hpp"
 #include "gcl/surgery/detail/mitigator_operator.hpp"
@@ -13,12 +14,7 @@ namespace gcl::surgery::cuda_impl {
 
 inline constexpr int warp_size = 32;
 
-// Blocks for a grid-stride loop over `work` items, `threads` per block: one item per thread up
-// to `cap` blocks (the loop covers the rest), and at least one block, so a launch is always valid.
-inline unsigned grid_blocks(index_t work, int threads, index_t cap = index_t{1} << 16) {
-    const index_t blocks = (work + threads - 1) / threads;
-    return static_cast<unsigned>(std::clamp<index_t>(blocks, 1, cap));
-}
+using ::gcl::cuda_detail::grid_blocks;
 
 // A CUDA event that is destroyed with its scope.
 class ScopedEvent {
