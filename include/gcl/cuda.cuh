@@ -8,6 +8,8 @@
 #include "gcl/backend/cuda/buffer.cuh"
 #include "gcl/backend/cuda/check.cuh"
 #include "gcl/backend/cuda/device.cuh"
+#include "gcl/backend/cuda/elementwise.cuh"
+#include "gcl/backend/cuda/flat_update.cuh"
 #include "gcl/backend/cuda/gemm.cuh"
 #include "gcl/backend/cuda/handles.cuh"
 #include "gcl/backend/cuda/stream.cuh"

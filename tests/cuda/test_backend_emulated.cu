@@ -4,7 +4,7 @@
 // __host__ __device__ rules in backend/detail/. Here the same rules run for every thread and
 // item of the launch geometry the kernels use, block_sum's fixed order is replayed, and the
 // results are compared with the CPU backend: the index arithmetic and the rules are checked on
-// this machine; the launches themselves by test_cuda_ops on a GPU.
+// this machine; the launches themselves by test_cuda_backend on a GPU.
 #include <catch2/catch.hpp>
 
 #include <cmath>

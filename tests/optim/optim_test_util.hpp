@@ -3,13 +3,33 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdint>
 #include <sstream>
 #include <string>
 
+#include "gcl/core/random.hpp"
 #include "gcl/core/tensor.hpp"
 #include "gcl/testing/tolerance.hpp"
 
 namespace optim_test {
+
+// A host tensor of standard normal values drawn from `seed`.
+template <class T>
+gcl::Tensor<T> random_tensor(const gcl::Shape& shape, std::uint64_t seed) {
+    gcl::Tensor<T> t(shape);
+    gcl::Rng rng(seed);
+    gcl::fill_normal<T>(t.view(), rng);
+    return t;
+}
+
+// Whether two host views of equal size hold the same values, element by element.
+template <class T>
+bool bitwise_equal(gcl::TensorView<const T> a, gcl::TensorView<const T> b) {
+    if (a.numel() != b.numel()) return false;
+    for (gcl::index_t i = 0; i < a.numel(); ++i)
+        if (a.data()[i] != b.data()[i]) return false;
+    return true;
+}
 
 // Parity tolerances against PyTorch: float 1e-4 relative; double far tighter.
 template <class T>

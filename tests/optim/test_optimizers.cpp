@@ -22,21 +22,8 @@ using gcl::nn::ParameterArena;
 
 namespace {
 
-template <class T>
-Tensor<T> random_tensor(const Shape& shape, std::uint64_t seed) {
-    Tensor<T> t(shape);
-    gcl::Rng rng(seed);
-    gcl::fill_normal<T>(t.view(), rng);
-    return t;
-}
-
-template <class T>
-bool bitwise_equal(gcl::TensorView<const T> a, gcl::TensorView<const T> b) {
-    if (a.numel() != b.numel()) return false;
-    for (index_t i = 0; i < a.numel(); ++i)
-        if (a.data()[i] != b.data()[i]) return false;
-    return true;
-}
+using optim_test::bitwise_equal;
+using optim_test::random_tensor;
 
 template <class T>
 std::vector<optim::SGD<T>> sgd_variants() {

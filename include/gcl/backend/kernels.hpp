@@ -10,8 +10,12 @@
 //
 // Ops built from other ops (linear, transposed convolution, concat/split) have no family of
 // their own: they run on every device whose families they use.
+#include "gcl/core/shape.hpp"
 
 namespace gcl::backend {
+
+// The operation of Elementwise<D>::binary.
+enum class BinaryOp { add, sub, mul, div };
 
 template <class Device> struct Gemm;         // C = alpha op(A) op(B) + beta C
 template <class Device> struct Conv2d;       // im2col convolution: forward, backward data / weight
@@ -23,5 +27,15 @@ template <class Device> struct Softmax;      // softmax, log-softmax along a dim
 template <class Device> struct Normalize;    // L2 normalisation along a dimension
 template <class Device> struct Elementwise;  // fill, strided copy, arithmetic
 template <class Device> struct Reduce;       // sums, maxima, dot products, finiteness
+template <class Device> struct FlatUpdate;   // an optimizer rule's element update over flat vectors
+
+// A run [begin, end) of a flat parameter vector whose parameters share their optimizer options
+// (FlatUpdate's unit of work).
+struct UpdateRun {
+    index_t begin = 0;
+    index_t end = 0;
+    bool weight_decay = true;
+    bool trainable = true;
+};
 
 }  // namespace gcl::backend

@@ -154,25 +154,33 @@ struct AdamRule {
         p = p + c.neg_step_size * m / denom;
     }
 
+    // Calls f(std::bool_constant<flag>{}...) with the flags update_item takes, for elements
+    // whose parameter has weight decay `decay`.
+    template <class F>
+    static void with_options(const Constants& c, bool decay, F&& f) {
+        detail::with_flags(f, c.maximize, decay && c.use_weight_decay, c.amsgrad);
+    }
+
+    // Element i of the flat vectors with the flags fixed: state holds exp_avg, exp_avg_sq and
+    // (amsgrad) max_exp_avg_sq.
+    template <bool Maximize, bool ApplyDecay, bool Amsgrad>
+    GCL_HOST_DEVICE static void update_item(const Constants& c, T& p, T g, T* const* state, index_t i) {
+        const T second = update_moments<Maximize, ApplyDecay, Amsgrad>(c, p, g, state[0], state[1], state[2], i);
+        apply_step(c, p, state[0][i], std::sqrt(second));
+    }
+
     // Element i of the flat vectors, one at a time: the reference the range form is tested against.
     static void update(const Constants& c, bool decay, T& p, T g, T* const* state, index_t i) {
-        detail::with_flags(
-            [&](auto... flag) {
-                const T second = update_moments<decltype(flag)::value...>(c, p, g, state[0], state[1], state[2], i);
-                apply_step(c, p, state[0][i], std::sqrt(second));
-            },
-            c.maximize, decay && c.use_weight_decay, c.amsgrad);
+        with_options(c, decay, [&](auto... flag) { update_item<decltype(flag)::value...>(c, p, g, state, i); });
     }
 
     // Elements [begin, end) in chunks, each as a branch-free moments loop, an exact vectorised
     // square root, and a step loop, all of which vectorise.
     static void update_range(const Constants& c, bool decay, T* p, const T* g, T* const* state, index_t begin,
                              index_t end) {
-        detail::with_flags(
-            [&](auto... flag) {
-                range<decltype(flag)::value...>(c, p, g, state[0], state[1], state[2], begin, end);
-            },
-            c.maximize, decay && c.use_weight_decay, c.amsgrad);
+        with_options(c, decay, [&](auto... flag) {
+            range<decltype(flag)::value...>(c, p, g, state[0], state[1], state[2], begin, end);
+        });
     }
 
 private:
@@ -191,9 +199,9 @@ private:
     }
 };
 
-template <class T>
-using Adam = FlatOptimizer<T, AdamRule<T, WeightDecay::coupled>>;
-template <class T>
-using AdamW = FlatOptimizer<T, AdamRule<T, WeightDecay::decoupled>>;
+template <class T, class Device = cpu>
+using Adam = FlatOptimizer<T, AdamRule<T, WeightDecay::coupled>, Device>;
+template <class T, class Device = cpu>
+using AdamW = FlatOptimizer<T, AdamRule<T, WeightDecay::decoupled>, Device>;
 
 }  // namespace gcl::optim

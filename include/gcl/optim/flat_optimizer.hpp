@@ -1,8 +1,10 @@
 #pragma once
-// FlatOptimizer<T, Rule>: the one driver behind every optimizer. It owns the per-element state
-// (momentum, moments: flat vectors of P elements, one per state buffer the rule needs) and the
-// step count, and applies the rule's element-wise update in one fused, OpenMP-parallel pass over
-// the flat parameter and gradient vectors.
+// FlatOptimizer<T, Rule, Device>: the one driver behind every optimizer, on any device. It owns
+// the per-element state (momentum, moments: flat vectors of P elements on the device, one per
+// state buffer the rule needs) and the step count, and applies the rule's element-wise update
+// in one fused pass over the flat parameter and gradient vectors through backend::FlatUpdate
+// (backend/cpu/flat_update.hpp: OpenMP blocks; backend/cuda/flat_update.cuh: one grid-stride
+// kernel per run of equal options, nvcc only).
 //
 // A Rule is a small policy (see sgd.hpp, adam.hpp):
 //   using options_type;                       hyper-parameters, validated by validate()
@@ -16,9 +18,13 @@
 //       the update of elements [begin, end), written to vectorise
 //   static void update(const Constants&, bool decay, T& param, T grad, T* const* state, index_t i);
 //       the same update of element i alone: the reference update_range is tested against
-// `decay` says whether weight decay applies to these elements' parameter. Both forms call one
-// GCL_HOST_DEVICE element function with the options' flags as template arguments, which is
-// also what a device kernel calls.
+//   template <class F> static void with_options(const Constants&, bool decay, F f);
+//       calls f(std::bool_constant<flag>{}...) with the options' flags for these elements
+//   template <bool... Flags> GCL_HOST_DEVICE
+//   static void update_item(const Constants&, T& param, T grad, T* const* state, index_t i);
+//       element i with those flags fixed at compile time: what update, update_range and the
+//       device kernels all call
+// `decay` says whether weight decay applies to these elements' parameter.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -28,6 +34,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "gcl/backend/cpu/flat_update.hpp"
+#include "gcl/backend/kernels.hpp"
 #include "gcl/core/error.hpp"
 #include "gcl/core/tensor.hpp"
 #include "gcl/core/tensor_view.hpp"
@@ -53,16 +61,11 @@ void with_flags(F&& f, bool first, Rest... rest) {
 }  // namespace detail
 
 // A run of the flat parameter vector whose parameters share their optimizer options.
-struct Segment {
-    index_t begin = 0;
-    index_t end = 0;
-    bool weight_decay = true;
-    bool trainable = true;
-};
+using Segment = backend::UpdateRun;
 
 // The arena's parameters as runs of equal options, in flat order, covering [0, P).
-template <class T>
-std::vector<Segment> segments_of(const nn::ParameterArena<T, cpu>& arena) {
+template <class T, class Device>
+std::vector<Segment> segments_of(const nn::ParameterArena<T, Device>& arena) {
     std::vector<Segment> segments;
     for (const nn::ParameterInfo& p : arena.parameters()) {
         if (p.numel() == 0) continue;
@@ -77,13 +80,13 @@ std::vector<Segment> segments_of(const nn::ParameterArena<T, cpu>& arena) {
 }
 
 // A named state buffer of an optimizer: P elements, in the same flat order as the parameters.
-template <class T>
+template <class T, class Device = cpu>
 struct NamedState {
     std::string_view name;
-    TensorView<T, cpu> values;
+    TensorView<T, Device> values;
 };
 
-template <class T, class Rule>
+template <class T, class Rule, class Device = cpu>
 class FlatOptimizer {
     static_assert(std::is_floating_point_v<T>, "gcl::optim optimizers work on float or double parameters");
 
@@ -91,10 +94,11 @@ public:
     using value_type = T;
     using rule_type = Rule;
     using options_type = typename Rule::options_type;
+    using device_type = Device;
 
-    // Elements per block of the fused pass; blocks are spread over OpenMP threads when P is large.
-    static constexpr index_t block_size = 8192;
-    static constexpr index_t parallel_threshold = 1 << 16;
+    // Elements per block of the fused CPU pass; blocks are spread over OpenMP threads when P is large.
+    static constexpr index_t block_size = backend::FlatUpdate<cpu>::block_size;
+    static constexpr index_t parallel_threshold = backend::FlatUpdate<cpu>::parallel_threshold;
 
     explicit FlatOptimizer(const options_type& options = {}) : rule_{options} { rule_.validate(); }
 
@@ -122,30 +126,30 @@ public:
     // Allocates zeroed state for P elements (e.g. before loading a checkpoint); the step count is kept.
     void resize(index_t p) {
         check(p >= 0, std::string(Rule::name) + "::resize", "negative size ", p);
-        for (int k = 0; k < rule_.state_count(); ++k) state_[k] = Tensor<T, cpu>(Shape{p});
+        for (int k = 0; k < rule_.state_count(); ++k) state_[k] = Tensor<T, Device>(Shape{p});
         size_ = p;
     }
 
     // Forgets all state: the next step is a first step again.
     void reset() {
-        for (auto& s : state_) s = Tensor<T, cpu>();
+        for (auto& s : state_) s = Tensor<T, Device>();
         size_ = 0;
         steps_ = 0;
     }
 
     // The state buffers by name (e.g. "exp_avg"); empty before the first step or resize.
-    std::vector<NamedState<T>> state() {
-        std::vector<NamedState<T>> out;
+    std::vector<NamedState<T, Device>> state() {
+        std::vector<NamedState<T, Device>> out;
         if (size_ == 0) return out;
         for (int k = 0; k < rule_.state_count(); ++k)
-            out.push_back({Rule::state_name(k), TensorView<T, cpu>(state_[k].data(), Shape{size_})});
+            out.push_back({Rule::state_name(k), TensorView<T, Device>(state_[k].data(), Shape{size_})});
         return out;
     }
-    std::vector<NamedState<const T>> state() const {
-        std::vector<NamedState<const T>> out;
+    std::vector<NamedState<const T, Device>> state() const {
+        std::vector<NamedState<const T, Device>> out;
         if (size_ == 0) return out;
         for (int k = 0; k < rule_.state_count(); ++k)
-            out.push_back({Rule::state_name(k), TensorView<const T, cpu>(state_[k].data(), Shape{size_})});
+            out.push_back({Rule::state_name(k), TensorView<const T, Device>(state_[k].data(), Shape{size_})});
         return out;
     }
     // The names this configuration's state buffers have (whether allocated or not).
@@ -156,7 +160,7 @@ public:
     }
 
     // One step over a whole flat vector: every element is a parameter with weight decay.
-    void step(TensorView<T, cpu> params, TensorView<const T, cpu> grads) {
+    void step(TensorView<T, Device> params, TensorView<const T, Device> grads) {
         const std::string op = std::string(Rule::name) + "::step";
         check(params.is_contiguous() && grads.is_contiguous(), op, "parameters ", params.shape(), " and gradients ",
               grads.shape(), " must be contiguous");
@@ -168,11 +172,11 @@ public:
 
     // One step over the arena's parameters with its own gradient buffer, honouring each
     // parameter's options (weight decay, trainable).
-    void step(nn::ParameterArena<T, cpu>& arena) { step(arena, arena.flat_grads()); }
+    void step(nn::ParameterArena<T, Device>& arena) { step(arena, arena.flat_grads()); }
 
     // One step over the arena's parameters with an external flat gradient of P elements (for
     // example the combined gradient that gradient surgery produced).
-    void step(nn::ParameterArena<T, cpu>& arena, TensorView<const T, cpu> grads) {
+    void step(nn::ParameterArena<T, Device>& arena, TensorView<const T, Device> grads) {
         const std::string op = std::string(Rule::name) + "::step";
         check(grads.is_contiguous() && grads.numel() == arena.size(), op, "the gradient must be contiguous with P = ",
               arena.size(), " elements, got shape ", grads.shape());
@@ -198,39 +202,21 @@ private:
         const typename Rule::Constants c = rule_.constants(steps_ + 1);
         std::array<T*, Rule::max_states> state{};
         for (int k = 0; k < rule_.state_count(); ++k) state[k] = state_[k].data();
-        T* const* s = state.data();
-
-        const index_t blocks = (n + block_size - 1) / block_size;
-#pragma omp parallel for schedule(static) if (n >= parallel_threshold)
-        for (index_t b = 0; b < blocks; ++b) {
-            const index_t begin = b * block_size;
-            const index_t end = std::min(n, begin + block_size);
-            auto seg = std::upper_bound(segments.begin(), segments.end(), begin,
-                                        [](index_t x, const Segment& sg) { return x < sg.end; });
-            for (; seg != segments.end() && seg->begin < end; ++seg) {
-                if (!seg->trainable) continue;
-                const index_t lo = std::max(begin, seg->begin);
-                const index_t hi = std::min(end, seg->end);
-                Rule::update_range(c, seg->weight_decay, params, grads, s, lo, hi);
-            }
-        }
+        backend::FlatUpdate<Device>::template step<Rule>(c, params, grads, state.data(), n, segments);
         ++steps_;
     }
 
     // A NaN or infinite gradient is an error, raised before any parameter changes.
     template <class Describe>
     static void check_finite(const std::string& op, const T* g, index_t n, Describe describe) {
-        // g * 0 is 0 for finite g and NaN otherwise, so one vectorisable sum finds any offender.
-        T probe = 0;
-#pragma omp parallel for reduction(+ : probe) schedule(static) if (n >= parallel_threshold)
-        for (index_t i = 0; i < n; ++i) probe += g[i] * T(0);
-        if (probe == T(0)) return;
-        for (index_t i = 0; i < n; ++i)
-            if (!std::isfinite(g[i])) fail(op, "gradient ", describe(i), " is ", g[i], "; no parameter was changed");
+        const index_t bad = backend::FlatUpdate<Device>::first_nonfinite(g, n);
+        if (bad < 0) return;
+        fail(op, "gradient ", describe(bad), " is ", backend::FlatUpdate<Device>::element(g, bad),
+             "; no parameter was changed");
     }
 
     Rule rule_;
-    std::array<Tensor<T, cpu>, Rule::max_states> state_{};
+    std::array<Tensor<T, Device>, Rule::max_states> state_{};
     index_t size_ = 0;
     std::int64_t steps_ = 0;
 };

@@ -92,27 +92,37 @@ struct SgdRule {
         p = p + (-c.lr) * d;
     }
 
+    // Calls f(std::bool_constant<flag>{}...) with the flags update_item takes, for elements
+    // whose parameter has weight decay `decay`.
+    template <class F>
+    static void with_options(const Constants& c, bool decay, F&& f) {
+        detail::with_flags(f, c.maximize, decay && c.use_weight_decay, c.use_momentum, c.first_step, c.nesterov);
+    }
+
+    // Element i of the flat vectors with the flags fixed: state[0] is the momentum buffer.
+    template <bool Maximize, bool Decay, bool Momentum, bool FirstStep, bool Nesterov>
+    GCL_HOST_DEVICE static void update_item(const Constants& c, T& p, T g, T* const* state, index_t i) {
+        T* buffer = nullptr;
+        if constexpr (Momentum) buffer = state[0];
+        update_element<Maximize, Decay, Momentum, FirstStep, Nesterov>(c, p, g, buffer, i);
+    }
+
     // Element i of the flat vectors, one at a time: the reference the range form is tested against.
     static void update(const Constants& c, bool decay, T& p, T g, T* const* state, index_t i) {
-        T* buffer = c.use_momentum ? state[0] : nullptr;
-        detail::with_flags([&](auto... flag) { update_element<decltype(flag)::value...>(c, p, g, buffer, i); },
-                           c.maximize, decay && c.use_weight_decay, c.use_momentum, c.first_step, c.nesterov);
+        with_options(c, decay, [&](auto... flag) { update_item<decltype(flag)::value...>(c, p, g, state, i); });
     }
 
     // Elements [begin, end): one branch-free, vectorisable loop per combination of options.
     static void update_range(const Constants& c, bool decay, T* p, const T* g, T* const* state, index_t begin,
                              index_t end) {
         T* buffer = c.use_momentum ? state[0] : nullptr;
-        detail::with_flags(
-            [&](auto... flag) {
-                for (index_t i = begin; i < end; ++i)
-                    update_element<decltype(flag)::value...>(c, p[i], g[i], buffer, i);
-            },
-            c.maximize, decay && c.use_weight_decay, c.use_momentum, c.first_step, c.nesterov);
+        with_options(c, decay, [&](auto... flag) {
+            for (index_t i = begin; i < end; ++i) update_element<decltype(flag)::value...>(c, p[i], g[i], buffer, i);
+        });
     }
 };
 
-template <class T>
-using SGD = FlatOptimizer<T, SgdRule<T>>;
+template <class T, class Device = cpu>
+using SGD = FlatOptimizer<T, SgdRule<T>, Device>;
 
 }  // namespace gcl::optim

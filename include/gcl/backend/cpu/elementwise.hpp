@@ -2,16 +2,14 @@
 // CPU element-wise kernels over contiguous memory (except copy, which takes any strides).
 // Every loop writes element i from element i of its inputs only, so exact in-place use is safe.
 #include <algorithm>
-#include <array>
 
+#include "gcl/backend/copy_layout.hpp"
 #include "gcl/backend/cpu/parallel.hpp"
 #include "gcl/backend/kernels.hpp"
 #include "gcl/core/device.hpp"
 #include "gcl/core/tensor_view.hpp"
 
 namespace gcl::backend {
-
-enum class BinaryOp { add, sub, mul, div };
 
 template <>
 struct Elementwise<cpu> {
@@ -26,23 +24,11 @@ struct Elementwise<cpu> {
     // out = in, for views of equal shape and any strides.
     template <class T>
     static void copy(ConstView<T, cpu> in, TensorView<T, cpu> out) {
-        // Merge dimensions that are contiguous with their successor in both views and drop
-        // extents of one, so that a narrowed channel block copies as a few long runs.
-        std::array<index_t, max_rank> extent{}, si{}, so{};
-        int rank = 0;
-        for (int d = 0; d < in.rank(); ++d) {
-            if (in.dim(d) == 1) continue;
-            if (rank > 0 && si[rank - 1] == in.stride(d) * in.dim(d) && so[rank - 1] == out.stride(d) * in.dim(d)) {
-                extent[rank - 1] *= in.dim(d);
-                si[rank - 1] = in.stride(d);
-                so[rank - 1] = out.stride(d);
-                continue;
-            }
-            extent[rank] = in.dim(d);
-            si[rank] = in.stride(d);
-            so[rank] = out.stride(d);
-            ++rank;
-        }
+        const CopyLayout layout = copy_layout(in, out);
+        const int rank = layout.rank;
+        const index_t* extent = layout.extent;
+        const index_t* si = layout.in_stride;
+        const index_t* so = layout.out_stride;
         if (in.numel() == 0) return;
         if (rank == 0) {
             *out.data() = *in.data();
