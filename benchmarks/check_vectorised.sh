@@ -48,12 +48,22 @@ template void b::Conv2d<gcl::cpu>::backward_weight<float>(gcl::TensorView<const 
     gcl::TensorView<const float, gcl::cpu>, gcl::TensorView<float, gcl::cpu>, const gcl::Conv2dParams&, bool);
 template void instantiate<float>();
 template void instantiate<double>();
+#if GCL_HAS_ONEDNN_CONV
+// The oneDNN convolution's own loops (its accumulation of weight gradients).
+void use_onednn_plan(gcl::backend::onednn::ConvPlan& plan, const float* dy, const float* x, float* dw) {
+    plan.backward_weight(dy, x, dw, true);
+}
+#endif
 CPP
-"$cxx" -std=c++20 -O3 -march="$arch" -fopenmp -DNDEBUG -Iinclude -I/usr/include/eigen3 -c "$work/kernels.cpp" \
+# With oneDNN's headers present, the optional oneDNN convolution's loops are checked too.
+onednn=()
+[[ -f /usr/include/oneapi/dnnl/dnnl.hpp || -f /usr/include/dnnl.hpp ]] && onednn=(-DGCL_CPU_CONV_ONEDNN -I/usr/include/oneapi/dnnl)
+"$cxx" -std=c++20 -O3 -march="$arch" -fopenmp -DNDEBUG -Iinclude -I/usr/include/eigen3 "${onednn[@]}" -c "$work/kernels.cpp" \
     -o "$work/kernels.o" -fopt-info-vec-optimized 2>"$work/report.txt"
 status=0
 for header in include/gcl/backend/cpu/*.hpp; do
     [[ $header == */parallel.hpp ]] && continue
+    [[ $header == */onednn_conv2d.hpp && ${#onednn[@]} == 0 ]] && { echo "SKIPPED    $header (no oneDNN headers)"; continue; }
     # The line of the loop under each simd pragma.
     while read -r line; do
         [[ -z $line ]] && continue

@@ -2,7 +2,7 @@
 // backend/cuda/flat_update.cuh), run on the host for every item in launch order and compared with
 // the CPU kernels: needs no GPU. This checks the kernels' index arithmetic, layouts, run
 // handling and compile-time flags on this machine; the launches themselves are checked by
-// test_cuda_arena_optim, which needs a device.
+// test_cuda_backend, which needs a device.
 #include <catch2/catch.hpp>
 
 #include <array>

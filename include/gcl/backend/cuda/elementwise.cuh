@@ -19,8 +19,6 @@
 
 namespace gcl::cuda_detail {
 
-inline constexpr int elementwise_threads = 256;
-
 // ---- item functions: element i of each kernel ----
 
 template <class T>

@@ -23,7 +23,6 @@
 #include "gcl/core/error.hpp"
 #include "gcl/core/tensor.hpp"
 #include "gcl/core/tensor_view.hpp"
-#include "gcl/surgery/cuda/detail/block_sum.cuh"
 #include "gcl/surgery/cuda/detail/combine_pass.cuh"
 #include "gcl/surgery/cuda/detail/launch.cuh"
 #include "gcl/surgery/cuda/mitigate.cuh"

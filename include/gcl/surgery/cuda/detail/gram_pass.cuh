@@ -4,7 +4,7 @@
 //
 // Columns are cut into fixed chunks of gram_chunk. One block sums one chunk: thread t takes the
 // columns begin + t, begin + t + gram_threads, ... in order, then a fixed-order block sum
-// (block_sum.cuh) writes the chunk's partial sums to their own slots. A second kernel adds the
+// (backend/cuda/block_sum.cuh) writes the chunk's partial sums to their own slots. A second kernel adds the
 // slots of each entry, again in a fixed order. Nothing depends on the grid size, the number of
 // SMs or the scheduling, so the same input gives the same Q, bit for bit, on every run.
 //
@@ -17,7 +17,6 @@
 
 #include "gcl/backend/cuda/check.cuh"
 #include "gcl/core/shape.hpp"
-#include "gcl/surgery/cuda/detail/block_sum.cuh"
 #include "gcl/surgery/cuda/detail/launch.cuh"
 
 namespace gcl::surgery::cuda_impl {

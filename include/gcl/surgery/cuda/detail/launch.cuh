@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "gcl/backend/cuda/block_sum.cuh"
 #include "gcl/backend/cuda/buffer.cuh"
 #include "gcl/backend/cuda/check.cuh"
 #include "gcl/backend/cuda/launch.cuh"
@@ -12,9 +13,10 @@
 
 namespace gcl::surgery::cuda_impl {
 
-inline constexpr int warp_size = 32;
-
-using ::gcl::cuda_detail::grid_blocks;
+using cuda_detail::block_sum;
+using cuda_detail::grid_blocks;
+using cuda_detail::warp_size;
+using cuda_detail::warp_sum;
 
 // A CUDA event that is destroyed with its scope.
 class ScopedEvent {

@@ -2,9 +2,9 @@
 // Deterministic sums across a thread block. The order of the additions is fixed by the lane and
 // warp indices alone (a shuffle tree inside each warp, then the warps in index order), so the
 // same inputs give the same bits on every run, whatever the scheduling.
-#include "gcl/surgery/cuda/detail/launch.cuh"
+#include "gcl/backend/cuda/launch.cuh"
 
-namespace gcl::surgery::cuda_impl {
+namespace gcl::cuda_detail {
 
 // Sum of v over the 32 lanes of a full warp, valid in lane 0: lane l adds lane l + 16, then
 // l + 8, l + 4, l + 2, l + 1.
@@ -35,4 +35,4 @@ __device__ double block_sum(const double (&v)[N], double* shared) {
     return total;
 }
 
-}  // namespace gcl::surgery::cuda_impl
+}  // namespace gcl::cuda_detail
