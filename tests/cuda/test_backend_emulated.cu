@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gcl/backend/cpu/activation.hpp"
+#include "gcl/backend/cpu/batch_norm.hpp"
 #include "gcl/backend/cpu/bias.hpp"
 #include "gcl/cuda.cuh"
 #include "gcl/testing/projection.hpp"
@@ -116,7 +117,7 @@ TEMPLATE_TEST_CASE("Bias<cuda>'s items, replayed, equal the CPU backend", "[cuda
 
     Tensor<T> cpu = y0, replay = y0;
     gcl::backend::Bias<gcl::cpu>::add<T>(bias.cview(), cpu.view(), outer, channels, inner);
-    for (index_t e : grid_stride_items(n, cd::elementwise_threads)) replay(e) += bias(bd::bias_channel(e, channels, inner));
+    for (index_t e : grid_stride_items(n, cd::elementwise_threads)) replay(e) += bias(bd::channel_of(e, channels, inner));
     for (index_t e = 0; e < n; ++e) CHECK(replay(e) == cpu(e));
 
     const Tensor<T> dy = gcl::testing::random_tensor<T>(Shape{n}, rng);
@@ -128,7 +129,7 @@ TEMPLATE_TEST_CASE("Bias<cuda>'s items, replayed, equal the CPU backend", "[cuda
         for (index_t c = 0; c < channels; ++c) {  // one block per channel
             std::vector<double> per_thread;
             for (index_t t = 0; t < threads; ++t)
-                per_thread.push_back(bd::bias_thread_sum(dy.data(), outer, channels, inner, c, t, threads));
+                per_thread.push_back(bd::channel_thread_sum(dy.data(), outer, channels, inner, c, t, threads));
             const double total = replay_block_sum(per_thread);
             db_replay(c) = static_cast<T>(accumulate ? static_cast<double>(db_replay(c)) + total : total);
         }
@@ -136,4 +137,93 @@ TEMPLATE_TEST_CASE("Bias<cuda>'s items, replayed, equal the CPU backend", "[cuda
             CHECK(static_cast<double>(db_replay(c)) ==
                   Approx(static_cast<double>(db_cpu(c))).epsilon(std::is_same_v<T, float> ? 1e-6 : 1e-13));
     }
+}
+
+TEMPLATE_TEST_CASE("BatchNorm<cuda>'s items, replayed, equal the CPU backend", "[cuda][emulated]", float, double) {
+    using T = TestType;
+    const double rtol = std::is_same_v<T, float> ? 2e-6 : 1e-12;
+    gcl::Rng rng(31);
+    const index_t batch = 3, channels = 4, inner = 45, n = batch * channels * inner;
+    const index_t threads = gcl::backend::cuda_kernels::channel_threads;
+    const Tensor<T> x = gcl::testing::random_tensor<T>(Shape{n}, rng, T(-1), T(3));
+    const Tensor<T> dy = gcl::testing::random_tensor<T>(Shape{n}, rng);
+    const Tensor<T> gamma = gcl::testing::random_tensor<T>(Shape{channels}, rng, T(0.5), T(1.5));
+    const Tensor<T> beta = gcl::testing::random_tensor<T>(Shape{channels}, rng);
+    const double momentum = 0.1, eps = 1e-5;
+    const auto close = [&](const Tensor<T>& expected, const std::vector<double>& got, const char* what) {
+        INFO(what);
+        for (index_t i = 0; i < expected.numel(); ++i)
+            CHECK(got[static_cast<std::size_t>(i)] == Approx(static_cast<double>(expected.data()[i])).epsilon(rtol).margin(rtol));
+    };
+    // One block per channel: per-thread shares, added in block_sum's order.
+    const auto channel_total = [&](index_t c, auto&& share) {
+        std::vector<double> per_thread;
+        for (index_t t = 0; t < threads; ++t) per_thread.push_back(share(c, t));
+        return replay_block_sum(per_thread);
+    };
+
+    // Training forward.
+    Tensor<T> y(Shape{n}), rm(Shape{channels}), rv(Shape{channels}), sm(Shape{channels}), si(Shape{channels});
+    for (index_t c = 0; c < channels; ++c) rv(c) = T(1);
+    gcl::backend::BatchNorm<gcl::cpu>::forward_train<T>(x.cview(), gamma.cview(), beta.cview(), y.view(), rm.view(),
+                                                        rv.view(), sm.view(), si.view(), batch, channels, inner,
+                                                        momentum, eps);
+    std::vector<double> y_replay(static_cast<std::size_t>(n)), rm_replay, rv_replay, sm_replay, si_replay;
+    std::vector<bd::BatchNormStatistics> stats;
+    const double count = static_cast<double>(batch * inner);
+    for (index_t c = 0; c < channels; ++c) {
+        const double sum = channel_total(c, [&](index_t ch, index_t t) {
+            return bd::channel_thread_sum(x.data(), batch, channels, inner, ch, t, threads);
+        });
+        const double square = channel_total(c, [&](index_t ch, index_t t) {
+            return bd::channel_thread_square_sum(x.data(), sum / count, batch, channels, inner, ch, t, threads);
+        });
+        stats.push_back(bd::batch_norm_statistics(sum, square, count, static_cast<double>(gamma(c)),
+                                                  static_cast<double>(beta(c)), eps));
+        rm_replay.push_back(static_cast<double>(static_cast<T>(momentum * stats.back().mean)));
+        rv_replay.push_back(static_cast<double>(static_cast<T>((1 - momentum) + momentum * stats.back().unbiased)));
+        sm_replay.push_back(static_cast<double>(static_cast<T>(stats.back().mean)));
+        si_replay.push_back(static_cast<double>(static_cast<T>(stats.back().invstd)));
+    }
+    for (index_t e : grid_stride_items(n, cd::elementwise_threads)) {
+        const bd::BatchNormStatistics& s = stats[static_cast<std::size_t>(bd::channel_of(e, channels, inner))];
+        y_replay[static_cast<std::size_t>(e)] = static_cast<double>(bd::batch_norm_affine_item(x(e), s.scale, s.shift));
+    }
+    close(y, y_replay, "y");
+    close(rm, rm_replay, "running mean");
+    close(rv, rv_replay, "running var");
+    close(sm, sm_replay, "saved mean");
+    close(si, si_replay, "saved invstd");
+
+    // Training backward.
+    Tensor<T> dx(Shape{n}), dgamma(Shape{channels}), dbeta(Shape{channels});
+    gcl::backend::BatchNorm<gcl::cpu>::backward_train<T>(dy.cview(), x.cview(), gamma.cview(), sm.cview(), si.cview(),
+                                                         dx.view(), dgamma.view(), dbeta.view(), batch, channels, inner,
+                                                         false);
+    std::vector<double> dx_replay(static_cast<std::size_t>(n)), dgamma_replay, dbeta_replay, mean_dy, mean_dy_xhat;
+    for (index_t c = 0; c < channels; ++c) {
+        std::vector<double> s0, s1;
+        for (index_t t = 0; t < threads; ++t) {
+            double two[2];
+            bd::channel_thread_gradient_sums(dy.data(), x.data(), static_cast<double>(sm(c)), batch, channels, inner, c, t,
+                                             threads, two);
+            s0.push_back(two[0]);
+            s1.push_back(two[1]);
+        }
+        const double sum_dy = replay_block_sum(s0), sum_dy_xhat = replay_block_sum(s1) * static_cast<double>(si(c));
+        dbeta_replay.push_back(static_cast<double>(static_cast<T>(sum_dy)));
+        dgamma_replay.push_back(static_cast<double>(static_cast<T>(sum_dy_xhat)));
+        mean_dy.push_back(sum_dy / count);
+        mean_dy_xhat.push_back(sum_dy_xhat / count);
+    }
+    for (index_t e : grid_stride_items(n, cd::elementwise_threads)) {
+        const index_t c = bd::channel_of(e, channels, inner);
+        const double invstd = static_cast<double>(si(c));
+        dx_replay[static_cast<std::size_t>(e)] = static_cast<double>(bd::batch_norm_backward_item(
+            dy(e), x(e), static_cast<double>(sm(c)), invstd, static_cast<double>(gamma(c)) * invstd,
+            mean_dy[static_cast<std::size_t>(c)], mean_dy_xhat[static_cast<std::size_t>(c)]));
+    }
+    close(dx, dx_replay, "dx");
+    close(dgamma, dgamma_replay, "dgamma");
+    close(dbeta, dbeta_replay, "dbeta");
 }

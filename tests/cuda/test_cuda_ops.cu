@@ -7,6 +7,7 @@
 
 #include "gcl/cuda.cuh"
 #include "gcl/ops/activation.hpp"
+#include "gcl/ops/batch_norm.hpp"
 #include "gcl/ops/bias.hpp"
 #include "gcl/ops/gemm.hpp"
 #include "gcl/testing/projection.hpp"
@@ -109,4 +110,81 @@ TEMPLATE_TEST_CASE("ops bias on cuda equals the CPU", "[cuda][ops]", float, doub
         gcl::ops::bias_backward<T>(gcl::to_device(y0).cview(), db_dev.view(), 1, mode);
         check_close(db, gcl::to_host(db_dev), tolerance<T>());
     }
+}
+
+TEMPLATE_TEST_CASE("ops batch norm on cuda equals the CPU, with and without a reduce of the sums", "[cuda][ops]", float,
+                   double) {
+    using T = TestType;
+    gcl::Rng rng(24);
+    const Shape shape{4, 5, 7, 9};
+    const Tensor<T> x = gcl::testing::random_tensor<T>(shape, rng, T(-1), T(3));
+    const Tensor<T> dy = gcl::testing::random_tensor<T>(shape, rng);
+    const Tensor<T> gamma = gcl::testing::random_tensor<T>(Shape{5}, rng, T(0.5), T(1.5));
+    const Tensor<T> beta = gcl::testing::random_tensor<T>(Shape{5}, rng);
+    const double rtol = tolerance<T>() * 10;
+    // A reduce that changes the sums (as a sum over ranks would): every call doubles them.
+    int calls_cpu = 0, calls_cuda = 0;
+    const auto doubling = [](int& calls) {
+        return [&calls](double* v, index_t n) {
+            ++calls;
+            for (index_t i = 0; i < n; ++i) v[i] *= 2;
+        };
+    };
+    for (bool synchronised : {false, true}) {
+        INFO("synchronised " << synchronised);
+        Tensor<T> y(shape), rm(Shape{5}), rv(Shape{5}), sm(Shape{5}), si(Shape{5});
+        Tensor<T, gcl::cuda> y_d(shape), rm_d(Shape{5}), rv_d(Shape{5}), sm_d(Shape{5}), si_d(Shape{5});
+        const auto x_d = gcl::to_device(x), dy_d = gcl::to_device(dy), gamma_d = gcl::to_device(gamma),
+                   beta_d = gcl::to_device(beta);
+        if (synchronised) {
+            gcl::ops::batch_norm_forward_train<T>(x.cview(), gamma.cview(), beta.cview(), y.view(), rm.view(), rv.view(),
+                                                  sm.view(), si.view(), {}, doubling(calls_cpu));
+            gcl::ops::batch_norm_forward_train<T>(x_d.cview(), gamma_d.cview(), beta_d.cview(), y_d.view(), rm_d.view(),
+                                                  rv_d.view(), sm_d.view(), si_d.view(), {}, doubling(calls_cuda));
+        } else {
+            gcl::ops::batch_norm_forward_train<T>(x.cview(), gamma.cview(), beta.cview(), y.view(), rm.view(), rv.view(),
+                                                  sm.view(), si.view());
+            gcl::ops::batch_norm_forward_train<T>(x_d.cview(), gamma_d.cview(), beta_d.cview(), y_d.view(), rm_d.view(),
+                                                  rv_d.view(), sm_d.view(), si_d.view());
+        }
+        check_close(y, gcl::to_host(y_d), rtol);
+        check_close(rm, gcl::to_host(rm_d), rtol);
+        check_close(rv, gcl::to_host(rv_d), rtol);
+        check_close(sm, gcl::to_host(sm_d), rtol);
+        check_close(si, gcl::to_host(si_d), rtol);
+
+        Tensor<T> dx(shape), dgamma(Shape{5}), dbeta(Shape{5});
+        Tensor<T, gcl::cuda> dx_d(shape), dgamma_d(Shape{5}), dbeta_d(Shape{5});
+        if (synchronised) {
+            gcl::ops::batch_norm_backward_train<T>(dy.cview(), x.cview(), gamma.cview(), sm.cview(), si.cview(), dx.view(),
+                                                   dgamma.view(), dbeta.view(), gcl::WriteMode::overwrite,
+                                                   doubling(calls_cpu));
+            gcl::ops::batch_norm_backward_train<T>(dy_d.cview(), x_d.cview(), gamma_d.cview(), sm_d.cview(), si_d.cview(),
+                                                   dx_d.view(), dgamma_d.view(), dbeta_d.view(),
+                                                   gcl::WriteMode::overwrite, doubling(calls_cuda));
+        } else {
+            gcl::ops::batch_norm_backward_train<T>(dy.cview(), x.cview(), gamma.cview(), sm.cview(), si.cview(), dx.view(),
+                                                   dgamma.view(), dbeta.view());
+            gcl::ops::batch_norm_backward_train<T>(dy_d.cview(), x_d.cview(), gamma_d.cview(), sm_d.cview(), si_d.cview(),
+                                                   dx_d.view(), dgamma_d.view(), dbeta_d.view());
+        }
+        check_close(dx, gcl::to_host(dx_d), rtol);
+        check_close(dgamma, gcl::to_host(dgamma_d), rtol);
+        check_close(dbeta, gcl::to_host(dbeta_d), rtol);
+
+        // Evaluation mode, from the running estimates, accumulating into the parameter gradients.
+        gcl::ops::batch_norm_forward_eval<T>(x.cview(), gamma.cview(), beta.cview(), rm.cview(), rv.cview(), y.view());
+        gcl::ops::batch_norm_forward_eval<T>(x_d.cview(), gamma_d.cview(), beta_d.cview(), rm_d.cview(), rv_d.cview(),
+                                             y_d.view());
+        check_close(y, gcl::to_host(y_d), rtol);
+        gcl::ops::batch_norm_backward_eval<T>(dy.cview(), x.cview(), gamma.cview(), rm.cview(), rv.cview(), dx.view(),
+                                              dgamma.view(), dbeta.view(), {}, gcl::WriteMode::accumulate);
+        gcl::ops::batch_norm_backward_eval<T>(dy_d.cview(), x_d.cview(), gamma_d.cview(), rm_d.cview(), rv_d.cview(),
+                                              dx_d.view(), dgamma_d.view(), dbeta_d.view(), {}, gcl::WriteMode::accumulate);
+        check_close(dx, gcl::to_host(dx_d), rtol);
+        check_close(dgamma, gcl::to_host(dgamma_d), rtol);
+        check_close(dbeta, gcl::to_host(dbeta_d), rtol);
+    }
+    CHECK(calls_cpu == 3);
+    CHECK(calls_cuda == 3);
 }

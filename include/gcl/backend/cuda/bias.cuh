@@ -1,12 +1,12 @@
 #pragma once
 // CUDA per-channel bias on a tensor seen as [outer, channels, inner]. The gradient is one block
-// per channel: each thread sums its share in double (backend/detail/bias_items.hpp), the block
+// per channel: each thread sums its share in double (backend/detail/channel_items.hpp), the block
 // adds the threads in a fixed order (block_sum.cuh), so a run repeats bit for bit; the order
 // differs from the CPU's, so the two agree within rounding, not bitwise.
 #include "gcl/backend/cuda/block_sum.cuh"
 #include "gcl/backend/cuda/check.cuh"
 #include "gcl/backend/cuda/launch.cuh"
-#include "gcl/backend/detail/bias_items.hpp"
+#include "gcl/backend/detail/channel_items.hpp"
 #include "gcl/backend/kernels.hpp"
 #include "gcl/core/device.hpp"
 #include "gcl/core/tensor_view.hpp"
@@ -18,7 +18,7 @@ namespace cuda_kernels {
 template <class T>
 __global__ void bias_add(const T* bias, T* y, index_t n, index_t channels, index_t inner) {
     for (index_t e = blockIdx.x * index_t{blockDim.x} + threadIdx.x; e < n; e += index_t{gridDim.x} * blockDim.x)
-        y[e] += bias[detail::bias_channel(e, channels, inner)];
+        y[e] += bias[detail::channel_of(e, channels, inner)];
 }
 
 inline constexpr int bias_backward_threads = 256;
@@ -27,7 +27,7 @@ template <class T>
 __global__ void bias_backward(const T* dy, T* db, index_t outer, index_t channels, index_t inner, bool accumulate) {
     __shared__ double shared[bias_backward_threads / cuda_detail::warp_size];
     const index_t c = blockIdx.x;
-    const double mine[1] = {detail::bias_thread_sum(dy, outer, channels, inner, c, index_t{threadIdx.x},
+    const double mine[1] = {detail::channel_thread_sum(dy, outer, channels, inner, c, index_t{threadIdx.x},
                                                     index_t{bias_backward_threads})};
     const double total = cuda_detail::block_sum<bias_backward_threads, 1>(mine, shared);
     if (threadIdx.x == 0) db[c] = static_cast<T>(accumulate ? static_cast<double>(db[c]) + total : total);
