@@ -8,6 +8,7 @@
 #include "gcl/backend/cuda/bias.cuh"
 #include "gcl/backend/cuda/buffer.cuh"
 #include "gcl/backend/cuda/check.cuh"
+#include "gcl/backend/cuda/conv2d.cuh"
 #include "gcl/backend/cuda/device.cuh"
 #include "gcl/backend/cuda/elementwise.cuh"
 #include "gcl/backend/cuda/flat_update.cuh"

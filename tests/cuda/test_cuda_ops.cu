@@ -9,6 +9,8 @@
 #include "gcl/ops/activation.hpp"
 #include "gcl/ops/batch_norm.hpp"
 #include "gcl/ops/bias.hpp"
+#include "gcl/ops/conv2d.hpp"
+#include "gcl/ops/conv_transpose2d.hpp"
 #include "gcl/ops/gemm.hpp"
 #include "gcl/testing/projection.hpp"
 
@@ -187,4 +189,75 @@ TEMPLATE_TEST_CASE("ops batch norm on cuda equals the CPU, with and without a re
     }
     CHECK(calls_cpu == 3);
     CHECK(calls_cuda == 3);
+}
+
+TEMPLATE_TEST_CASE("ops convolutions on cuda (cuDNN) equal the CPU", "[cuda][ops][conv]", float, double) {
+    using T = TestType;
+    gcl::Rng rng(25);
+    const double rtol = std::is_same_v<T, float> ? 1e-4 : 1e-11;
+    const gcl::Conv2dParams windows[] = {{}, {.stride = {2, 2}, .padding = {1, 1}}, {.padding = {2, 1}, .dilation = {2, 1}}};
+    for (const gcl::Conv2dParams& p : windows) {
+        INFO("stride " << p.stride[0] << " padding " << p.padding[0] << "," << p.padding[1] << " dilation "
+                       << p.dilation[0]);
+        const Shape xs{3, 4, 13, 11}, ws{6, 4, 3, 3};
+        const Shape ys = gcl::ops::conv2d_output_shape(xs, ws, p);
+        const Tensor<T> x = gcl::testing::random_tensor<T>(xs, rng);
+        const Tensor<T> w = gcl::testing::random_tensor<T>(ws, rng);
+        const Tensor<T> dy = gcl::testing::random_tensor<T>(ys, rng);
+        const auto x_d = gcl::to_device(x), w_d = gcl::to_device(w), dy_d = gcl::to_device(dy);
+
+        Tensor<T> y(ys);
+        Tensor<T, gcl::cuda> y_d(ys);
+        gcl::ops::conv2d_forward<T>(x.cview(), w.cview(), y.view(), p);
+        gcl::ops::conv2d_forward<T>(x_d.cview(), w_d.cview(), y_d.view(), p);
+        check_close(y, gcl::to_host(y_d), rtol);
+
+        Tensor<T> dx(xs);
+        Tensor<T, gcl::cuda> dx_d(xs);
+        gcl::ops::conv2d_backward_data<T>(dy.cview(), w.cview(), dx.view(), p);
+        gcl::ops::conv2d_backward_data<T>(dy_d.cview(), w_d.cview(), dx_d.view(), p);
+        check_close(dx, gcl::to_host(dx_d), rtol);
+
+        for (gcl::WriteMode mode : {gcl::WriteMode::overwrite, gcl::WriteMode::accumulate}) {
+            Tensor<T> dw = gcl::testing::random_tensor<T>(ws, rng);
+            Tensor<T, gcl::cuda> dw_d = gcl::to_device(dw);
+            gcl::ops::conv2d_backward_weight<T>(dy.cview(), x.cview(), dw.view(), p, mode);
+            gcl::ops::conv2d_backward_weight<T>(dy_d.cview(), x_d.cview(), dw_d.view(), p, mode);
+            check_close(dw, gcl::to_host(dw_d), rtol);
+        }
+
+        // K = 2 stacked passes after one forward.
+        Shape stacked_y = ys, stacked_x = xs;
+        stacked_y[0] *= 2;
+        stacked_x[0] *= 2;
+        const Tensor<T> dy2 = gcl::testing::random_tensor<T>(stacked_y, rng);
+        Tensor<T> dx2(stacked_x), dw0(ws), dw1(ws);
+        Tensor<T, gcl::cuda> dx2_d(stacked_x), dw0_d(ws), dw1_d(ws);
+        const gcl::TensorView<T, gcl::cpu> targets[] = {dw0.view(), dw1.view()};
+        const gcl::TensorView<T, gcl::cuda> targets_d[] = {dw0_d.view(), dw1_d.view()};
+        gcl::ops::conv2d_backward_stacked<T>(dy2.cview(), x.cview(), w.cview(), dx2.view(), targets, p);
+        gcl::ops::conv2d_backward_stacked<T>(gcl::to_device(dy2).cview(), x_d.cview(), w_d.cview(), dx2_d.view(),
+                                             targets_d, p);
+        check_close(dx2, gcl::to_host(dx2_d), rtol);
+        check_close(dw0, gcl::to_host(dw0_d), rtol);
+        check_close(dw1, gcl::to_host(dw1_d), rtol);
+
+        // A second call of the same shape reuses its plan and gives the same bits.
+        Tensor<T, gcl::cuda> again(ys);
+        gcl::ops::conv2d_forward<T>(x_d.cview(), w_d.cview(), again.view(), p);
+        const Tensor<T> first = gcl::to_host(y_d), second = gcl::to_host(again);
+        for (index_t i = 0; i < first.numel(); ++i) CHECK(first.data()[i] == second.data()[i]);
+    }
+
+    // The transposed convolution is the same three passes, adjoint.
+    const gcl::ConvTranspose2dParams up{.stride = {2, 2}};
+    const Shape xs{2, 6, 5, 7}, ws{6, 3, 2, 2};
+    const Tensor<T> x = gcl::testing::random_tensor<T>(xs, rng);
+    const Tensor<T> w = gcl::testing::random_tensor<T>(ws, rng);
+    const Shape ys = gcl::ops::conv_transpose2d_output_shape(xs, ws, up);
+    Tensor<T> y(ys);
+    Tensor<T, gcl::cuda> y_d(ys);
+    gcl::ops::conv_transpose2d_forward<T>(x.cview(), w.cview(), y.view(), up);
+    gcl::ops::conv_transpose2d_forward<T>(gcl::to_device(x).cview(), gcl::to_device(w).cview(), y_d.view(), up);
+    check_close(y, gcl::to_host(y_d), rtol);
 }
