@@ -30,6 +30,7 @@
 #include "gcl/data/sampler.hpp"
 #include "gcl/data/slice.hpp"
 #include "gcl/io/atomic_file.hpp"
+#include "gcl/loss/contract.hpp"
 #include "gcl/loss/cross_entropy.hpp"
 #include "gcl/loss/dice.hpp"
 #include "gcl/loss/multi_label_contrast.hpp"

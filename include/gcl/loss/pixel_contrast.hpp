@@ -102,15 +102,8 @@ ContrastResult<T> pixel_contrast(ConstView<T> features, ConstView<index_t> locat
     check(pairs.embeddings() == features.dim(0), "pixel_contrast", "the positive pairs describe ", pairs.embeddings(),
           " feature maps but features has shape ", features.shape());
     check(pairs.labels() >= 1, "pixel_contrast", "no meta label was added to the positive pairs");
-    const index_t S = locations.dim(0);
     const Tensor<T> z = gather_pixels<T>(features, locations);
-    return multi_label_contrast<T>(
-        "pixel_contrast", z.cview(), pairs.labels(),
-        [&](index_t m, index_t i, index_t a) {
-            const index_t ni = i / S, na = a / S;
-            return i % S == a % S && ni != na && pairs.images_match(m, pairs.image_of(ni), pairs.image_of(na));
-        },
-        options);
+    return multi_label_contrast<T, cpu>("pixel_contrast", z.cview(), pairs.pixel_positives(locations.dim(0)), options);
 }
 
 // |sum_m dL_m/ds| per pair (A x A), or |dL_m/ds| for one label m >= 0: what GradFilter ranks.
