@@ -140,6 +140,8 @@ TEMPLATE_TEST_CASE("the contrast gives the same bits from keys and from masks", 
     const ContrastResult<T> masked =
         gcl::loss::multi_label_contrast<T>("test", gathered.cview(), as_masks(pairs.pixel_positives(3)), options);
     require_same_result(pixel, masked);
+    const Positives<> pixel_masks = as_masks(pairs.pixel_positives(3));
+    require_same_result(pixel, gcl::loss::pixel_contrast<T>(f.cview(), loc.cview(), pixel_masks, options));
 }
 
 TEST_CASE("contrast gradients from keys and from an asymmetric mask pass the finite-difference check",

@@ -10,6 +10,7 @@
 #include "gcl/core/tensor.hpp"
 #include "gcl/loss/contract.hpp"
 #include "gcl/ops/elementwise.hpp"
+#include "gcl/ops/finite.hpp"
 #include "gcl/ops/softmax.hpp"
 
 namespace gcl::loss {
@@ -42,8 +43,7 @@ SegmentationShape check_segmentation_input(std::string_view op, ConstView<T> log
         check(t == ignore_index || (t >= 0 && t < C), op, "target ", t, " at ", i, " is not a class in [0, ", C,
               ") nor the ignore index ", ignore_index);
     }
-    for (index_t i = 0; i < logits.numel(); ++i)
-        check(std::isfinite(logits.data()[i]), op, "logit ", i, " is ", logits.data()[i]);
+    ops::check_finite(op, logits, "logits");
     return {logits.dim(0), C, logits.numel() / (logits.dim(0) * C)};
 }
 

@@ -28,6 +28,23 @@ namespace gcl::ops {
 
 inline constexpr double default_normalize_eps = 1e-12;  // PyTorch's default
 
+namespace detail {
+// The checks both backward passes share: dy and dx shaped like `ref` (the forward's x in eps
+// mode, its y in strict mode), all contiguous, dx disjoint from dy or dy itself.
+template <class T, class Device>
+DimSplit check_normalize_backward(std::string_view op, const ConstView<T, Device>& dy, const ConstView<T, Device>& ref,
+                                  const TensorView<T, Device>& dx, int dim, std::string_view ref_name) {
+    const int d = resolve_dim(op, ref.shape(), dim);
+    check_same_shape(op, dy.shape(), ref.shape(), "dy", ref_name);
+    check_same_shape(op, dx.shape(), ref.shape(), "dx", ref_name);
+    require_contiguous(op, dy, "dy");
+    require_contiguous(op, ref, ref_name);
+    require_contiguous(op, dx, "dx");
+    require_disjoint_or_same(op, dx, dy, "dx", "dy");
+    return split_at(ref.shape(), d);
+}
+}  // namespace detail
+
 template <class T, class Device>
 void l2_normalize_forward(Input<T, Device> x, TensorView<T, Device> y, int dim, double eps = default_normalize_eps) {
     constexpr std::string_view op = "ops::l2_normalize_forward";
@@ -45,16 +62,10 @@ template <class T, class Device>
 void l2_normalize_backward(Input<T, Device> dy, Input<T, Device> x, TensorView<T, Device> dx, int dim,
                            double eps = default_normalize_eps) {
     constexpr std::string_view op = "ops::l2_normalize_backward";
-    const int d = resolve_dim(op, x.shape(), dim);
+    resolve_dim(op, x.shape(), dim);
     if (!(eps > 0)) fail(op, "eps must be positive, got ", eps);
-    check_same_shape(op, dy.shape(), x.shape(), "dy", "x");
-    check_same_shape(op, dx.shape(), x.shape(), "dx", "x");
-    require_contiguous(op, dy, "dy");
-    require_contiguous(op, x, "x");
-    require_contiguous(op, dx, "dx");
-    require_disjoint_or_same(op, dx, dy, "dx", "dy");
+    const DimSplit s = detail::check_normalize_backward(op, dy, x, dx, dim, "x");
     require_disjoint_or_same(op, dx, x, "dx", "x");
-    const DimSplit s = split_at(x.shape(), d);
     backend::Normalize<Device>::l2_backward(dy, x, dx, s.outer, s.extent, s.inner, eps);
 }
 
@@ -90,17 +101,11 @@ template <class T, class Device>
 void l2_normalize_strict_backward(Input<T, Device> dy, Input<T, Device> y, Input<T, Device> norms,
                                   TensorView<T, Device> dx, int dim) {
     constexpr std::string_view op = "ops::l2_normalize_strict_backward";
-    const int d = resolve_dim(op, y.shape(), dim);
-    check_same_shape(op, dy.shape(), y.shape(), "dy", "y");
-    check_same_shape(op, dx.shape(), y.shape(), "dx", "y");
-    check_same_shape(op, norms.shape(), remove_dim(y.shape(), d), "norms", "y without the normalised dimension");
-    require_contiguous(op, dy, "dy");
-    require_contiguous(op, y, "y");
+    const DimSplit s = detail::check_normalize_backward(op, dy, y, dx, dim, "y");
+    check_same_shape(op, norms.shape(), remove_dim(y.shape(), resolve_dim(op, y.shape(), dim)), "norms",
+                     "y without the normalised dimension");
     require_contiguous(op, norms, "norms");
-    require_contiguous(op, dx, "dx");
-    require_disjoint_or_same(op, dx, dy, "dx", "dy");
     require_disjoint(op, dx, y, "dx", "y");
-    const DimSplit s = split_at(y.shape(), d);
     backend::Normalize<Device>::l2_backward_strict(dy, y, norms, dx, s.outer, s.extent, s.inner);
 }
 

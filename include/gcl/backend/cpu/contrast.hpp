@@ -116,6 +116,63 @@ struct Contrast<cpu> {
         });
     }
 
+    // out [A, A] = |sum_{m in [first, last)} pair_grads[m]| (sums in double, in label order).
+    template <class T>
+    static void pair_grad_magnitudes(ConstView<T, cpu> pair_grads, index_t first, index_t last, TensorView<T, cpu> out) {
+        const index_t n = out.numel();
+        const T* g = pair_grads.data();
+        T* o = out.data();
+#pragma omp parallel for schedule(static) if (cpu_detail::worth_parallel(n, last - first))
+        for (index_t i = 0; i < n; ++i) {
+            double s = 0;
+            for (index_t m = first; m < last; ++m) s += static_cast<double>(g[m * n + i]);
+            o[i] = static_cast<T>(std::abs(s));
+        }
+    }
+
+    // pair_grads [K, A, A] with the pairs where mask [A, A] is zero set to zero, in place.
+    template <class T>
+    static void mask_pair_grads(ConstView<std::uint8_t, cpu> mask, TensorView<T, cpu> pair_grads) {
+        const index_t n = mask.numel(), K = pair_grads.numel() / n;
+        const std::uint8_t* keep = mask.data();
+        T* g = pair_grads.data();
+#pragma omp parallel for schedule(static) if (cpu_detail::worth_parallel(n, K))
+        for (index_t i = 0; i < n; ++i)
+            if (!keep[i])
+                for (index_t m = 0; m < K; ++m) g[m * n + i] = T(0);
+    }
+
+    // The pixel contrast's sampling: the first s whose location is outside [0, hw), or -1.
+    static index_t first_bad_location(ConstView<index_t, cpu> locations, index_t hw) {
+        for (index_t s = 0; s < locations.numel(); ++s)
+            if (locations.data()[s] < 0 || locations.data()[s] >= hw) return s;
+        return -1;
+    }
+
+    // out [N S, C]: row n S + s = features[n, :, locations[s]] of features [N, C, H W].
+    template <class T>
+    static void gather_pixels(ConstView<T, cpu> features, ConstView<index_t, cpu> locations, TensorView<T, cpu> out) {
+        const index_t N = features.dim(0), C = features.dim(1), HW = features.numel() / (N * C), S = locations.numel();
+        const T* f = features.data();
+        const index_t* loc = locations.data();
+        T* o = out.data();
+        for (index_t n = 0; n < N; ++n)
+            for (index_t s = 0; s < S; ++s)
+                for (index_t c = 0; c < C; ++c) o[(n * S + s) * C + c] = f[(n * C + c) * HW + loc[s]];
+    }
+
+    // out [N, C, H W] += grads [N S, C] at the sampled locations (distinct locations: no races).
+    template <class T>
+    static void scatter_pixel_grads(ConstView<T, cpu> grads, ConstView<index_t, cpu> locations, TensorView<T, cpu> out) {
+        const index_t N = out.dim(0), C = out.dim(1), HW = out.numel() / (N * C), S = locations.numel();
+        const T* g = grads.data();
+        const index_t* loc = locations.data();
+        T* o = out.data();
+        for (index_t n = 0; n < N; ++n)
+            for (index_t s = 0; s < S; ++s)
+                for (index_t c = 0; c < C; ++c) o[(n * C + c) * HW + loc[s]] += g[(n * S + s) * C + c];
+    }
+
 private:
     // Calls f with label m's positive(i, a) predicate, read from keys [K, A] or masks [K, A, A].
     template <class F>
