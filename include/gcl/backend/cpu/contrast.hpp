@@ -152,28 +152,31 @@ struct Contrast<cpu> {
     // out [N S, C]: row n S + s = features[n, :, locations[s]] of features [N, C, H W].
     template <class T>
     static void gather_pixels(ConstView<T, cpu> features, ConstView<index_t, cpu> locations, TensorView<T, cpu> out) {
-        const index_t N = features.dim(0), C = features.dim(1), HW = features.numel() / (N * C), S = locations.numel();
         const T* f = features.data();
-        const index_t* loc = locations.data();
         T* o = out.data();
-        for (index_t n = 0; n < N; ++n)
-            for (index_t s = 0; s < S; ++s)
-                for (index_t c = 0; c < C; ++c) o[(n * S + s) * C + c] = f[(n * C + c) * HW + loc[s]];
+        for_each_sampled(features.shape(), locations, [&](index_t map, index_t row) { o[row] = f[map]; });
     }
 
     // out [N, C, H W] += grads [N S, C] at the sampled locations (distinct locations: no races).
     template <class T>
     static void scatter_pixel_grads(ConstView<T, cpu> grads, ConstView<index_t, cpu> locations, TensorView<T, cpu> out) {
-        const index_t N = out.dim(0), C = out.dim(1), HW = out.numel() / (N * C), S = locations.numel();
         const T* g = grads.data();
-        const index_t* loc = locations.data();
         T* o = out.data();
-        for (index_t n = 0; n < N; ++n)
-            for (index_t s = 0; s < S; ++s)
-                for (index_t c = 0; c < C; ++c) o[(n * C + c) * HW + loc[s]] += g[(n * S + s) * C + c];
+        for_each_sampled(out.shape(), locations, [&](index_t map, index_t row) { o[map] += g[row]; });
     }
 
 private:
+    // Calls f(map index, row index) for every sampled pixel and channel of a [N, C, H, W] map:
+    // element (n, c, locations[s]) of the map and (n S + s, c) of the [N S, C] pixel rows.
+    template <class F>
+    static void for_each_sampled(const Shape& map, ConstView<index_t, cpu> locations, F&& f) {
+        const index_t N = map[0], C = map[1], HW = map[2] * map[3], S = locations.numel();
+        const index_t* loc = locations.data();
+        for (index_t n = 0; n < N; ++n)
+            for (index_t s = 0; s < S; ++s)
+                for (index_t c = 0; c < C; ++c) f((n * C + c) * HW + loc[s], (n * S + s) * C + c);
+    }
+
     // Calls f with label m's positive(i, a) predicate, read from keys [K, A] or masks [K, A, A].
     template <class F>
     static void with_positive(ConstView<index_t, cpu> keys, ConstView<std::uint8_t, cpu> masks, index_t m, index_t A,
