@@ -21,6 +21,7 @@
 // PositivePairs (positive_pairs.hpp) builds either from image-level labels, bins, thresholds and
 // masks; supcon's [K, N] label overload builds the keys directly.
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "gcl/core/device.hpp"
@@ -28,6 +29,11 @@
 #include "gcl/core/tensor.hpp"
 
 namespace gcl::loss {
+
+// An argument that takes its device (and element type) from another argument, so that a Tensor
+// or a TensorView binds to it as to ops' inputs.
+template <class T, class D>
+using Input = std::type_identity_t<ConstView<T, D>>;
 
 struct ContrastOptions {
     double temperature = 0.1;

@@ -59,7 +59,7 @@ void pair_grads_to_embeddings(const ContrastResult<T, D>& r, ConstView<T, D> pai
 
 // z: A x D embeddings; positives: the positives of K meta labels over the A embeddings.
 template <class T, class D = cpu>
-ContrastResult<T, D> multi_label_contrast(std::string_view op, ConstView<T, D> z, const Positives<D>& positives,
+ContrastResult<T, D> multi_label_contrast(std::string_view op, Input<T, D> z, const Positives<D>& positives,
                                           const ContrastOptions& options) {
     static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "contrastive losses work on float or double");
     detail::check_contrast_input<T, D>(op, z, options);
@@ -129,7 +129,7 @@ ContrastResult<T, D> multi_label_contrast(std::string_view op, ConstView<T, D> z
 // dL/d(input embeddings) [K x A x D] for modified pair gradients (K x A x A, e.g. the kept pair
 // gradients of a forward pass masked by GradFilter), through the same embeddings and normalisation.
 template <class T, class D = cpu>
-Tensor<T, D> contrast_backward(const ContrastResult<T, D>& forward, ConstView<T, D> pair_grads) {
+Tensor<T, D> contrast_backward(const ContrastResult<T, D>& forward, Input<T, D> pair_grads) {
     const index_t A = forward.embeddings.dim(0), Dim = forward.embeddings.dim(1);
     check(pair_grads.rank() == 3 && pair_grads.dim(1) == A && pair_grads.dim(2) == A, "contrast_backward",
           "pair_grads must be K x ", A, " x ", A, ", got ", pair_grads.shape());

@@ -69,7 +69,7 @@ Tensor<T, D> gather_pixels(ConstView<T, D> features, ConstView<index_t, D> locat
 
 // Adds the gradients of the sampled pixels (A x C) into a gradient map shaped like the features.
 template <class T, class D = cpu>
-void scatter_pixel_grads(ConstView<T, D> grads, ConstView<index_t, D> locations, TensorView<T, D> out) {
+void scatter_pixel_grads(Input<T, D> grads, Input<index_t, D> locations, TensorView<T, D> out) {
     detail::check_pixel_input<T, D>("scatter_pixel_grads", ConstView<T, D>(out), locations);
     const index_t N = out.dim(0), C = out.dim(1), S = locations.dim(0);
     check(grads.rank() == 2 && grads.dim(0) == N * S && grads.dim(1) == C && grads.is_contiguous(),
@@ -94,8 +94,8 @@ Tensor<T> location_magnitudes(ConstView<T> grad_features, ConstView<index_t> loc
 // The multi-label contrast of the sampled pixels, positives as data over the A = N S pixels
 // (row n S + s; PositivePairs::pixel_positives builds them).
 template <class T, class D = cpu>
-ContrastResult<T, D> pixel_contrast(ConstView<T, D> features, ConstView<index_t, D> locations,
-                                    const Positives<D>& positives, const ContrastOptions& options = {.keep_pair_grads = true}) {
+ContrastResult<T, D> pixel_contrast(Input<T, D> features, Input<index_t, D> locations, const Positives<D>& positives,
+                                    const ContrastOptions& options = {.keep_pair_grads = true}) {
     const Tensor<T, D> z = gather_pixels<T, D>(features, locations);
     return multi_label_contrast<T, D>("pixel_contrast", z.cview(), positives, options);
 }
@@ -126,7 +126,7 @@ Tensor<T, D> pair_grad_magnitudes(const ContrastResult<T, D>& r, index_t label =
 // Pair gradients of the forward pass with the pairs outside `mask` (A x A, e.g. GradFilter's)
 // set to zero, ready for contrast_backward.
 template <class T, class D = cpu>
-Tensor<T, D> masked_pair_grads(const ContrastResult<T, D>& r, ConstView<std::uint8_t, D> mask) {
+Tensor<T, D> masked_pair_grads(const ContrastResult<T, D>& r, Input<std::uint8_t, D> mask) {
     check(r.pair_grads.rank() == 3, "masked_pair_grads", "the forward pass did not keep its pair gradients");
     const index_t A = r.pair_grads.dim(1);
     check(mask.rank() == 2 && mask.dim(0) == A && mask.dim(1) == A && mask.is_contiguous(), "masked_pair_grads",

@@ -15,7 +15,7 @@
 namespace gcl::loss {
 
 template <class T, class D = cpu>
-ContrastResult<T, D> supcon(ConstView<T, D> z, const Positives<D>& positives, const ContrastOptions& options = {}) {
+ContrastResult<T, D> supcon(Input<T, D> z, const Positives<D>& positives, const ContrastOptions& options = {}) {
     check_rank("supcon", z.shape(), 2, "embeddings");
     return multi_label_contrast<T, D>("supcon", z, positives, options);
 }
