@@ -32,6 +32,7 @@
 #include "gcl/io/atomic_file.hpp"
 #include "gcl/io/read_file.hpp"
 #include "gcl/io/zlib.hpp"
+#include "gcl/loss/contract.hpp"
 #include "gcl/loss/cross_entropy.hpp"
 #include "gcl/loss/dice.hpp"
 #include "gcl/loss/multi_label_contrast.hpp"

@@ -85,6 +85,26 @@ TEMPLATE_TEST_CASE("copy handles any strides", "[ops][elementwise]", float, doub
     for (index_t a = 0; a < 3; ++a) CHECK(col(a, 0) == x(a, 2, 4));
 }
 
+TEST_CASE("convert casts element by element and checks shapes", "[ops][elementwise]") {
+    gcl::Rng rng(502);
+    for (const Shape& shape : {Shape{7}, Shape{2, 3, 64, 64}}) {
+        const auto x = random<float>(shape, rng);
+        Tensor<double> y(shape);
+        ops::convert(x.cview(), y.view());
+        for (index_t i = 0; i < x.numel(); ++i) REQUIRE(y.data()[i] == static_cast<double>(x.data()[i]));
+        Tensor<float> back(shape);
+        ops::convert(y.cview(), back.view());
+        for (index_t i = 0; i < x.numel(); ++i) REQUIRE(back.data()[i] == x.data()[i]);
+    }
+    const auto labels = Tensor<gcl::index_t>::from(Shape{3}, {-2, 0, 5});
+    Tensor<double> as_double(Shape{3});
+    ops::convert(labels.cview(), as_double.view());
+    CHECK(as_double(0) == -2.0);
+    CHECK(as_double(2) == 5.0);
+    Tensor<double> wrong(Shape{4});
+    require_error([&] { ops::convert(labels.cview(), wrong.view()); }, {"ops::convert", "[3]", "[4]"});
+}
+
 TEST_CASE("element-wise ops reject mismatched shapes naming both", "[ops][elementwise][errors]") {
     Tensor<float> a(Shape{2, 3}), b(Shape{3, 2}), out(Shape{2, 3});
     require_error([&] { ops::add(a, b, out.view()); }, {"ops::add", "[2, 3]", "[3, 2]"});

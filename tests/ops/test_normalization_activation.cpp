@@ -495,6 +495,77 @@ TEST_CASE("l2 normalisation gradients pass the finite-difference check, also whe
                      }, rng);
 }
 
+TEMPLATE_TEST_CASE("strict l2 normalisation equals the eps mode where vectors have a direction", "[ops][normalize]",
+                   float, double) {
+    using T = TestType;
+    gcl::Rng rng(333);
+    const Shape shape{4, 6, 3};
+    const auto x = random<T>(shape, rng);
+    for (int dim : {1, -1, 0}) {
+        DYNAMIC_SECTION("dim " << dim) {
+            const int d = dim < 0 ? dim + 3 : dim;
+            Tensor<T> y(shape), strict(shape), norms(ops::remove_dim(shape, d));
+            ops::l2_normalize_forward(x, y.view(), dim);
+            ops::l2_normalize_strict_forward(x, strict.view(), norms.view(), dim);
+            require_close(strict, y);
+            // The norms: ||x|| of each vector, numbered as norms' elements.
+            Tensor<T> dx(shape);
+            for (index_t i = 0; i < norms.numel(); ++i) CHECK(norms.data()[i] > T(0));
+            // Strict backward (from y and norms) equals the eps backward (from x).
+            const auto dy = random<T>(shape, rng);
+            Tensor<T> dx_eps(shape);
+            ops::l2_normalize_backward(dy, x, dx_eps.view(), dim);
+            ops::l2_normalize_strict_backward(dy, strict, norms, dx.view(), dim);
+            require_close(dx, dx_eps);
+            auto inplace = dy;
+            ops::l2_normalize_strict_backward(inplace, strict, norms, inplace.view(), dim);
+            require_close(inplace, dx);
+        }
+    }
+}
+
+TEST_CASE("strict l2 normalisation gradients pass the finite-difference check", "[ops][normalize][gradcheck]") {
+    gcl::Rng rng(334);
+    auto x = random<double>(Shape{3, 5, 2}, rng);
+    for (int dim : {1, -1}) {
+        DYNAMIC_SECTION("dim " << dim) {
+            const int d = dim < 0 ? dim + 3 : dim;
+            Tensor<double> norms(ops::remove_dim(x.shape(), d)), y(x.shape());
+            ops::l2_normalize_strict_forward(x, y.view(), norms.view(), dim);
+            require_gradient(
+                x, x.shape(),
+                [&](TensorView<double> out) {
+                    Tensor<double> n(norms.shape());
+                    ops::l2_normalize_strict_forward(x, out, n.view(), dim);
+                },
+                [&](ConstView<double> dy, TensorView<double> dx) {
+                    ops::l2_normalize_strict_backward(dy, y, norms, dx, dim);
+                },
+                rng);
+        }
+    }
+}
+
+TEST_CASE("strict l2 normalisation rejects vectors without a direction, naming the op and the vector",
+          "[ops][normalize][errors]") {
+    gcl::Rng rng(335);
+    auto x = random<float>(Shape{4, 6, 3}, rng);
+    for (index_t k = 0; k < 6; ++k) x(1, k, 2) = 0.0f;  // vector 1 * 3 + 2 = 5 along dimension 1
+    Tensor<float> y(x.shape()), norms(Shape{4, 3});
+    require_error([&] { ops::l2_normalize_strict_forward(x, y.view(), norms.view(), 1); },
+                  {"ops::l2_normalize_strict_forward", "vector 5 is zero"});
+    require_error([&] { ops::l2_normalize_strict_forward(x, y.view(), norms.view(), 1, "supcon", "embedding"); },
+                  {"supcon", "embedding 5 is zero"});
+    x(1, 4, 2) = std::numeric_limits<float>::infinity();
+    require_error([&] { ops::l2_normalize_strict_forward(x, y.view(), norms.view(), 1); },
+                  {"vector 5", "non-finite value at 4"});
+    Tensor<float> wrong(Shape{4, 6});
+    require_error([&] { ops::l2_normalize_strict_forward(x, y.view(), wrong.view(), 1); },
+                  {"ops::l2_normalize_strict_forward", "norms", "[4, 6]", "[4, 3]"});
+    require_error([&] { ops::l2_normalize_strict_backward(y, y, norms, y.view(), 1); },
+                  {"ops::l2_normalize_strict_backward", "overlaps"});
+}
+
 TEST_CASE("l2 normalisation rejects bad shapes and eps naming them", "[ops][normalize][errors]") {
     Tensor<float> x(Shape{2, 3}), y(Shape{2, 4});
     require_error([&] { ops::l2_normalize_forward(x, y.view(), 1); }, {"ops::l2_normalize_forward", "[2, 3]", "[2, 4]"});

@@ -42,13 +42,13 @@ bool all_finite(const double* p, index_t n) {
 TEST_CASE("L2 normalisation of vectors with norms near 1e200 and 1e-160 (double)", "[robustness][normalize]") {
     const Tensor<double> z = random_matrix<double>(6, 5, 3);
     Tensor<double> unit(z.shape()), norms(Shape{6});
-    ops::l2_normalize_rows_strict<double>(z.cview(), unit.view(), norms.view());
+    ops::l2_normalize_strict_forward<double>(z.cview(), unit.view(), norms.view(), 1);
     for (double s : {1e200, 1e-160, 1e300, 1e-300}) {
         INFO("scale " << s);
         const Tensor<double> zs = scaled(z, s);
         // strict mode: same directions, norms scaled
         Tensor<double> u(z.shape()), n(Shape{6});
-        ops::l2_normalize_rows_strict<double>(zs.cview(), u.view(), n.view());
+        ops::l2_normalize_strict_forward<double>(zs.cview(), u.view(), n.view(), 1);
         for (index_t i = 0; i < u.numel(); ++i) CHECK(u.data()[i] == Approx(unit.data()[i]).epsilon(1e-14));
         for (index_t i = 0; i < 6; ++i) CHECK(n(i) == Approx(norms(i) * s).epsilon(1e-14));
         // eps mode along rows (eps far below these norms except 1e-300, which eps clamps)
@@ -73,22 +73,24 @@ TEST_CASE("strict normalisation rejects what has no direction; eps mode clamps",
     Tensor<float> z = random_matrix<float>(3, 4, 5);
     Tensor<float> u(z.shape()), n(Shape{3});
     for (index_t d = 0; d < 4; ++d) z(1, d) = 0;
-    CHECK_THROWS_WITH(ops::l2_normalize_rows_strict<float>(z.cview(), u.view(), n.view(), "SupCon"),
+    CHECK_THROWS_WITH(ops::l2_normalize_strict_forward<float>(z.cview(), u.view(), n.view(), 1, "SupCon", "embedding"),
                       Catch::Contains("SupCon") && Catch::Contains("embedding 1 is zero"));
+    CHECK_THROWS_WITH(ops::l2_normalize_strict_forward<float>(z.cview(), u.view(), n.view(), 1),
+                      Catch::Contains("ops::l2_normalize_strict_forward") && Catch::Contains("vector 1 is zero"));
     Tensor<float> y(z.shape());
     ops::l2_normalize_forward<float>(z.cview(), y.view(), 1);  // eps mode: the zero row stays zero
     for (index_t d = 0; d < 4; ++d) CHECK(y(1, d) == 0.0f);
     z(1, 2) = std::numeric_limits<float>::quiet_NaN();
-    CHECK_THROWS_WITH(ops::l2_normalize_rows_strict<float>(z.cview(), u.view(), n.view()),
-                      Catch::Contains("embedding 1") && Catch::Contains("non-finite") && Catch::Contains("at 2"));
+    CHECK_THROWS_WITH(ops::l2_normalize_strict_forward<float>(z.cview(), u.view(), n.view(), 1),
+                      Catch::Contains("vector 1") && Catch::Contains("non-finite") && Catch::Contains("at 2"));
     // A float row whose norm exceeds float's range: an error, not an infinite norm.
     Tensor<float> big(Shape{3, 4});
     for (index_t i = 0; i < big.numel(); ++i) big.data()[i] = 3e38f;
-    CHECK_THROWS_WITH(ops::l2_normalize_rows_strict<float>(big.cview(), u.view(), n.view()),
-                      Catch::Contains("norm of embedding 0") && Catch::Contains("overflows"));
+    CHECK_THROWS_WITH(ops::l2_normalize_strict_forward<float>(big.cview(), u.view(), n.view(), 1),
+                      Catch::Contains("norm of vector 0") && Catch::Contains("overflows"));
     // Shapes are checked.
     Tensor<float> wrong(Shape{2});
-    CHECK_THROWS_WITH(ops::l2_normalize_rows_strict<float>(random_matrix<float>(3, 4, 6).cview(), u.view(), wrong.view()),
+    CHECK_THROWS_WITH(ops::l2_normalize_strict_forward<float>(random_matrix<float>(3, 4, 6).cview(), u.view(), wrong.view(), 1),
                       Catch::Contains("norms"));
 }
 

@@ -17,17 +17,27 @@ namespace gcl::backend {
 // The operation of Elementwise<D>::binary.
 enum class BinaryOp { add, sub, mul, div };
 
+// What the strict L2 normalisation found: the first line (vector) without a direction, and for
+// a non-finite value its position along the line.
+struct StrictNormalizeStatus {
+    enum Problem { none, non_finite, zero, overflow };
+    Problem problem = none;
+    index_t line = -1;
+    index_t position = -1;
+};
+
 template <class Device> struct Gemm;         // C = alpha op(A) op(B) + beta C
-template <class Device> struct Conv2d;       // im2col convolution: forward, backward data / weight
+template <class Device> struct Conv2d;       // convolution: forward, backward data / weight
 template <class Device> struct Bias;         // per-channel bias: add, gradient
 template <class Device> struct BatchNorm;    // batch normalisation: train / eval, forward / backward
 template <class Device> struct Activation;   // ReLU, LeakyReLU
 template <class Device> struct Pooling;      // max pooling with indices, global average pooling
 template <class Device> struct Softmax;      // softmax, log-softmax along a dimension
-template <class Device> struct Normalize;    // L2 normalisation along a dimension
+template <class Device> struct Normalize;    // L2 normalisation along a dimension: eps and strict modes
 template <class Device> struct Elementwise;  // fill, strided copy, arithmetic
 template <class Device> struct Reduce;       // sums, maxima, dot products, finiteness
 template <class Device> struct FlatUpdate;   // an optimizer rule's element update over flat vectors
+template <class Device> struct Contrast;     // the contrastive losses' per-pair passes
 
 // A run [begin, end) of a flat parameter vector whose parameters share their optimizer options
 // (FlatUpdate's unit of work).

@@ -39,7 +39,7 @@ CrossEntropyPartial<T> cross_entropy_sums(ConstView<T> logits, ConstView<index_t
     CrossEntropyPartial<T> r;
     r.grad = Tensor<T>(logits.shape());
     double total_weight = 0, loss = 0;
-    std::vector<double> p(static_cast<std::size_t>(C));
+    const Tensor<double> prob = detail::class_probabilities<T, cpu>(logits);
     for (index_t n = 0; n < N; ++n)
         for (index_t s = 0; s < S; ++s) {
             const index_t y = targets.data()[n * S + s];
@@ -47,10 +47,10 @@ CrossEntropyPartial<T> cross_entropy_sums(ConstView<T> logits, ConstView<index_t
             ++r.counted;
             const double w = weight(y);
             total_weight += w;
-            detail::pixel_softmax(logits.data(), C, S, n, s, p.data());
-            loss -= w * std::log(std::max(p[y], 1e-300));
+            const double* p = prob.data() + n * C * S + s;
+            loss -= w * std::log(std::max(p[y * S], 1e-300));
             T* g = r.grad.data() + n * C * S + s;
-            for (index_t c = 0; c < C; ++c) g[c * S] = static_cast<T>(w * (p[c] - (c == y ? 1.0 : 0.0)));
+            for (index_t c = 0; c < C; ++c) g[c * S] = static_cast<T>(w * (p[c * S] - (c == y ? 1.0 : 0.0)));
         }
     r.sums = {loss, total_weight};
     return r;

@@ -32,7 +32,7 @@ struct DicePartial {
     std::vector<double> sums;
     index_t groups = 0, classes = 0, images = 0, spatial = 0, first_image = 0;
     Shape logits_shape;            // the gradient's shape
-    std::vector<double> prob;      // [N, C, S] softmax of the counted pixels (0 for ignored ones)
+    Tensor<double> prob;           // [N, C, S] softmax of the logits (ignored pixels' are not used)
     std::vector<index_t> targets;  // [N, S]
     index_t counted = 0;
 };
@@ -67,24 +67,20 @@ DicePartial<T> dice_sums(ConstView<T> logits, ConstView<index_t> targets, const 
     part.first_image = first_image;
     part.logits_shape = logits.shape();
     part.sums.assign(static_cast<std::size_t>(3 * part.groups * C), 0.0);
-    part.prob.assign(static_cast<std::size_t>(N * C * S), 0.0);
+    part.prob = detail::class_probabilities<T, cpu>(logits);
     part.targets.assign(targets.data(), targets.data() + N * S);
     double* inter = part.sums.data();
     double* sum_p = inter + part.groups * C;
     double* sum_t = sum_p + part.groups * C;
-    std::vector<double> p(static_cast<std::size_t>(C));
     for (index_t n = 0; n < N; ++n)
         for (index_t s = 0; s < S; ++s) {
             const index_t y = targets.data()[n * S + s];
             if (y == options.ignore_index) continue;
             ++part.counted;
-            detail::pixel_softmax(logits.data(), C, S, n, s, p.data());
+            const double* p = part.prob.data() + n * C * S + s;
             const index_t g = options.per_image ? first_image + n : 0;
-            for (index_t c = 0; c < C; ++c) {
-                part.prob[(n * C + c) * S + s] = p[c];
-                sum_p[g * C + c] += p[c];
-            }
-            inter[g * C + y] += p[y];
+            for (index_t c = 0; c < C; ++c) sum_p[g * C + c] += p[c * S];
+            inter[g * C + y] += p[y * S];
             sum_t[g * C + y] += 1;
         }
     return part;
@@ -132,10 +128,10 @@ SegmentationLoss<T> dice_from_sums(const DicePartial<T>& part, const DiceOptions
             for (index_t c = 0; c < C; ++c) {
                 const index_t k = g * C + c;
                 dp[c] = -weight(c) / norm * (c == y ? ddice_dp_pos[k] : ddice_dp_neg[k]);
-                pdp += part.prob[(n * C + c) * S + s] * dp[c];
+                pdp += part.prob.data()[(n * C + c) * S + s] * dp[c];
             }
             for (index_t c = 0; c < C; ++c) {
-                const double pc = part.prob[(n * C + c) * S + s];
+                const double pc = part.prob.data()[(n * C + c) * S + s];
                 r.grad.data()[(n * C + c) * S + s] = static_cast<T>(pc * (dp[c] - pdp));
             }
         }

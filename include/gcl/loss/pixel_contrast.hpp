@@ -13,6 +13,9 @@
 //                                             {.temperature = 0.1, .normalize = true, .keep_pair_grads = true});
 //   // r.pair_grads: dL_m/ds per pixel pair, closed form; filter them, then contrast_backward
 //   gcl::loss::scatter_pixel_grads<float>(r.grad_sum.cview(), loc.cview(), dfeatures.view());
+//
+// gather_pixels, scatter_pixel_grads, the contrast on Positives<D> and the pair-gradient helpers
+// are templates over the device (backend::Contrast); sampling and PositivePairs run on the host.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -42,42 +45,36 @@ inline Tensor<index_t> sample_locations(index_t height, index_t width, index_t s
 }
 
 namespace detail {
-template <class T>
-void check_pixel_input(std::string_view op, ConstView<T> features, ConstView<index_t> locations) {
+template <class T, class D>
+void check_pixel_input(std::string_view op, ConstView<T, D> features, ConstView<index_t, D> locations) {
     check_rank(op, features.shape(), 4, "features (N x C x H x W)");
     check(features.is_contiguous(), op, "features must be contiguous");
     check_rank(op, locations.shape(), 1, "locations");
-    check(locations.dim(0) >= 1, op, "at least one location is needed");
-    const index_t hw = features.dim(2) * features.dim(3);
-    for (index_t s = 0; s < locations.dim(0); ++s)
-        check(locations(s) >= 0 && locations(s) < hw, op, "location ", s, " = ", locations(s), " is outside the ",
-              features.dim(2), " x ", features.dim(3), " map");
+    check(locations.dim(0) >= 1 && locations.is_contiguous(), op, "at least one location is needed, contiguous");
+    const index_t bad = backend::Contrast<D>::first_bad_location(locations, features.dim(2) * features.dim(3));
+    if (bad >= 0)
+        fail(op, "location ", bad, " = ", backend::Reduce<D>::element(locations, bad), " is outside the ",
+             features.dim(2), " x ", features.dim(3), " map");
 }
 }  // namespace detail
 
 // The sampled pixel embeddings, A x C with row n * S + s = features[n, :, locations[s]].
-template <class T>
-Tensor<T> gather_pixels(ConstView<T> features, ConstView<index_t> locations) {
-    detail::check_pixel_input<T>("gather_pixels", features, locations);
-    const index_t N = features.dim(0), C = features.dim(1), HW = features.dim(2) * features.dim(3);
-    const index_t S = locations.dim(0);
-    Tensor<T> out(Shape{N * S, C});
-    for (index_t n = 0; n < N; ++n)
-        for (index_t s = 0; s < S; ++s)
-            for (index_t c = 0; c < C; ++c) out(n * S + s, c) = features.data()[(n * C + c) * HW + locations(s)];
+template <class T, class D = cpu>
+Tensor<T, D> gather_pixels(ConstView<T, D> features, ConstView<index_t, D> locations) {
+    detail::check_pixel_input<T, D>("gather_pixels", features, locations);
+    Tensor<T, D> out(Shape{features.dim(0) * locations.dim(0), features.dim(1)});
+    backend::Contrast<D>::gather_pixels(features, locations, out.view());
     return out;
 }
 
 // Adds the gradients of the sampled pixels (A x C) into a gradient map shaped like the features.
-template <class T>
-void scatter_pixel_grads(ConstView<T> grads, ConstView<index_t> locations, TensorView<T> out) {
-    detail::check_pixel_input<T>("scatter_pixel_grads", ConstView<T>(out), locations);
-    const index_t N = out.dim(0), C = out.dim(1), HW = out.dim(2) * out.dim(3), S = locations.dim(0);
-    check(grads.rank() == 2 && grads.dim(0) == N * S && grads.dim(1) == C, "scatter_pixel_grads", "grads must be [",
-          N * S, ", ", C, "], got ", grads.shape());
-    for (index_t n = 0; n < N; ++n)
-        for (index_t s = 0; s < S; ++s)
-            for (index_t c = 0; c < C; ++c) out.data()[(n * C + c) * HW + locations(s)] += grads(n * S + s, c);
+template <class T, class D = cpu>
+void scatter_pixel_grads(Input<T, D> grads, Input<index_t, D> locations, TensorView<T, D> out) {
+    detail::check_pixel_input<T, D>("scatter_pixel_grads", ConstView<T, D>(out), locations);
+    const index_t N = out.dim(0), C = out.dim(1), S = locations.dim(0);
+    check(grads.rank() == 2 && grads.dim(0) == N * S && grads.dim(1) == C && grads.is_contiguous(),
+          "scatter_pixel_grads", "grads must be a contiguous [", N * S, ", ", C, "], got ", grads.shape());
+    backend::Contrast<D>::scatter_pixel_grads(grads, locations, out);
 }
 
 // Per sampled pixel, the L2 norm over channels of a feature-map gradient (N x C x H x W), e.g. of
@@ -94,53 +91,49 @@ Tensor<T> location_magnitudes(ConstView<T> grad_features, ConstView<index_t> loc
     return out;
 }
 
+// The multi-label contrast of the sampled pixels, positives as data over the A = N S pixels
+// (row n S + s; PositivePairs::pixel_positives builds them).
+template <class T, class D = cpu>
+ContrastResult<T, D> pixel_contrast(Input<T, D> features, Input<index_t, D> locations, const Positives<D>& positives,
+                                    const ContrastOptions& options = {.keep_pair_grads = true}) {
+    const Tensor<T, D> z = gather_pixels<T, D>(features, locations);
+    return multi_label_contrast<T, D>("pixel_contrast", z.cview(), positives, options);
+}
+
 // The multi-label contrast of the sampled pixels; `pairs` describes the N images of the batch.
 template <class T>
 ContrastResult<T> pixel_contrast(ConstView<T> features, ConstView<index_t> locations, const PositivePairs& pairs,
                                  const ContrastOptions& options = {.keep_pair_grads = true}) {
-    detail::check_pixel_input<T>("pixel_contrast", features, locations);
+    detail::check_pixel_input<T, cpu>("pixel_contrast", features, locations);
     check(pairs.embeddings() == features.dim(0), "pixel_contrast", "the positive pairs describe ", pairs.embeddings(),
           " feature maps but features has shape ", features.shape());
     check(pairs.labels() >= 1, "pixel_contrast", "no meta label was added to the positive pairs");
-    const index_t S = locations.dim(0);
-    const Tensor<T> z = gather_pixels<T>(features, locations);
-    return multi_label_contrast<T>(
-        "pixel_contrast", z.cview(), pairs.labels(),
-        [&](index_t m, index_t i, index_t a) {
-            const index_t ni = i / S, na = a / S;
-            return i % S == a % S && ni != na && pairs.images_match(m, pairs.image_of(ni), pairs.image_of(na));
-        },
-        options);
+    return pixel_contrast<T, cpu>(features, locations, pairs.pixel_positives(locations.dim(0)), options);
 }
 
 // |sum_m dL_m/ds| per pair (A x A), or |dL_m/ds| for one label m >= 0: what GradFilter ranks.
-template <class T>
-Tensor<T> pair_grad_magnitudes(const ContrastResult<T>& r, index_t label = -1) {
+template <class T, class D = cpu>
+Tensor<T, D> pair_grad_magnitudes(const ContrastResult<T, D>& r, index_t label = -1) {
     check(r.pair_grads.rank() == 3, "pair_grad_magnitudes", "the forward pass did not keep its pair gradients");
     const index_t K = r.pair_grads.dim(0), A = r.pair_grads.dim(1);
     check(label < K, "pair_grad_magnitudes", "label ", label, " out of range for ", K, " labels");
-    Tensor<T> out(Shape{A, A});
-    for (index_t i = 0; i < A * A; ++i) {
-        double s = 0;
-        for (index_t m = (label < 0 ? 0 : label); m < (label < 0 ? K : label + 1); ++m)
-            s += static_cast<double>(r.pair_grads.data()[m * A * A + i]);
-        out.data()[i] = static_cast<T>(std::abs(s));
-    }
+    Tensor<T, D> out(Shape{A, A});
+    backend::Contrast<D>::pair_grad_magnitudes(r.pair_grads.cview(), label < 0 ? 0 : label, label < 0 ? K : label + 1,
+                                               out.view());
     return out;
 }
 
 // Pair gradients of the forward pass with the pairs outside `mask` (A x A, e.g. GradFilter's)
 // set to zero, ready for contrast_backward.
-template <class T>
-Tensor<T> masked_pair_grads(const ContrastResult<T>& r, ConstView<std::uint8_t> mask) {
+template <class T, class D = cpu>
+Tensor<T, D> masked_pair_grads(const ContrastResult<T, D>& r, Input<std::uint8_t, D> mask) {
     check(r.pair_grads.rank() == 3, "masked_pair_grads", "the forward pass did not keep its pair gradients");
-    const index_t K = r.pair_grads.dim(0), A = r.pair_grads.dim(1);
+    const index_t A = r.pair_grads.dim(1);
     check(mask.rank() == 2 && mask.dim(0) == A && mask.dim(1) == A && mask.is_contiguous(), "masked_pair_grads",
           "mask must be a contiguous [", A, ", ", A, "], got ", mask.shape());
-    Tensor<T> out = r.pair_grads;
-    for (index_t m = 0; m < K; ++m)
-        for (index_t i = 0; i < A * A; ++i)
-            if (!mask.data()[i]) out.data()[m * A * A + i] = T(0);
+    Tensor<T, D> out(r.pair_grads.shape());
+    ops::copy(r.pair_grads.cview(), out.view());
+    backend::Contrast<D>::mask_pair_grads(mask, out.view());
     return out;
 }
 

@@ -9,6 +9,10 @@
 //     (image x image, rows are anchors, asymmetric allowed).
 // A negative label value means "unknown": that image matches no other under m.
 //
+// The losses take the positives as data (Positives, contract.hpp): positives() gives them for
+// the embeddings, pixel_positives(S) for S sampled locations per embedding; keys when every
+// label is discrete (labels, bins), masks as soon as one is a threshold or a user mask.
+//
 //   gcl::loss::PositivePairs pairs(B);             // N = 2B embeddings: views 0 then views 1
 //   pairs.add_labels(patient_ids);                 // [B] int64
 //   pairs.add_bins(slice_positions, 4);            // [B] in [0, 1] -> 4 partitions
@@ -19,6 +23,7 @@
 
 #include "gcl/core/error.hpp"
 #include "gcl/core/tensor.hpp"
+#include "gcl/loss/contract.hpp"
 
 namespace gcl::loss {
 
@@ -83,6 +88,10 @@ public:
         for (index_t i = 0; i < images_; ++i)
             for (index_t j = 0; j < images_; ++j) m(i, j) = values(i) >= 0 && values(i) == values(j);
         masks_.push_back(std::move(m));
+        // The image's key under this label: its value, or a negative key of its own when unknown.
+        std::vector<index_t> keys(static_cast<std::size_t>(images_));
+        for (index_t i = 0; i < images_; ++i) keys[static_cast<std::size_t>(i)] = values(i) >= 0 ? values(i) : -1 - i;
+        image_keys_.push_back(std::move(keys));
         return *this;
     }
     // A continuous meta label in [0, 1] split into n_bins partitions.
@@ -97,6 +106,7 @@ public:
         check(values.rank() == 1 && values.dim(0) == images_, "PositivePairs::add_threshold",
               "values must have shape [", images_, "], got ", values.shape());
         masks_.push_back(threshold_pair_mask<T>(values, delta));
+        image_keys_.emplace_back();
         return *this;
     }
     // A user mask, image x image (row: anchor's image), nonzero = positive; asymmetric allowed.
@@ -107,6 +117,7 @@ public:
         for (index_t i = 0; i < images_; ++i)
             for (index_t j = 0; j < images_; ++j) m(i, j) = mask(i, j) != 0;
         masks_.push_back(std::move(m));
+        image_keys_.emplace_back();
         return *this;
     }
 
@@ -128,10 +139,45 @@ public:
         return out;
     }
 
+    // The positives of the N embeddings as data for the losses.
+    Positives<cpu> positives() const { return pixel_positives(1); }
+
+    // The positives of N x S sampled pixels, row n * S + s for location s of embedding n: pixel
+    // (n, s) and (n', s') are positives when s = s', n != n' and their images match.
+    Positives<cpu> pixel_positives(index_t samples) const {
+        check(samples >= 1, "PositivePairs::pixel_positives", "at least one location is needed, got ", samples);
+        check(labels() >= 1, "PositivePairs::positives", "no meta label was added to the positive pairs");
+        const index_t K = labels(), N = embeddings(), A = N * samples;
+        bool all_keys = true;
+        for (const auto& k : image_keys_) all_keys = all_keys && !k.empty();
+        Positives<cpu> p;
+        if (all_keys) {
+            // Keys are unique per (image key, location): non-negative keys k S + s, negative ones
+            // (an unknown label: the image's own) -(image + 1) S + s, disjoint from each other.
+            p.keys = Tensor<index_t>(Shape{K, A});
+            for (index_t m = 0; m < K; ++m)
+                for (index_t n = 0; n < N; ++n) {
+                    const index_t key = image_keys_[static_cast<std::size_t>(m)][static_cast<std::size_t>(image_of_[n])];
+                    for (index_t s = 0; s < samples; ++s) p.keys(m, n * samples + s) = key * samples + s;
+                }
+            return p;
+        }
+        p.masks = Tensor<std::uint8_t>(Shape{K, A, A});
+        for (index_t m = 0; m < K; ++m)
+            for (index_t i = 0; i < A; ++i)
+                for (index_t a = 0; a < A; ++a) {
+                    const index_t ni = i / samples, na = a / samples;
+                    p.masks(m, i, a) = i % samples == a % samples && ni != na &&
+                                       images_match(m, image_of_[ni], image_of_[na]);
+                }
+        return p;
+    }
+
 private:
     index_t images_;
     std::vector<index_t> image_of_;
     std::vector<Tensor<std::uint8_t>> masks_;
+    std::vector<std::vector<index_t>> image_keys_;  // per label: the images' keys, empty for a mask label
 };
 
 }  // namespace gcl::loss

@@ -1,20 +1,19 @@
 #pragma once
-// Shared input checks and result type of the segmentation losses (cross-entropy, soft Dice):
-// logits N x C x (spatial dims...) and integer targets N x (spatial dims...), row-major.
+// Shared input checks and class probabilities of the segmentation losses (cross-entropy, soft
+// Dice): logits N x C x (spatial dims...) and integer targets N x (spatial dims...), row-major.
+// Their result type, SegmentationLoss, is part of the loss contract (contract.hpp).
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "gcl/core/error.hpp"
 #include "gcl/core/tensor.hpp"
+#include "gcl/loss/contract.hpp"
+#include "gcl/ops/elementwise.hpp"
+#include "gcl/ops/finite.hpp"
+#include "gcl/ops/softmax.hpp"
 
 namespace gcl::loss {
-
-template <class T>
-struct SegmentationLoss {
-    double loss = 0;
-    Tensor<T> grad;        // dL/dlogits, shaped like the logits
-    index_t counted = 0;   // pixels that took part (not ignored)
-};
 
 namespace detail {
 
@@ -44,23 +43,22 @@ SegmentationShape check_segmentation_input(std::string_view op, ConstView<T> log
         check(t == ignore_index || (t >= 0 && t < C), op, "target ", t, " at ", i, " is not a class in [0, ", C,
               ") nor the ignore index ", ignore_index);
     }
-    for (index_t i = 0; i < logits.numel(); ++i)
-        check(std::isfinite(logits.data()[i]), op, "logit ", i, " is ", logits.data()[i]);
+    ops::check_finite(op, logits, "logits");
     return {logits.dim(0), C, logits.numel() / (logits.dim(0) * C)};
 }
 
-// Softmax over the classes of pixel s of image n, in double, into p[0..C).
-template <class T>
-void pixel_softmax(const T* logits, index_t C, index_t spatial, index_t n, index_t s, double* p) {
-    const T* base = logits + n * C * spatial + s;
-    double mx = static_cast<double>(base[0]);
-    for (index_t c = 1; c < C; ++c) mx = std::max(mx, static_cast<double>(base[c * spatial]));
-    double sum = 0;
-    for (index_t c = 0; c < C; ++c) {
-        p[c] = std::exp(static_cast<double>(base[c * spatial]) - mx);
-        sum += p[c];
+// The softmax over the classes (dimension 1) of every pixel, in double whatever T is: the
+// losses sum these probabilities over whole batches.
+template <class T, class D>
+Tensor<double, D> class_probabilities(ConstView<T, D> logits) {
+    Tensor<double, D> prob(logits.shape());
+    if constexpr (std::is_same_v<T, double>) {
+        ops::softmax_forward(logits, prob.view(), 1);
+    } else {
+        ops::convert(logits, prob.view());
+        ops::softmax_forward(prob.cview(), prob.view(), 1);
     }
-    for (index_t c = 0; c < C; ++c) p[c] /= sum;
+    return prob;
 }
 
 }  // namespace detail

@@ -10,6 +10,7 @@
 //   ops::axpby(a, x, b, y.view());       // y = a x + b y
 //   ops::fill(out.view(), 0.0);
 //   ops::copy(x.view().transpose(0, 1), out.view());
+//   ops::convert(x_float, x_double.view());   // out = static_cast<double>(x)
 #include "gcl/backend/cpu/elementwise.hpp"
 #include "gcl/ops/common.hpp"
 
@@ -51,6 +52,16 @@ void copy(Input<T, Device> in, TensorView<T, Device> out) {
     check_same_shape(op, in.shape(), out.shape(), "in", "out");
     require_disjoint_or_same(op, out, in, "out", "in");
     backend::Elementwise<Device>::copy(in, out);
+}
+
+// out = in converted to out's element type; contiguous views of equal shape.
+template <class S, class T, class Device>
+void convert(ConstView<S, Device> in, TensorView<T, Device> out) {
+    constexpr std::string_view op = "ops::convert";
+    check_same_shape(op, in.shape(), out.shape(), "in", "out");
+    require_contiguous(op, in, "in");
+    require_contiguous(op, out, "out");
+    backend::Elementwise<Device>::convert(in, out);
 }
 
 template <class T, class Device>

@@ -21,6 +21,16 @@ struct Elementwise<cpu> {
         for (index_t i = 0; i < n; ++i) o[i] = value;
     }
 
+    // out = static_cast<T>(in) element by element, contiguous views of equal shape.
+    template <class S, class T>
+    static void convert(ConstView<S, cpu> in, TensorView<T, cpu> out) {
+        const S* src = in.data();
+        T* dst = out.data();
+        const index_t n = out.numel();
+#pragma omp parallel for schedule(dynamic, cpu_detail::elementwise_chunk) if (cpu_detail::worth_parallel(n, 1))
+        for (index_t i = 0; i < n; ++i) dst[i] = static_cast<T>(src[i]);
+    }
+
     // out = in, for views of equal shape and any strides.
     template <class T>
     static void copy(ConstView<T, cpu> in, TensorView<T, cpu> out) {

@@ -42,10 +42,9 @@ struct Softmax<cpu> {
                 sum += e;
                 out[at] = static_cast<T>(e);
             }
-            const double inv = 1.0 / sum;
             for (index_t k = 0; k < extent; ++k) {
                 const index_t at = first + k * stride;
-                out[at] = static_cast<T>(static_cast<double>(out[at]) * inv);
+                out[at] = static_cast<T>(static_cast<double>(out[at]) / sum);
             }
         });
     }
