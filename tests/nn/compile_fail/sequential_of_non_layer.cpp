@@ -4,6 +4,7 @@
 
 struct NoBackward {
     using value_type = float;
+    using device_type = gcl::cpu;
     gcl::ConstView<float> forward(gcl::ConstView<float> x) { return x; }
     gcl::Shape output_shape(const gcl::Shape& x) const { return x; }
     void set_training(bool) {}
