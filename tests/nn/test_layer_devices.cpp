@@ -25,6 +25,7 @@
 #include "gcl/nn/unet.hpp"
 #include "gcl/nn/unet_decoder.hpp"
 #include "gcl/nn/unet_encoder.hpp"
+#include "compile_fail/non_layers.hpp"
 #include "support.hpp"
 
 using namespace nn_test;
@@ -54,15 +55,12 @@ static_assert(std::is_same_v<nn::UNet<double>, nn::UNet<double, cpu>>);
 static_assert(std::is_same_v<nn::Scope<float>, nn::Scope<float, cpu>>);
 
 // Without a device_type a type is not a layer, whatever members it has.
-struct NoDevice {
-    using value_type = float;
-    gcl::ConstView<float> forward(gcl::ConstView<float> x) { return x; }
-    gcl::ConstView<float> backward(gcl::ConstView<float> dy) { return dy; }
-    gcl::Shape output_shape(const gcl::Shape& x) const { return x; }
-    void set_training(bool) {}
-    bool training() const { return true; }
-};
+using nn_non_layers::NoDevice;
 static_assert(!nn::HasLayerDevice<NoDevice> && !nn::Layer<NoDevice> && !nn::HasLayerForward<NoDevice>);
+
+// With a device_type but without backward it is not a layer either.
+static_assert(nn::HasLayerDevice<nn_non_layers::NoBackward> && nn::HasLayerForward<nn_non_layers::NoBackward> &&
+              !nn::HasLayerBackward<nn_non_layers::NoBackward> && !nn::Layer<nn_non_layers::NoBackward>);
 
 // The same members with a device tag are a layer.
 struct HostIdentity : NoDevice {

@@ -52,7 +52,9 @@ private:
         check(x.is_contiguous(), "nn::BatchNorm1d", "input of shape ", x.shape(), " must be contiguous");
         return ConstView<T, D>(x.data(), Shape{x.dim(0), x.dim(1), 1, 1});
     }
-    static ConstView<T, D> as_features(ConstView<T, D> y, const Shape& shape) { return ConstView<T, D>(y.data(), shape); }
+    static ConstView<T, D> as_features(ConstView<T, D> y, const Shape& shape) {
+        return ConstView<T, D>(y.data(), shape);
+    }
 
     BatchNorm2d<T, D> bn_;
 };

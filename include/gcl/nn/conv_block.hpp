@@ -31,7 +31,8 @@ class ConvBlock {
 public:
     using value_type = T;
     using device_type = D;
-    using Stack = Sequential<Conv2d<T, D>, BatchNorm2d<T, D>, LeakyReLU<T, D>, Conv2d<T, D>, BatchNorm2d<T, D>, LeakyReLU<T, D>>;
+    using Stack = Sequential<Conv2d<T, D>, BatchNorm2d<T, D>, LeakyReLU<T, D>, Conv2d<T, D>, BatchNorm2d<T, D>,
+                             LeakyReLU<T, D>>;
 
     ConvBlock(const Scope<T, D>& scope, const ConvBlockOptions& options)
         : name_(scope.prefix()), options_(options), stack_(build(scope, options)) {}

@@ -97,9 +97,10 @@ public:
     }
 
     // Backward from the gradients of the loss with respect to the embeddings; an absent view
-    // (ConstView<T, D>{}, or any view without elements) means the loss does not depend on that head (its parameters
-    // receive no gradient, which in overwrite mode leaves them at 0). Parameter gradients are added into the arena's
-    // current gradient target. May be called any number of times after one forward.
+    // (ConstView<T, D>{}, or any view without elements) means the loss does not depend on that head
+    // (its parameters receive no gradient, which in overwrite mode leaves them at 0). Parameter
+    // gradients are added into the arena's current gradient target. May be called any number of
+    // times after one forward.
     Gradients backward(ConstView<T, D> d_image, ConstView<T, D> d_pixel) {
         Gradients g = heads_backward(d_image, d_pixel, "nn::PretrainModel::backward");
         g.input = encoder_.backward(g.features);

@@ -44,7 +44,8 @@ public:
     using value_type = T;
     using device_type = D;
 
-    UNetDecoder(const Scope<T, D>& scope, const UNetDecoderOptions& options) : name_(scope.prefix()), options_(options) {
+    UNetDecoder(const Scope<T, D>& scope, const UNetDecoderOptions& options)
+        : name_(scope.prefix()), options_(options) {
         check(options.classes > 0 && options.base_width > 0 && options.depth >= 0 && options.depth <= 16,
               "nn::UNetDecoder", "module", detail::quoted(name_),
               " needs positive classes and base width and a depth in [0, 16], got ", options.classes,

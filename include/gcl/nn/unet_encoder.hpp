@@ -50,7 +50,8 @@ public:
     using value_type = T;
     using device_type = D;
 
-    UNetEncoder(const Scope<T, D>& scope, const UNetEncoderOptions& options) : name_(scope.prefix()), options_(options) {
+    UNetEncoder(const Scope<T, D>& scope, const UNetEncoderOptions& options)
+        : name_(scope.prefix()), options_(options) {
         check(options.in_channels > 0 && options.base_width > 0 && options.depth >= 0 && options.depth <= 16,
               "nn::UNetEncoder", "module", detail::quoted(name_),
               " needs positive input channels and base width and a depth in [0, 16], got ", options.in_channels,
@@ -134,7 +135,8 @@ public:
         detail::require_forward(forward_done_, op, name_);
         detail::require_stacked_gradient_shape(op, name_, d_bottleneck.shape(), bottleneck_.shape(), passes);
         ConstView<T, D> g = blocks_[depth()].backward_stacked(d_bottleneck, passes);
-        for (int l = depth() - 1; l >= 0; --l) g = blocks_[l].backward_stacked(pools_[l].backward_stacked(g, passes), passes);
+        for (int l = depth() - 1; l >= 0; --l)
+            g = blocks_[l].backward_stacked(pools_[l].backward_stacked(g, passes), passes);
         return g;
     }
 
