@@ -8,11 +8,13 @@
 
 namespace nn = gcl::nn;
 
-// y = x * scale, one learned scale per channel of [N, C, H, W].
+// y = x * scale, one learned scale per channel of [N, C, H, W]. A host layer: its loops read and
+// write elements directly, which only host memory allows (a layer for any device calls gcl::ops).
 template <class T>
 class ChannelScale {
 public:
     using value_type = T;
+    using device_type = gcl::cpu;
     ChannelScale(const nn::Scope<T>& scope, gcl::index_t channels)
         : arena_(&scope.arena()), scale_(scope.parameter("scale", {channels}, nn::Init::ones())) {}
 
@@ -49,6 +51,41 @@ private:
 };
 static_assert(nn::Layer<ChannelScale<float>>);
 
+// y = x + shift, one learned shift per channel: a layer for any device. Its tensors are
+// Tensor<T, D>, its parameters live in a ParameterArena<T, D>, and its arithmetic is gcl::ops,
+// which dispatch on D to the backend, so it never touches an element itself.
+template <class T, class D = gcl::cpu>
+class ChannelShift {
+public:
+    using value_type = T;
+    using device_type = D;
+    ChannelShift(const nn::Scope<T, D>& scope, gcl::index_t channels)
+        : arena_(&scope.arena()), shift_(scope.parameter("shift", {channels}, nn::Init::zeros())) {}
+
+    gcl::Shape output_shape(const gcl::Shape& x) const { return x; }
+    gcl::ConstView<T, D> forward(gcl::ConstView<T, D> x) {
+        y_.resize(x.shape());
+        gcl::ops::copy(x, y_.view());
+        gcl::ops::add_bias(arena_->value(shift_), y_.view());
+        return y_.cview();
+    }
+    gcl::ConstView<T, D> backward(gcl::ConstView<T, D> dy) {
+        gcl::ops::bias_backward(dy, arena_->grad_target(shift_), 1, gcl::WriteMode::accumulate);  // add
+        dx_.resize(dy.shape());
+        gcl::ops::copy(dy, dx_.view());
+        return dx_.cview();
+    }
+    void set_training(bool t) { training_ = t; }
+    bool training() const { return training_; }
+
+private:
+    nn::ParameterArena<T, D>* arena_;
+    nn::ParamHandle shift_;
+    bool training_ = true;
+    gcl::Tensor<T, D> y_, dx_;
+};
+static_assert(nn::Layer<ChannelShift<float, gcl::cpu>>);
+
 int main() {
     // The layer alone, in double: input and parameter gradients against central differences.
     nn::ParameterArena<double> arena;
@@ -61,10 +98,11 @@ int main() {
     // In a stack with gcl's layers: the stack is a layer too, and checks the same way.
     nn::ParameterArena<double> stack_arena;
     const nn::Scope<double> net(stack_arena, 2);
-    auto stack = nn::Sequential<nn::Conv2d<double>, ChannelScale<double>, nn::LeakyReLU<double>>{
+    auto stack = nn::Sequential<nn::Conv2d<double>, ChannelScale<double>, ChannelShift<double>, nn::LeakyReLU<double>>{
         nn::Conv2d<double>(net.child("conv"), {.in_channels = 3, .out_channels = 4, .padding = {1, 1}}),
-        ChannelScale<double>(net.child("scale"), 4), nn::LeakyReLU<double>(0.1)};
+        ChannelScale<double>(net.child("scale"), 4), ChannelShift<double>(net.child("shift"), 4),
+        nn::LeakyReLU<double>(0.1)};
     const auto stacked = gcl::testing::check_layer_gradients(stack, stack_arena, x.view(), rng);
-    std::printf("conv -> scale -> LeakyReLU: %s\n", stacked.message.c_str());
+    std::printf("conv -> scale -> shift -> LeakyReLU: %s\n", stacked.message.c_str());
     return alone.passed && stacked.passed ? 0 : 1;
 }

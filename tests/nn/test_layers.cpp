@@ -36,6 +36,7 @@ namespace {
 
 struct NotALayer {
     using value_type = float;
+    using device_type = gcl::cpu;
     gcl::ConstView<float> forward(gcl::ConstView<float> x) { return x; }
 };
 static_assert(!nn::Layer<NotALayer> && nn::HasLayerForward<NotALayer> && !nn::HasLayerBackward<NotALayer>);

@@ -14,16 +14,17 @@
 
 namespace gcl::nn {
 
-template <class T>
+template <class T, class D = cpu>
 class ReLU {
 public:
     using value_type = T;
+    using device_type = D;
 
     ReLU() = default;
 
     Shape output_shape(const Shape& x) const { return x; }
 
-    ConstView<T> forward(ConstView<T> x) {
+    ConstView<T, D> forward(ConstView<T, D> x) {
         y_.resize(x.shape());
         x_ = x;
         forward_done_ = true;
@@ -31,7 +32,7 @@ public:
         return y_.cview();
     }
 
-    ConstView<T> backward(ConstView<T> dy) {
+    ConstView<T, D> backward(ConstView<T, D> dy) {
         constexpr std::string_view op = "nn::ReLU::backward";
         detail::require_forward(forward_done_, op, {});
         detail::require_gradient_shape(op, {}, dy.shape(), y_.shape());
@@ -41,7 +42,7 @@ public:
     }
 
     // K backward passes at once (layer.hpp), all against the forward's input.
-    ConstView<T> backward_stacked(ConstView<T> dy, index_t passes) {
+    ConstView<T, D> backward_stacked(ConstView<T, D> dy, index_t passes) {
         constexpr std::string_view op = "nn::ReLU::backward_stacked";
         detail::require_forward(forward_done_, op, {});
         detail::require_stacked_gradient_shape(op, {}, dy.shape(), y_.shape(), passes);
@@ -57,14 +58,15 @@ public:
 private:
     bool training_ = true;
     bool forward_done_ = false;
-    ConstView<T> x_;
-    Tensor<T> y_, dx_;
+    ConstView<T, D> x_;
+    Tensor<T, D> y_, dx_;
 };
 
-template <class T>
+template <class T, class D = cpu>
 class LeakyReLU {
 public:
     using value_type = T;
+    using device_type = D;
 
     explicit LeakyReLU(double negative_slope = ops::default_leaky_relu_slope) : slope_(negative_slope) {
         check(std::isfinite(negative_slope), "nn::LeakyReLU", "the negative slope must be finite, got ",
@@ -73,7 +75,7 @@ public:
 
     Shape output_shape(const Shape& x) const { return x; }
 
-    ConstView<T> forward(ConstView<T> x) {
+    ConstView<T, D> forward(ConstView<T, D> x) {
         y_.resize(x.shape());
         x_ = x;
         forward_done_ = true;
@@ -81,7 +83,7 @@ public:
         return y_.cview();
     }
 
-    ConstView<T> backward(ConstView<T> dy) {
+    ConstView<T, D> backward(ConstView<T, D> dy) {
         constexpr std::string_view op = "nn::LeakyReLU::backward";
         detail::require_forward(forward_done_, op, {});
         detail::require_gradient_shape(op, {}, dy.shape(), y_.shape());
@@ -91,7 +93,7 @@ public:
     }
 
     // K backward passes at once (layer.hpp), all against the forward's input.
-    ConstView<T> backward_stacked(ConstView<T> dy, index_t passes) {
+    ConstView<T, D> backward_stacked(ConstView<T, D> dy, index_t passes) {
         constexpr std::string_view op = "nn::LeakyReLU::backward_stacked";
         detail::require_forward(forward_done_, op, {});
         detail::require_stacked_gradient_shape(op, {}, dy.shape(), y_.shape(), passes);
@@ -110,8 +112,8 @@ private:
     double slope_;
     bool training_ = true;
     bool forward_done_ = false;
-    ConstView<T> x_;
-    Tensor<T> y_, dx_;
+    ConstView<T, D> x_;
+    Tensor<T, D> y_, dx_;
 };
 
 }  // namespace gcl::nn

@@ -15,12 +15,13 @@
 
 namespace gcl::nn {
 
-template <class T>
+template <class T, class D = cpu>
 class BatchNorm1d {
 public:
     using value_type = T;
+    using device_type = D;
 
-    BatchNorm1d(const Scope<T>& scope, const BatchNorm2dOptions& options) : bn_(scope, options) {}
+    BatchNorm1d(const Scope<T, D>& scope, const BatchNorm2dOptions& options) : bn_(scope, options) {}
 
     Shape output_shape(const Shape& x) const {
         check(x.rank() == 2 && x[1] == bn_.options().channels, "nn::BatchNorm1d", "layer",
@@ -28,12 +29,12 @@ public:
         return x;
     }
 
-    ConstView<T> forward(ConstView<T> x) {
+    ConstView<T, D> forward(ConstView<T, D> x) {
         const Shape s = output_shape(x.shape());
         return as_features(bn_.forward(as_image(x)), s);
     }
 
-    ConstView<T> backward(ConstView<T> dy) {
+    ConstView<T, D> backward(ConstView<T, D> dy) {
         check(dy.rank() == 2, "nn::BatchNorm1d::backward", "layer", detail::quoted(bn_.name()),
               " expects a gradient [N, C], got ", dy.shape());
         return as_features(bn_.backward(as_image(dy)), dy.shape());
@@ -44,16 +45,18 @@ public:
 
     const BatchNorm2dOptions& options() const { return bn_.options(); }
     const std::string& name() const { return bn_.name(); }
-    BatchNorm2d<T>& batch_norm2d() { return bn_; }
+    BatchNorm2d<T, D>& batch_norm2d() { return bn_; }
 
 private:
-    static ConstView<T> as_image(ConstView<T> x) {
+    static ConstView<T, D> as_image(ConstView<T, D> x) {
         check(x.is_contiguous(), "nn::BatchNorm1d", "input of shape ", x.shape(), " must be contiguous");
-        return ConstView<T>(x.data(), Shape{x.dim(0), x.dim(1), 1, 1});
+        return ConstView<T, D>(x.data(), Shape{x.dim(0), x.dim(1), 1, 1});
     }
-    static ConstView<T> as_features(ConstView<T> y, const Shape& shape) { return ConstView<T>(y.data(), shape); }
+    static ConstView<T, D> as_features(ConstView<T, D> y, const Shape& shape) {
+        return ConstView<T, D>(y.data(), shape);
+    }
 
-    BatchNorm2d<T> bn_;
+    BatchNorm2d<T, D> bn_;
 };
 
 }  // namespace gcl::nn

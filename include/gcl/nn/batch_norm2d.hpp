@@ -31,12 +31,13 @@ struct BatchNorm2dOptions {
     double eps = 1e-5;      // added to the variance
 };
 
-template <class T>
+template <class T, class D = cpu>
 class BatchNorm2d {
 public:
     using value_type = T;
+    using device_type = D;
 
-    BatchNorm2d(const Scope<T>& scope, const BatchNorm2dOptions& options)
+    BatchNorm2d(const Scope<T, D>& scope, const BatchNorm2dOptions& options)
         : arena_(&scope.arena()), name_(scope.prefix()), options_(options), params_{options.momentum, options.eps} {
         check(options.channels > 0, "nn::BatchNorm2d", "layer", detail::quoted(name_),
               " needs a positive number of channels, got ", options.channels);
@@ -57,7 +58,7 @@ public:
         return x;
     }
 
-    ConstView<T> forward(ConstView<T> x) {
+    ConstView<T, D> forward(ConstView<T, D> x) {
         y_.resize(output_shape(x.shape()));
         x_ = x;
         forward_done_ = true;
@@ -78,7 +79,7 @@ public:
         return y_.cview();
     }
 
-    ConstView<T> backward(ConstView<T> dy) {
+    ConstView<T, D> backward(ConstView<T, D> dy) {
         constexpr std::string_view op = "nn::BatchNorm2d::backward";
         detail::require_forward(forward_done_, op, name_);
         detail::require_gradient_shape(op, name_, dy.shape(), y_.shape());
@@ -98,7 +99,7 @@ public:
     }
 
     // K backward passes at once (layer.hpp): the K gradients share the forward's statistics.
-    ConstView<T> backward_stacked(ConstView<T> dy, index_t passes) {
+    ConstView<T, D> backward_stacked(ConstView<T, D> dy, index_t passes) {
         constexpr std::string_view op = "nn::BatchNorm2d::backward_stacked";
         detail::require_forward(forward_done_, op, name_);
         detail::require_stacked_gradient_shape(op, name_, dy.shape(), y_.shape(), passes);
@@ -107,8 +108,8 @@ public:
         dx_.resize(detail::stacked_shape(x_.shape(), passes));
         auto& a = *arena_;
         for (index_t k = 0; k < passes; ++k) {
-            const ConstView<T> dy_k = detail::pass_block(dy, passes, k);
-            const TensorView<T> dx_k = detail::pass_block(dx_.view(), passes, k);
+            const ConstView<T, D> dy_k = detail::pass_block(dy, passes, k);
+            const TensorView<T, D> dx_k = detail::pass_block(dx_.view(), passes, k);
             if (forward_training_)
                 with_reduce([&](auto&& reduce) {
                     ops::batch_norm_backward_train(dy_k, x_, a.value(gamma_), saved_mean_, saved_invstd_, dx_k,
@@ -143,7 +144,7 @@ private:
             fn(ops::LocalBatchStatistics{});
     }
 
-    ParameterArena<T, cpu>* arena_;
+    ParameterArena<T, D>* arena_;
     std::string name_;
     BatchNorm2dOptions options_;
     ops::BatchNormParams params_;
@@ -152,8 +153,8 @@ private:
     bool training_ = true;
     bool forward_training_ = true;
     bool forward_done_ = false;
-    ConstView<T> x_;
-    Tensor<T> y_, dx_, saved_mean_, saved_invstd_;
+    ConstView<T, D> x_;
+    Tensor<T, D> y_, dx_, saved_mean_, saved_invstd_;
 };
 
 }  // namespace gcl::nn

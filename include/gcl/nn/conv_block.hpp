@@ -26,19 +26,21 @@ struct ConvBlockOptions {
     double bn_eps = 1e-5;
 };
 
-template <class T>
+template <class T, class D = cpu>
 class ConvBlock {
 public:
     using value_type = T;
-    using Stack = Sequential<Conv2d<T>, BatchNorm2d<T>, LeakyReLU<T>, Conv2d<T>, BatchNorm2d<T>, LeakyReLU<T>>;
+    using device_type = D;
+    using Stack = Sequential<Conv2d<T, D>, BatchNorm2d<T, D>, LeakyReLU<T, D>, Conv2d<T, D>, BatchNorm2d<T, D>,
+                             LeakyReLU<T, D>>;
 
-    ConvBlock(const Scope<T>& scope, const ConvBlockOptions& options)
+    ConvBlock(const Scope<T, D>& scope, const ConvBlockOptions& options)
         : name_(scope.prefix()), options_(options), stack_(build(scope, options)) {}
 
     Shape output_shape(const Shape& x) const { return stack_.output_shape(x); }
-    ConstView<T> forward(ConstView<T> x) { return stack_.forward(x); }
-    ConstView<T> backward(ConstView<T> dy) { return stack_.backward(dy); }
-    ConstView<T> backward_stacked(ConstView<T> dy, index_t passes) { return stack_.backward_stacked(dy, passes); }
+    ConstView<T, D> forward(ConstView<T, D> x) { return stack_.forward(x); }
+    ConstView<T, D> backward(ConstView<T, D> dy) { return stack_.backward(dy); }
+    ConstView<T, D> backward_stacked(ConstView<T, D> dy, index_t passes) { return stack_.backward_stacked(dy, passes); }
     void set_training(bool training) { stack_.set_training(training); }
     bool training() const { return stack_.training(); }
 
@@ -48,10 +50,10 @@ public:
     const Stack& layers() const { return stack_; }
 
 private:
-    static Stack build(const Scope<T>& scope, const ConvBlockOptions& o) {
+    static Stack build(const Scope<T, D>& scope, const ConvBlockOptions& o) {
         const Init init = Init::kaiming_normal(o.negative_slope);
         const auto conv = [&](const char* name, index_t in) {
-            return Conv2d<T>(scope.child(name), {.in_channels = in,
+            return Conv2d<T, D>(scope.child(name), {.in_channels = in,
                                                  .out_channels = o.out_channels,
                                                  .kernel = {3, 3},
                                                  .padding = {1, 1},
@@ -59,12 +61,12 @@ private:
                                                  .weight_init = init});
         };
         const auto bn = [&](const char* name) {
-            return BatchNorm2d<T>(scope.child(name),
+            return BatchNorm2d<T, D>(scope.child(name),
                                   {.channels = o.out_channels, .momentum = o.bn_momentum, .eps = o.bn_eps});
         };
         // Braces: the layers are built (and registered) left to right.
-        return Stack{conv("conv1", o.in_channels),  bn("bn1"), LeakyReLU<T>(o.negative_slope),
-                     conv("conv2", o.out_channels), bn("bn2"), LeakyReLU<T>(o.negative_slope)};
+        return Stack{conv("conv1", o.in_channels),  bn("bn1"), LeakyReLU<T, D>(o.negative_slope),
+                     conv("conv2", o.out_channels), bn("bn2"), LeakyReLU<T, D>(o.negative_slope)};
     }
 
     std::string name_;

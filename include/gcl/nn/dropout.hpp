@@ -8,6 +8,7 @@
 // a forward call using the next counter in row-major order. A model built with the same seed and
 // run through the same calls drops the same elements, with any number of threads. backward
 // reuses the mask of the last forward call.
+#include <concepts>
 #include <string>
 
 #include "gcl/core/random.hpp"
@@ -22,12 +23,13 @@ struct DropoutOptions {
     double p = 0.5;  // probability of dropping an element, in [0, 1)
 };
 
-template <class T>
+template <class T, class D = cpu>
 class Dropout {
 public:
     using value_type = T;
+    using device_type = D;
 
-    Dropout(const Scope<T>& scope, const DropoutOptions& options)
+    Dropout(const Scope<T, D>& scope, const DropoutOptions& options)
         : name_(scope.prefix()), options_(options), rng_(scope.rng("mask")) {
         check(options.p >= 0 && options.p < 1, "nn::Dropout", "layer", detail::quoted(name_),
               ": the drop probability must be in [0, 1), got ", options.p);
@@ -35,7 +37,11 @@ public:
 
     Shape output_shape(const Shape& x) const { return x; }
 
-    ConstView<T> forward(ConstView<T> x) {
+    // Host devices only for now: the mask is drawn element by element from the host's Philox
+    // generator (core/random.hpp), and no backend family draws those numbers on another device.
+    ConstView<T, D> forward(ConstView<T, D> x)
+        requires std::same_as<D, cpu>
+    {
         y_.resize(x.shape());
         input_shape_ = x.shape();
         forward_done_ = true;
@@ -59,7 +65,7 @@ public:
         return y_.cview();
     }
 
-    ConstView<T> backward(ConstView<T> dy) {
+    ConstView<T, D> backward(ConstView<T, D> dy) {
         constexpr std::string_view op = "nn::Dropout::backward";
         detail::require_forward(forward_done_, op, name_);
         detail::require_gradient_shape(op, name_, dy.shape(), y_.shape());
@@ -79,7 +85,7 @@ public:
     // The generator of the masks (its offset counts the elements drawn so far).
     const Rng& rng() const { return rng_; }
     // The mask of the last training forward call: 0 where dropped, 1 / (1 - p) where kept.
-    ConstView<T> mask() const { return mask_.cview(); }
+    ConstView<T, D> mask() const { return mask_.cview(); }
 
 private:
     std::string name_;
@@ -89,7 +95,7 @@ private:
     bool forward_done_ = false;
     bool masked_ = false;
     Shape input_shape_;
-    Tensor<T> y_, dx_, mask_;
+    Tensor<T, D> y_, dx_, mask_;
 };
 
 }  // namespace gcl::nn

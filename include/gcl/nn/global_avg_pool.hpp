@@ -6,10 +6,11 @@
 
 namespace gcl::nn {
 
-template <class T>
+template <class T, class D = cpu>
 class GlobalAvgPool {
 public:
     using value_type = T;
+    using device_type = D;
 
     GlobalAvgPool() = default;
 
@@ -19,7 +20,7 @@ public:
         return Shape{x[0], x[1]};
     }
 
-    ConstView<T> forward(ConstView<T> x) {
+    ConstView<T, D> forward(ConstView<T, D> x) {
         y_.resize(output_shape(x.shape()));
         input_shape_ = x.shape();
         forward_done_ = true;
@@ -27,7 +28,7 @@ public:
         return y_.cview();
     }
 
-    ConstView<T> backward(ConstView<T> dy) {
+    ConstView<T, D> backward(ConstView<T, D> dy) {
         constexpr std::string_view op = "nn::GlobalAvgPool::backward";
         detail::require_forward(forward_done_, op, {});
         detail::require_gradient_shape(op, {}, dy.shape(), y_.shape());
@@ -43,7 +44,7 @@ private:
     bool training_ = true;
     bool forward_done_ = false;
     Shape input_shape_;
-    Tensor<T> y_, dx_;
+    Tensor<T, D> y_, dx_;
 };
 
 }  // namespace gcl::nn

@@ -14,6 +14,7 @@
 #include "gcl/core/random.hpp"
 #include "gcl/core/shape.hpp"
 #include "gcl/core/tensor_view.hpp"
+#include "gcl/ops/elementwise.hpp"
 
 namespace gcl::nn {
 
@@ -64,14 +65,15 @@ struct Init {
 };
 
 // Fills `out` (contiguous) by `init`, drawing from `rng` (element i uses the generator's next
-// counters in row-major order, so the result does not depend on the thread count).
+// counters in row-major order, so the result does not depend on the thread count). A host view:
+// the draws are made on the host (core/random.hpp), the way they repeat exactly on any machine.
 template <class T>
 void initialize(TensorView<T, cpu> out, const Init& init, const Fans& fans, Rng& rng) {
     constexpr std::string_view op = "nn::initialize";
     check(out.is_contiguous(), op, "view of shape ", out.shape(), " must be contiguous");
     check(fans.fan_in > 0 && fans.fan_out > 0, op, "fans must be positive, got ", fans.fan_in, " and ", fans.fan_out);
     const auto fill_constant = [&](double v) {
-        for (index_t i = 0; i < out.numel(); ++i) out.data()[i] = static_cast<T>(v);
+        if (out.numel() > 0) ops::fill(out, static_cast<T>(v));
     };
     const auto kaiming_std = [&] {
         const double gain = std::sqrt(2.0 / (1.0 + init.a * init.a));

@@ -13,10 +13,11 @@ struct L2NormalizeOptions {
     double eps = ops::default_normalize_eps;
 };
 
-template <class T>
+template <class T, class D = cpu>
 class L2Normalize {
 public:
     using value_type = T;
+    using device_type = D;
 
     explicit L2Normalize(const L2NormalizeOptions& options = {}) : options_(options) {
         check(options.eps > 0, "nn::L2Normalize", "eps must be positive, got ", options.eps);
@@ -27,7 +28,7 @@ public:
         return x;
     }
 
-    ConstView<T> forward(ConstView<T> x) {
+    ConstView<T, D> forward(ConstView<T, D> x) {
         y_.resize(output_shape(x.shape()));
         x_ = x;
         forward_done_ = true;
@@ -35,7 +36,7 @@ public:
         return y_.cview();
     }
 
-    ConstView<T> backward(ConstView<T> dy) {
+    ConstView<T, D> backward(ConstView<T, D> dy) {
         constexpr std::string_view op = "nn::L2Normalize::backward";
         detail::require_forward(forward_done_, op, {});
         detail::require_gradient_shape(op, {}, dy.shape(), y_.shape());
@@ -52,8 +53,8 @@ private:
     L2NormalizeOptions options_;
     bool training_ = true;
     bool forward_done_ = false;
-    ConstView<T> x_;
-    Tensor<T> y_, dx_;
+    ConstView<T, D> x_;
+    Tensor<T, D> y_, dx_;
 };
 
 }  // namespace gcl::nn

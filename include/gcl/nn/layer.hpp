@@ -2,9 +2,10 @@
 // The layer contract: what every gcl layer (and every model built from layers) provides. This
 // header holds the contract alone; the layers are in the headers next to it.
 //
-// A layer L with element type T = L::value_type (float or double) provides
+// A layer L with element type T = L::value_type (float or double) and device D = L::device_type
+// (gcl::cpu, gcl::cuda) provides
 //
-//   ConstView<T> forward(ConstView<T> x);
+//   ConstView<T, D> forward(ConstView<T, D> x);
 //       Computes y = f(x) into memory the layer owns and returns a read-only view of it, valid
 //       until the layer's next forward call. Caches what backward needs. The layer may keep a
 //       view of x instead of a copy: x must stay alive and unchanged until the last backward
@@ -13,7 +14,7 @@
 //       forward call. In training mode forward may update state (batch-norm running statistics)
 //       and draw random numbers (dropout); in evaluation mode it does neither.
 //
-//   ConstView<T> backward(ConstView<T> dy);
+//   ConstView<T, D> backward(ConstView<T, D> dy);
 //       Given dy = dL/dy (y's shape), returns dx = dL/dx (x's shape) in memory the layer owns,
 //       valid until the layer's next backward call, and ADDS dL/dtheta for each of its
 //       parameters theta into the arena's current gradient target (ParameterArena::grad_target
@@ -29,7 +30,7 @@
 //           model.backward(dL_m / dy);                          // row m := dL_m / dtheta
 //       Calling backward before any forward, or with a dy of the wrong shape, throws gcl::Error.
 //
-//   Optional: ConstView<T> backward_stacked(ConstView<T> dy, index_t passes);
+//   Optional: ConstView<T, D> backward_stacked(ConstView<T, D> dy, index_t passes);
 //       K = passes backward passes after one forward at once: dy stacks the K upstream gradients
 //       along the batch dimension ([K N, ...], pass k in rows k N .. k N + N - 1), the result
 //       stacks the K input gradients the same way, and pass k's parameter gradients are added
@@ -46,6 +47,12 @@
 //       estimates in evaluation mode; dropout drops in training mode and is the identity in
 //       evaluation mode; the other layers do not depend on the mode. Composites pass the mode
 //       on to every layer they hold.
+//
+// Every gcl layer is a template `template <class T, class D = gcl::cpu>`: its inputs, outputs and
+// cached tensors are Tensor<T, D> / ConstView<T, D>, its parameters live in a ParameterArena<T, D>,
+// and its arithmetic goes through gcl::ops::, which dispatch on D to the backend's kernel
+// families. A layer therefore instantiates for every device whose backend implements the ops it
+// calls. docs/layers.md shows how to write one.
 //
 // Parameters and persistent state live in a ParameterArena (parameter_arena.hpp); a layer keeps
 // the arena's handles, never views, because a registration may move the arena's storage. The
@@ -75,16 +82,27 @@ concept HasLayerValueType = requires {
     requires LayerElement<typename L::value_type>;
 };
 
-// ConstView<T> forward(ConstView<T> x)
+// L declares the device its tensors live on: `using device_type = gcl::cpu;` (or gcl::cuda).
 template <class L>
-concept HasLayerForward = HasLayerValueType<L> && requires(L& layer, ConstView<typename L::value_type> x) {
-    { layer.forward(x) } -> std::same_as<ConstView<typename L::value_type>>;
+concept HasLayerDevice = requires {
+    typename L::device_type;
+    requires DeviceTag<typename L::device_type>;
 };
 
-// ConstView<T> backward(ConstView<T> dy)
+// The views a layer takes and returns: ConstView<T, D> with L's element type and device.
 template <class L>
-concept HasLayerBackward = HasLayerValueType<L> && requires(L& layer, ConstView<typename L::value_type> dy) {
-    { layer.backward(dy) } -> std::same_as<ConstView<typename L::value_type>>;
+using LayerView = ConstView<typename L::value_type, typename L::device_type>;
+
+// ConstView<T, D> forward(ConstView<T, D> x)
+template <class L>
+concept HasLayerForward = HasLayerValueType<L> && HasLayerDevice<L> && requires(L& layer, LayerView<L> x) {
+    { layer.forward(x) } -> std::same_as<LayerView<L>>;
+};
+
+// ConstView<T, D> backward(ConstView<T, D> dy)
+template <class L>
+concept HasLayerBackward = HasLayerValueType<L> && HasLayerDevice<L> && requires(L& layer, LayerView<L> dy) {
+    { layer.backward(dy) } -> std::same_as<LayerView<L>>;
 };
 
 // Shape output_shape(const Shape& x) const
@@ -100,16 +118,17 @@ concept HasLayerMode = requires(L& layer, const L& const_layer, bool on) {
     { const_layer.training() } -> std::same_as<bool>;
 };
 
-// ConstView<T> backward_stacked(ConstView<T> dy, index_t passes)
+// ConstView<T, D> backward_stacked(ConstView<T, D> dy, index_t passes)
 template <class L>
-concept HasStackedBackward = HasLayerValueType<L> && requires(L& layer, ConstView<typename L::value_type> dy, index_t k) {
-    { layer.backward_stacked(dy, k) } -> std::same_as<ConstView<typename L::value_type>>;
-};
+concept HasStackedBackward =
+    HasLayerValueType<L> && HasLayerDevice<L> && requires(L& layer, LayerView<L> dy, index_t k) {
+        { layer.backward_stacked(dy, k) } -> std::same_as<LayerView<L>>;
+    };
 
 // The layer contract described above.
 template <class L>
-concept Layer =
-    HasLayerValueType<L> && HasLayerForward<L> && HasLayerBackward<L> && HasLayerOutputShape<L> && HasLayerMode<L>;
+concept Layer = HasLayerValueType<L> && HasLayerDevice<L> && HasLayerForward<L> && HasLayerBackward<L> &&
+                HasLayerOutputShape<L> && HasLayerMode<L>;
 
 namespace detail {
 // Checks the contract one requirement at a time, so that a compile error names the missing piece
@@ -118,11 +137,14 @@ template <class L>
 consteval bool assert_layer() {
     static_assert(HasLayerValueType<L>,
                   "gcl::nn: this type is not a gcl layer: it needs `using value_type = float;` (or double)");
-    if constexpr (HasLayerValueType<L>) {
-        static_assert(HasLayerForward<L>,
-                      "gcl::nn: this type is not a gcl layer: it needs `ConstView<T> forward(ConstView<T> x)`");
-        static_assert(HasLayerBackward<L>,
-                      "gcl::nn: this type is not a gcl layer: it needs `ConstView<T> backward(ConstView<T> dy)`");
+    static_assert(HasLayerDevice<L>,
+                  "gcl::nn: this type is not a gcl layer: it needs `using device_type = gcl::cpu;` (or another "
+                  "device tag)");
+    if constexpr (HasLayerValueType<L> && HasLayerDevice<L>) {
+        static_assert(HasLayerForward<L>, "gcl::nn: this type is not a gcl layer: it needs "
+                                          "`ConstView<T, D> forward(ConstView<T, D> x)`");
+        static_assert(HasLayerBackward<L>, "gcl::nn: this type is not a gcl layer: it needs "
+                                           "`ConstView<T, D> backward(ConstView<T, D> dy)`");
     }
     static_assert(HasLayerOutputShape<L>,
                   "gcl::nn: this type is not a gcl layer: it needs `Shape output_shape(const Shape& x) const`");

@@ -9,6 +9,7 @@
 
 #include "gcl/core/tensor.hpp"
 #include "gcl/nn/detail/layer_checks.hpp"
+#include "gcl/nn/detail/weight_bias.hpp"
 #include "gcl/nn/init.hpp"
 #include "gcl/nn/parameter_arena.hpp"
 #include "gcl/nn/scope.hpp"
@@ -24,48 +25,43 @@ struct LinearOptions {
     Init bias_init = Init::zeros();
 };
 
-template <class T>
+template <class T, class D = cpu>
 class Linear {
 public:
     using value_type = T;
+    using device_type = D;
 
-    Linear(const Scope<T>& scope, const LinearOptions& options)
-        : arena_(&scope.arena()), name_(scope.prefix()), options_(options) {
-        check(options.in_features > 0 && options.out_features > 0, "nn::Linear", "layer", detail::quoted(name_),
-              " needs positive sizes, got ", options.in_features, " -> ", options.out_features);
-        const Shape w{options.out_features, options.in_features};
-        weight_ = scope.parameter("weight", w, options.weight_init);
-        if (options.bias)
-            bias_ = scope.parameter("bias", Shape{options.out_features}, options.bias_init, fans_of(w),
-                                    {.weight_decay = false});
-    }
+    Linear(const Scope<T, D>& scope, const LinearOptions& options)
+        : options_(checked(options, scope.prefix())),
+          weights_(scope, "nn::Linear", weight_shape(), options.bias, Shape{options.out_features},
+                   options.weight_init, options.bias_init, fans_of(weight_shape())) {}
 
     Shape output_shape(const Shape& x) const {
         if (x.rank() != 2 || x[1] != options_.in_features)
-            fail("nn::Linear", "layer", detail::quoted(name_), " expects input [N, ", options_.in_features, "], got ",
+            fail("nn::Linear", "layer", detail::quoted(name()), " expects input [N, ", options_.in_features, "], got ",
                  x);
         return Shape{x[0], options_.out_features};
     }
 
-    ConstView<T> forward(ConstView<T> x) {
+    ConstView<T, D> forward(ConstView<T, D> x) {
         y_.resize(output_shape(x.shape()));
         x_ = x;
         forward_done_ = true;
         if (options_.bias)
-            ops::linear_forward(x, arena_->value(weight_), arena_->value(bias_), y_.view());
+            ops::linear_forward(x, weights_.weight_value(), weights_.bias_value(), y_.view());
         else
-            ops::linear_forward(x, arena_->value(weight_), y_.view());
+            ops::linear_forward(x, weights_.weight_value(), y_.view());
         return y_.cview();
     }
 
-    ConstView<T> backward(ConstView<T> dy) {
+    ConstView<T, D> backward(ConstView<T, D> dy) {
         constexpr std::string_view op = "nn::Linear::backward";
-        detail::require_forward(forward_done_, op, name_);
-        detail::require_gradient_shape(op, name_, dy.shape(), y_.shape());
+        detail::require_forward(forward_done_, op, name());
+        detail::require_gradient_shape(op, name(), dy.shape(), y_.shape());
         dx_.resize(x_.shape());
-        ops::linear_backward_weight(dy, x_, arena_->grad_target(weight_), gcl::WriteMode::accumulate);
-        if (options_.bias) ops::linear_backward_bias(dy, arena_->grad_target(bias_), gcl::WriteMode::accumulate);
-        ops::linear_backward_data(dy, arena_->value(weight_), dx_.view());
+        ops::linear_backward_weight(dy, x_, weights_.weight_target(), gcl::WriteMode::accumulate);
+        if (options_.bias) ops::linear_backward_bias(dy, weights_.bias_target(), gcl::WriteMode::accumulate);
+        ops::linear_backward_data(dy, weights_.weight_value(), dx_.view());
         return dx_.cview();
     }
 
@@ -73,23 +69,25 @@ public:
     bool training() const { return training_; }
 
     const LinearOptions& options() const { return options_; }
-    const std::string& name() const { return name_; }
-    ParamHandle weight() const { return weight_; }
-    bool has_bias() const { return options_.bias; }
-    ParamHandle bias() const {
-        check(options_.bias, "nn::Linear::bias", "layer", detail::quoted(name_), " has no bias");
-        return bias_;
-    }
+    const std::string& name() const { return weights_.name(); }
+    ParamHandle weight() const { return weights_.weight(); }
+    bool has_bias() const { return weights_.has_bias(); }
+    ParamHandle bias() const { return weights_.bias(); }
 
 private:
-    ParameterArena<T, cpu>* arena_;
-    std::string name_;
+    static const LinearOptions& checked(const LinearOptions& o, const std::string& name) {
+        check(o.in_features > 0 && o.out_features > 0, "nn::Linear", "layer", detail::quoted(name),
+              " needs positive sizes, got ", o.in_features, " -> ", o.out_features);
+        return o;
+    }
+    Shape weight_shape() const { return Shape{options_.out_features, options_.in_features}; }
+
     LinearOptions options_;
-    ParamHandle weight_, bias_;
+    detail::WeightBias<T, D> weights_;
     bool training_ = true;
     bool forward_done_ = false;
-    ConstView<T> x_;
-    Tensor<T> y_, dx_;
+    ConstView<T, D> x_;
+    Tensor<T, D> y_, dx_;
 };
 
 }  // namespace gcl::nn

@@ -10,10 +10,11 @@
 
 namespace gcl::nn {
 
-template <class T>
+template <class T, class D = cpu>
 class MaxPool2d {
 public:
     using value_type = T;
+    using device_type = D;
 
     explicit MaxPool2d(const Pool2dParams& params = {}) : params_(params) {}
 
@@ -22,7 +23,7 @@ public:
         return ops::max_pool2d_output_shape(x, params_);
     }
 
-    ConstView<T> forward(ConstView<T> x) {
+    ConstView<T, D> forward(ConstView<T, D> x) {
         const Shape ys = output_shape(x.shape());
         y_.resize(ys);
         indices_.resize(ys);
@@ -32,7 +33,7 @@ public:
         return y_.cview();
     }
 
-    ConstView<T> backward(ConstView<T> dy) {
+    ConstView<T, D> backward(ConstView<T, D> dy) {
         constexpr std::string_view op = "nn::MaxPool2d::backward";
         detail::require_forward(forward_done_, op, {});
         detail::require_gradient_shape(op, {}, dy.shape(), y_.shape());
@@ -42,7 +43,7 @@ public:
     }
 
     // K backward passes at once (layer.hpp), all through the forward's maxima.
-    ConstView<T> backward_stacked(ConstView<T> dy, index_t passes) {
+    ConstView<T, D> backward_stacked(ConstView<T, D> dy, index_t passes) {
         constexpr std::string_view op = "nn::MaxPool2d::backward_stacked";
         detail::require_forward(forward_done_, op, {});
         detail::require_stacked_gradient_shape(op, {}, dy.shape(), y_.shape(), passes);
@@ -62,8 +63,8 @@ private:
     bool training_ = true;
     bool forward_done_ = false;
     Shape input_shape_;
-    Tensor<T> y_, dx_;
-    Tensor<index_t> indices_;
+    Tensor<T, D> y_, dx_;
+    Tensor<index_t, D> indices_;
 };
 
 }  // namespace gcl::nn

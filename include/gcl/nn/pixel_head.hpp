@@ -9,11 +9,10 @@
 // Names: "<scope>.conv1.{weight, bias}", "<scope>.conv2.{weight, bias}".
 #include <string>
 
-#include "gcl/nn/activation.hpp"
+#include "gcl/nn/batch_norm2d.hpp"
 #include "gcl/nn/conv2d.hpp"
-#include "gcl/nn/l2_normalize.hpp"
+#include "gcl/nn/detail/projection_mlp.hpp"
 #include "gcl/nn/scope.hpp"
-#include "gcl/nn/sequential.hpp"
 
 namespace gcl::nn {
 
@@ -24,40 +23,39 @@ struct PixelHeadOptions {
     double eps = ops::default_normalize_eps;  // of the L2 normalisation
 };
 
-template <class T>
+template <class T, class D = cpu>
 class PixelHead {
 public:
     using value_type = T;
-    using Stack = Sequential<Conv2d<T>, ReLU<T>, Conv2d<T>, L2Normalize<T>>;
+    using device_type = D;
 
-    PixelHead(const Scope<T>& scope, const PixelHeadOptions& options)
+    PixelHead(const Scope<T, D>& scope, const PixelHeadOptions& options)
         : name_(scope.prefix()),
           options_(options),
-          // Braces: the layers are built (and registered) left to right.
-          stack_{Conv2d<T>(
-                     scope.child("conv1"),
-                     {.in_channels = options.in_channels, .out_channels = options.hidden_channels, .kernel = {1, 1}}),
-                 ReLU<T>(),
-                 Conv2d<T>(scope.child("conv2"), {.in_channels = options.hidden_channels,
-                                                  .out_channels = options.out_channels,
-                                                  .kernel = {1, 1},
-                                                  .weight_init = Init::xavier_uniform()}),
-                 L2Normalize<T>({.dim = 1, .eps = options.eps})} {}
+          projection_(scope, "conv1",
+                      {.in_channels = options.in_channels, .out_channels = options.hidden_channels, .kernel = {1, 1}},
+                      "conv2",
+                      {.in_channels = options.hidden_channels,
+                       .out_channels = options.out_channels,
+                       .kernel = {1, 1},
+                       .weight_init = Init::xavier_uniform()},
+                      options.hidden_channels, options.out_channels, HeadNorm::none, options.eps) {}
 
-    Shape output_shape(const Shape& x) const { return stack_.output_shape(x); }
-    ConstView<T> forward(ConstView<T> x) { return stack_.forward(x); }
-    ConstView<T> backward(ConstView<T> dy) { return stack_.backward(dy); }
-    void set_training(bool training) { stack_.set_training(training); }
-    bool training() const { return stack_.training(); }
+    Shape output_shape(const Shape& x) const { return projection_.output_shape(x); }
+    ConstView<T, D> forward(ConstView<T, D> x) { return projection_.forward(x); }
+    ConstView<T, D> backward(ConstView<T, D> dy) { return projection_.backward(dy); }
+    void set_training(bool training) { projection_.set_training(training); }
+    bool training() const { return projection_.training(); }
 
     const PixelHeadOptions& options() const { return options_; }
     const std::string& name() const { return name_; }
-    Stack& layers() { return stack_; }
+    Conv2d<T, D>& conv1() { return projection_.first(); }
+    Conv2d<T, D>& conv2() { return projection_.second(); }
 
 private:
     std::string name_;
     PixelHeadOptions options_;
-    Stack stack_;
+    detail::ProjectionMlp<Conv2d<T, D>, BatchNorm2d<T, D>> projection_;
 };
 
 }  // namespace gcl::nn

@@ -44,27 +44,28 @@ struct PretrainModelOptions {
     index_t pixel_out = 128;
 };
 
-template <class T>
+template <class T, class D = cpu>
 class PretrainModel {
 public:
     using value_type = T;
+    using device_type = D;
 
     // What forward returns: views into the model, valid until its next forward call.
     struct Outputs {
-        ConstView<T> image;     // [N, image_out], rows of unit length
-        ConstView<T> pixel;     // [N, pixel_out, h, w], unit length along the channels
-        ConstView<T> features;  // F = the encoder's bottleneck [N, C, h, w]
+        ConstView<T, D> image;     // [N, image_out], rows of unit length
+        ConstView<T, D> pixel;     // [N, pixel_out, h, w], unit length along the channels
+        ConstView<T, D> features;  // F = the encoder's bottleneck [N, C, h, w]
     };
 
     // What backward returns: views into the model, valid until its next backward call.
     struct Gradients {
-        ConstView<T> input;                // dL/dx
-        ConstView<T> features;             // dL/dF, both heads together
-        ConstView<T> features_from_image;  // dL/dF through the image head (data() == nullptr without one)
-        ConstView<T> features_from_pixel;  // dL/dF through the pixel head (data() == nullptr without one)
+        ConstView<T, D> input;                // dL/dx
+        ConstView<T, D> features;             // dL/dF, both heads together
+        ConstView<T, D> features_from_image;  // dL/dF through the image head (data() == nullptr without one)
+        ConstView<T, D> features_from_pixel;  // dL/dF through the pixel head (data() == nullptr without one)
     };
 
-    PretrainModel(const Scope<T>& scope, const PretrainModelOptions& options)
+    PretrainModel(const Scope<T, D>& scope, const PretrainModelOptions& options)
         : options_(options),
           encoder_(scope.child("encoder"), options.encoder),
           image_head_(scope.child("image_head"), {.in_channels = options.encoder.width(options.encoder.depth),
@@ -75,8 +76,8 @@ public:
                                                   .hidden_channels = options.pixel_hidden,
                                                   .out_channels = options.pixel_out}),
           arena_(&scope.arena()) {}
-    PretrainModel(ParameterArena<T, cpu>& arena, const PretrainModelOptions& options, std::uint64_t seed)
-        : PretrainModel(Scope<T>(arena, seed), options) {}
+    PretrainModel(ParameterArena<T, D>& arena, const PretrainModelOptions& options, std::uint64_t seed)
+        : PretrainModel(Scope<T, D>(arena, seed), options) {}
 
     Shape feature_shape(const Shape& x) const { return encoder_.output_shape(x); }
     Shape image_shape(const Shape& x) const { return image_head_.output_shape(feature_shape(x)); }
@@ -84,9 +85,9 @@ public:
 
     // One forward pass through the encoder and both heads. The input must be finite and stay
     // unchanged until the last backward call of this forward.
-    Outputs forward(ConstView<T> x) {
+    Outputs forward(ConstView<T, D> x) {
         ops::check_finite("nn::PretrainModel::forward", x, "the input");
-        const ConstView<T> f = encoder_.forward(x);
+        const ConstView<T, D> f = encoder_.forward(x);
         Outputs out;
         out.features = f;
         out.image = image_head_.forward(f);
@@ -96,10 +97,11 @@ public:
     }
 
     // Backward from the gradients of the loss with respect to the embeddings; an absent view
-    // (ConstView<T>{}, or any view without elements) means the loss does not depend on that head (its parameters
-    // receive no gradient, which in overwrite mode leaves them at 0). Parameter gradients are added into the arena's
-    // current gradient target. May be called any number of times after one forward.
-    Gradients backward(ConstView<T> d_image, ConstView<T> d_pixel) {
+    // (ConstView<T, D>{}, or any view without elements) means the loss does not depend on that head
+    // (its parameters receive no gradient, which in overwrite mode leaves them at 0). Parameter
+    // gradients are added into the arena's current gradient target. May be called any number of
+    // times after one forward.
+    Gradients backward(ConstView<T, D> d_image, ConstView<T, D> d_pixel) {
         Gradients g = heads_backward(d_image, d_pixel, "nn::PretrainModel::backward");
         g.input = encoder_.backward(g.features);
         return g;
@@ -109,11 +111,11 @@ public:
     // alone (one per meta label), the per-label dL/dF combined per sample, then one encoder pass.
     // heads_backward leaves `input` empty; its views are valid until the next heads_backward or
     // backward call, so copy them before the next label's pass.
-    Gradients heads_backward(ConstView<T> d_image, ConstView<T> d_pixel) {
+    Gradients heads_backward(ConstView<T, D> d_image, ConstView<T, D> d_pixel) {
         return heads_backward(d_image, d_pixel, "nn::PretrainModel::heads_backward");
     }
     // dL/dx from dL/dF [N, C, h, w]: the encoder's parameter gradients go to the arena's target.
-    ConstView<T> encoder_backward(ConstView<T> d_features) {
+    ConstView<T, D> encoder_backward(ConstView<T, D> d_features) {
         detail::require_forward(forward_done_, "nn::PretrainModel::encoder_backward", {});
         return encoder_.backward(d_features);
     }
@@ -122,11 +124,11 @@ public:
     // anchors before the pixel loss exists. Writes no gradient anywhere: the image head's parameter
     // gradients go to a scratch vector, and the arena's gradient target is left as it was. The
     // view is valid until the next backward or image_feature_gradient call.
-    ConstView<T> image_feature_gradient(ConstView<T> d_image) {
+    ConstView<T, D> image_feature_gradient(ConstView<T, D> d_image) {
         detail::require_forward(forward_done_, "nn::PretrainModel::image_feature_gradient", {});
-        ParameterArena<T, cpu>& arena = *arena_;
+        ParameterArena<T, D>& arena = *arena_;
         const bool in_pass = arena.in_backward();
-        const TensorView<T, cpu> previous = in_pass ? arena.flat_grad_target() : TensorView<T, cpu>();
+        const TensorView<T, D> previous = in_pass ? arena.flat_grad_target() : TensorView<T, D>();
         const auto restore = [&] {
             if (in_pass)  // the same target again; accumulate, so that nothing in it is cleared
                 arena.begin_backward(previous, WriteMode::accumulate);
@@ -135,7 +137,7 @@ public:
         };
         scratch_.resize(Shape{arena.size()});
         arena.begin_backward(scratch_.view(), WriteMode::accumulate);  // accumulate: no need to zero it
-        ConstView<T> d_features;
+        ConstView<T, D> d_features;
         try {
             d_features = image_head_.backward(d_image);
         } catch (...) {
@@ -153,14 +155,14 @@ public:
     }
     bool training() const { return encoder_.training(); }
 
-    UNetEncoder<T>& encoder() { return encoder_; }
-    const UNetEncoder<T>& encoder() const { return encoder_; }
-    ImageHead<T>& image_head() { return image_head_; }
-    PixelHead<T>& pixel_head() { return pixel_head_; }
+    UNetEncoder<T, D>& encoder() { return encoder_; }
+    const UNetEncoder<T, D>& encoder() const { return encoder_; }
+    ImageHead<T, D>& image_head() { return image_head_; }
+    PixelHead<T, D>& pixel_head() { return pixel_head_; }
     const PretrainModelOptions& options() const { return options_; }
 
 private:
-    Gradients heads_backward(ConstView<T> d_image, ConstView<T> d_pixel, std::string_view op) {
+    Gradients heads_backward(ConstView<T, D> d_image, ConstView<T, D> d_pixel, std::string_view op) {
         detail::require_forward(forward_done_, op, {});
         const bool image = present(d_image), pixel = present(d_pixel);
         check(image || pixel, op, "needs the gradient of at least one head; both are empty");
@@ -177,15 +179,15 @@ private:
         return g;
     }
 
-    static bool present(const ConstView<T>& v) { return v.data() != nullptr && v.numel() > 0; }
+    static bool present(const ConstView<T, D>& v) { return v.data() != nullptr && v.numel() > 0; }
 
     PretrainModelOptions options_;
-    UNetEncoder<T> encoder_;
-    ImageHead<T> image_head_;
-    PixelHead<T> pixel_head_;
-    ParameterArena<T, cpu>* arena_;
+    UNetEncoder<T, D> encoder_;
+    ImageHead<T, D> image_head_;
+    PixelHead<T, D> pixel_head_;
+    ParameterArena<T, D>* arena_;
     bool forward_done_ = false;
-    Tensor<T> d_features_, scratch_;
+    Tensor<T, D> d_features_, scratch_;
 };
 
 }  // namespace gcl::nn

@@ -20,15 +20,15 @@
 
 namespace gcl::nn {
 
-template <class T>
+template <class T, class D = cpu>
 class PretrainStackedBackward {
 public:
     // Overwrites G [K, P] with the K passes' parameter gradients. d_image [K, N, D_img] and
     // d_pixel [K, N, D_pix, h, w] are the K losses' gradients with respect to the embeddings; an
     // empty view means no loss depends on that head. Returns dL_k/dx stacked [K N, C, H, W],
     // valid until the model's next backward call.
-    ConstView<T> operator()(PretrainModel<T>& model, ParameterArena<T, cpu>& arena, TensorView<T> G,
-                            ConstView<T> d_image, ConstView<T> d_pixel) {
+    ConstView<T, D> operator()(PretrainModel<T, D>& model, ParameterArena<T, D>& arena, TensorView<T, D> G,
+                            ConstView<T, D> d_image, ConstView<T, D> d_pixel) {
         constexpr std::string_view op = "nn::PretrainStackedBackward";
         const bool image = present(d_image), pixel = present(d_pixel);
         check(image || pixel, op, "needs the gradient of at least one head; both are empty");
@@ -41,23 +41,23 @@ public:
               ", N, D, h, w], got ", d_pixel.shape());
         for (index_t k = 0; k < K; ++k) {
             arena.begin_backward(G, k, WriteMode::overwrite);
-            ConstView<T> from_image, from_pixel;
+            ConstView<T, D> from_image, from_pixel;
             if (image) from_image = model.image_head().backward(d_image.select(0, k));
             if (pixel) from_pixel = model.pixel_head().backward(d_pixel.select(0, k));
-            const ConstView<T> first = image ? from_image : from_pixel;
+            const ConstView<T, D> first = image ? from_image : from_pixel;
             if (k == 0) {
                 Shape stacked = first.shape();
                 stacked[0] *= K;
                 d_features_.resize(stacked);
             }
-            const TensorView<T> block = d_features_.view().narrow(0, k * first.dim(0), first.dim(0));
+            const TensorView<T, D> block = d_features_.view().narrow(0, k * first.dim(0), first.dim(0));
             if (image && pixel)
                 ops::add(from_image, from_pixel, block);
             else
                 ops::copy(first, block);
         }
         arena.begin_stacked_backward(G, WriteMode::accumulate);
-        ConstView<T> dx;
+        ConstView<T, D> dx;
         try {
             dx = model.encoder().backward_stacked(d_features_.cview(), K);
         } catch (...) {
@@ -69,9 +69,9 @@ public:
     }
 
 private:
-    static bool present(const ConstView<T>& v) { return v.data() != nullptr && v.numel() > 0; }
+    static bool present(const ConstView<T, D>& v) { return v.data() != nullptr && v.numel() > 0; }
 
-    Tensor<T> d_features_;
+    Tensor<T, D> d_features_;
 };
 
 }  // namespace gcl::nn

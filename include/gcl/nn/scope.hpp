@@ -12,6 +12,7 @@
 // the seed, the name, the shape and the rule. Two models built with the same seed (a pre-training
 // model and the U-Net it initialises) therefore start from identical weights wherever their names
 // agree, whatever else they contain.
+#include <concepts>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -21,6 +22,7 @@
 #include "gcl/core/random.hpp"
 #include "gcl/nn/init.hpp"
 #include "gcl/nn/parameter_arena.hpp"
+#include "gcl/ops/elementwise.hpp"
 
 namespace gcl::nn {
 
@@ -34,10 +36,13 @@ inline std::uint64_t name_stream(std::string_view name) {
     return mix64(h);
 }
 
-template <class T>
+template <class T, class D = cpu>
 class Scope {
 public:
-    Scope(ParameterArena<T, cpu>& arena, std::uint64_t seed, std::string prefix = {})
+    using value_type = T;
+    using device_type = D;
+
+    Scope(ParameterArena<T, D>& arena, std::uint64_t seed, std::string prefix = {})
         : arena_(&arena), seed_(seed), prefix_(std::move(prefix)) {}
 
     // The scope of a sub-module: names gain "<name>.".
@@ -56,15 +61,20 @@ public:
     }
     // This scope's own name ("" at the root); layers use it in their error messages.
     const std::string& prefix() const { return prefix_; }
-    ParameterArena<T, cpu>& arena() const { return *arena_; }
+    ParameterArena<T, D>& arena() const { return *arena_; }
     std::uint64_t seed() const { return seed_; }
 
     // The generator reserved for the entry `leaf` of this scope.
     Rng rng(std::string_view leaf) const { return Rng(seed_, name_stream(name(leaf))); }
 
     // Registers and initialises a parameter; the fans default to PyTorch's convention (fans_of).
+    // Host devices only for now: the initial values are Philox draws made element by element on
+    // the host (nn::initialize), and no device-neutral host-to-device copy exists yet to move
+    // them into another device's arena.
     ParamHandle parameter(std::string_view leaf, const Shape& shape, const Init& init, const Fans& fans,
-                          ParameterOptions options = {}) const {
+                          ParameterOptions options = {}) const
+        requires std::same_as<D, cpu>
+    {
         const ParamHandle h = arena_->add_parameter(name(leaf), shape, options);
         if (shape.numel() > 0) {
             Rng generator = rng(leaf);
@@ -73,20 +83,21 @@ public:
         return h;
     }
     ParamHandle parameter(std::string_view leaf, const Shape& shape, const Init& init,
-                          ParameterOptions options = {}) const {
+                          ParameterOptions options = {}) const
+        requires std::same_as<D, cpu>
+    {
         return parameter(leaf, shape, init, shape.numel() > 0 ? fans_of(shape) : Fans{}, options);
     }
 
     // Registers a buffer (non-trainable state) filled with `value`.
     BufferHandle buffer(std::string_view leaf, const Shape& shape, T value) const {
         const BufferHandle h = arena_->add_buffer(name(leaf), shape);
-        auto v = arena_->buffer_value(h);
-        for (index_t i = 0; i < v.numel(); ++i) v.data()[i] = value;
+        if (shape.numel() > 0) ops::fill(arena_->buffer_value(h), value);
         return h;
     }
 
 private:
-    ParameterArena<T, cpu>* arena_;
+    ParameterArena<T, D>* arena_;
     std::uint64_t seed_;
     std::string prefix_;
 };

@@ -23,17 +23,22 @@
 namespace gcl::nn {
 
 namespace detail {
-// L's value_type, or void for a type that has none (already reported by assert_layer).
+// L's value_type and device_type, or void for a type that has none (already reported by
+// assert_layer).
 template <class L>
-struct layer_value {
-    using type = void;
-};
-template <HasLayerValueType L>
-struct layer_value<L> {
-    using type = typename L::value_type;
-};
+consteval auto layer_value_of() {
+    if constexpr (HasLayerValueType<L>) return std::type_identity<typename L::value_type>{};
+    else return std::type_identity<void>{};
+}
 template <class L>
-using layer_value_t = typename layer_value<L>::type;
+consteval auto layer_device_of() {
+    if constexpr (HasLayerDevice<L>) return std::type_identity<typename L::device_type>{};
+    else return std::type_identity<void>{};
+}
+template <class L>
+using layer_value_t = typename decltype(layer_value_of<L>())::type;
+template <class L>
+using layer_device_t = typename decltype(layer_device_of<L>())::type;
 }  // namespace detail
 
 template <class... Layers>
@@ -43,8 +48,11 @@ class Sequential {
 
 public:
     using value_type = detail::layer_value_t<std::tuple_element_t<0, std::tuple<Layers...>>>;
+    using device_type = detail::layer_device_t<std::tuple_element_t<0, std::tuple<Layers...>>>;
     static_assert((std::is_same_v<detail::layer_value_t<Layers>, value_type> && ...),
                   "gcl::nn::Sequential: every layer must have the same value_type");
+    static_assert((std::is_same_v<detail::layer_device_t<Layers>, device_type> && ...),
+                  "gcl::nn::Sequential: every layer must have the same device_type");
 
     static constexpr std::size_t size() { return sizeof...(Layers); }
 
@@ -56,25 +64,25 @@ public:
         return s;
     }
 
-    ConstView<value_type> forward(ConstView<value_type> x) {
-        ConstView<value_type> h = x;
+    ConstView<value_type, device_type> forward(ConstView<value_type, device_type> x) {
+        ConstView<value_type, device_type> h = x;
         std::apply([&](auto&... layer) { ((h = layer.forward(h)), ...); }, layers_);
         return h;
     }
 
     // The layers' backward passes, last to first.
-    ConstView<value_type> backward(ConstView<value_type> dy) {
-        ConstView<value_type> g = dy;
+    ConstView<value_type, device_type> backward(ConstView<value_type, device_type> dy) {
+        ConstView<value_type, device_type> g = dy;
         [&]<std::size_t... I>(std::index_sequence<I...>) { ((g = std::get<size() - 1 - I>(layers_).backward(g)), ...); }
         (std::make_index_sequence<size()>{});
         return g;
     }
 
     // K backward passes at once (layer.hpp), when every layer has backward_stacked.
-    ConstView<value_type> backward_stacked(ConstView<value_type> dy, index_t passes)
+    ConstView<value_type, device_type> backward_stacked(ConstView<value_type, device_type> dy, index_t passes)
         requires(HasStackedBackward<Layers> && ...)
     {
-        ConstView<value_type> g = dy;
+        ConstView<value_type, device_type> g = dy;
         [&]<std::size_t... I>(std::index_sequence<I...>) {
             ((g = std::get<size() - 1 - I>(layers_).backward_stacked(g, passes)), ...);
         }(std::make_index_sequence<size()>{});

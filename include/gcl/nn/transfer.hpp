@@ -23,10 +23,12 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "gcl/core/error.hpp"
 #include "gcl/nn/parameter_arena.hpp"
+#include "gcl/ops/elementwise.hpp"
 
 namespace gcl::nn {
 
@@ -60,15 +62,25 @@ struct TransferReport {
 };
 
 namespace detail {
-template <class S, class D>
-void copy_converted(TensorView<const S, cpu> from, TensorView<D, cpu> to) {
-    const index_t n = from.numel();
-    for (index_t i = 0; i < n; ++i) to.data()[i] = static_cast<D>(from.data()[i]);
+// to = from, converted to the target's element type. The same element type copies through
+// ops::copy on any device; a conversion runs element by element on the host (no backend family
+// converts between element types yet).
+template <class S, class T, class Device>
+void copy_converted(TensorView<const S, Device> from, TensorView<T, Device> to) {
+    if constexpr (std::is_same_v<S, T>) {
+        if (from.numel() > 0) ops::copy(from, to);
+    } else {
+        static_assert(std::is_same_v<Device, cpu>,
+                      "nn::transfer_parameters converts between element types on host arenas only");
+        const index_t n = from.numel();
+        for (index_t i = 0; i < n; ++i) to.data()[i] = static_cast<T>(from.data()[i]);
+    }
 }
 }  // namespace detail
 
-template <class S, class D>
-TransferReport transfer_parameters(const ParameterArena<S, cpu>& source, ParameterArena<D, cpu>& target,
+// Both arenas on one device; the element types may differ (host arenas only, see copy_converted).
+template <class S, class T, class Device>
+TransferReport transfer_parameters(const ParameterArena<S, Device>& source, ParameterArena<T, Device>& target,
                                    const TransferOptions& options = {}) {
     constexpr std::string_view op = "nn::transfer_parameters";
     const std::string& from_prefix = options.source_prefix;
@@ -128,9 +140,9 @@ TransferReport transfer_parameters(const ParameterArena<S, cpu>& source, Paramet
 
     for (const Copy& c : copies) {
         if (c.parameter)
-            detail::copy_converted<S, D>(source.value(ParamHandle{c.from}), target.value(ParamHandle{c.to}));
+            detail::copy_converted<S, T, Device>(source.value(ParamHandle{c.from}), target.value(ParamHandle{c.to}));
         else
-            detail::copy_converted<S, D>(source.buffer_value(BufferHandle{c.from}),
+            detail::copy_converted<S, T, Device>(source.buffer_value(BufferHandle{c.from}),
                                          target.buffer_value(BufferHandle{c.to}));
     }
     for (std::size_t i = 0; i < target.parameter_count(); ++i)

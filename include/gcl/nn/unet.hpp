@@ -52,18 +52,19 @@ struct UNetOptions {
     }
 };
 
-template <class T>
+template <class T, class D = cpu>
 class UNet {
 public:
     using value_type = T;
+    using device_type = D;
 
-    UNet(const Scope<T>& scope, const UNetOptions& options)
+    UNet(const Scope<T, D>& scope, const UNetOptions& options)
         : name_(scope.prefix()),
           options_(options),
           encoder_(scope.child("encoder"), options.encoder()),
           decoder_(scope.child("decoder"), options.decoder()) {}
-    UNet(ParameterArena<T, cpu>& arena, const UNetOptions& options, std::uint64_t seed)
-        : UNet(Scope<T>(arena, seed), options) {}
+    UNet(ParameterArena<T, D>& arena, const UNetOptions& options, std::uint64_t seed)
+        : UNet(Scope<T, D>(arena, seed), options) {}
 
     Shape output_shape(const Shape& x) const {
         detail::require_image("nn::UNet", name_, x, options_.in_channels);
@@ -75,15 +76,15 @@ public:
     }
 
     // Logits [N, classes, H, W]. The input must be finite.
-    ConstView<T> forward(ConstView<T> x) {
+    ConstView<T, D> forward(ConstView<T, D> x) {
         output_shape(x.shape());
         ops::check_finite("nn::UNet::forward", x, "the input");
-        const ConstView<T> bottleneck = encoder_.forward(x);
+        const ConstView<T, D> bottleneck = encoder_.forward(x);
         return decoder_.forward(bottleneck, encoder_.skips());
     }
 
-    ConstView<T> backward(ConstView<T> d_logits) {
-        const ConstView<T> d_bottleneck = decoder_.backward(d_logits);
+    ConstView<T, D> backward(ConstView<T, D> d_logits) {
+        const ConstView<T, D> d_bottleneck = decoder_.backward(d_logits);
         return encoder_.backward(d_bottleneck, decoder_.skip_gradients());
     }
 
@@ -93,17 +94,17 @@ public:
     }
     bool training() const { return encoder_.training(); }
 
-    UNetEncoder<T>& encoder() { return encoder_; }
-    const UNetEncoder<T>& encoder() const { return encoder_; }
-    UNetDecoder<T>& decoder() { return decoder_; }
-    const UNetDecoder<T>& decoder() const { return decoder_; }
+    UNetEncoder<T, D>& encoder() { return encoder_; }
+    const UNetEncoder<T, D>& encoder() const { return encoder_; }
+    UNetDecoder<T, D>& decoder() { return decoder_; }
+    const UNetDecoder<T, D>& decoder() const { return decoder_; }
     const UNetOptions& options() const { return options_; }
 
 private:
     std::string name_;
     UNetOptions options_;
-    UNetEncoder<T> encoder_;
-    UNetDecoder<T> decoder_;
+    UNetEncoder<T, D> encoder_;
+    UNetDecoder<T, D> decoder_;
 };
 
 }  // namespace gcl::nn

@@ -38,12 +38,14 @@ struct UNetDecoderOptions {
     index_t width(int level) const { return base_width << level; }
 };
 
-template <class T>
+template <class T, class D = cpu>
 class UNetDecoder {
 public:
     using value_type = T;
+    using device_type = D;
 
-    UNetDecoder(const Scope<T>& scope, const UNetDecoderOptions& options) : name_(scope.prefix()), options_(options) {
+    UNetDecoder(const Scope<T, D>& scope, const UNetDecoderOptions& options)
+        : name_(scope.prefix()), options_(options) {
         check(options.classes > 0 && options.base_width > 0 && options.depth >= 0 && options.depth <= 16,
               "nn::UNetDecoder", "module", detail::quoted(name_),
               " needs positive classes and base width and a depth in [0, 16], got ", options.classes,
@@ -92,14 +94,14 @@ public:
     }
 
     // Logits from the bottleneck and the encoder's skips (level order, skip l at level l).
-    ConstView<T> forward(ConstView<T> bottleneck, std::span<const ConstView<T>> skips) {
+    ConstView<T, D> forward(ConstView<T, D> bottleneck, std::span<const ConstView<T, D>> skips) {
         constexpr std::string_view op = "nn::UNetDecoder::forward";
         detail::require_image(op, name_, bottleneck.shape(), options_.width(depth()));
         check(skips.size() == static_cast<std::size_t>(depth()), op, "module", detail::quoted(name_), " has depth ",
               depth(), " but got ", skips.size(), " skips");
-        ConstView<T> h = bottleneck;
+        ConstView<T, D> h = bottleneck;
         for (int l = depth() - 1; l >= 0; --l) {
-            const ConstView<T> up = ups_[l].forward(h);
+            const ConstView<T, D> up = ups_[l].forward(h);
             const Shape& s = skips[l].shape();
             if (s.rank() != 4 || s[0] != up.dim(0) || s[1] != options_.width(l) || s[2] != up.dim(2) ||
                 s[3] != up.dim(3))
@@ -115,10 +117,10 @@ public:
     }
 
     // Returns the bottleneck's gradient; the skips' gradients are in skip_gradients().
-    ConstView<T> backward(ConstView<T> d_logits) {
+    ConstView<T, D> backward(ConstView<T, D> d_logits) {
         constexpr std::string_view op = "nn::UNetDecoder::backward";
         detail::require_forward(forward_done_, op, name_);
-        ConstView<T> g = head_->backward(d_logits);
+        ConstView<T, D> g = head_->backward(d_logits);
         for (int l = 0; l < depth(); ++l) {
             g = blocks_[l].backward(g);
             const Shape& m = merged_[l].shape();
@@ -133,7 +135,7 @@ public:
     }
 
     // The skips' gradients from the last backward call, in level order.
-    std::span<const ConstView<T>> skip_gradients() const { return d_skip_views_; }
+    std::span<const ConstView<T, D>> skip_gradients() const { return d_skip_views_; }
 
     void set_training(bool training) {
         training_ = training;
@@ -143,20 +145,20 @@ public:
     }
     bool training() const { return training_; }
 
-    ConvTranspose2d<T>& up(int level) { return ups_.at(static_cast<std::size_t>(level)); }
-    ConvBlock<T>& block(int level) { return blocks_.at(static_cast<std::size_t>(level)); }
-    Conv2d<T>& head() { return *head_; }
+    ConvTranspose2d<T, D>& up(int level) { return ups_.at(static_cast<std::size_t>(level)); }
+    ConvBlock<T, D>& block(int level) { return blocks_.at(static_cast<std::size_t>(level)); }
+    Conv2d<T, D>& head() { return *head_; }
     const UNetDecoderOptions& options() const { return options_; }
     const std::string& name() const { return name_; }
 
 private:
     std::string name_;
     UNetDecoderOptions options_;
-    std::vector<ConvTranspose2d<T>> ups_;
-    std::vector<ConvBlock<T>> blocks_;
-    std::optional<Conv2d<T>> head_;  // constructed last: registered after the levels
-    std::vector<Tensor<T>> merged_, d_skips_, d_ups_;
-    std::vector<ConstView<T>> d_skip_views_;
+    std::vector<ConvTranspose2d<T, D>> ups_;
+    std::vector<ConvBlock<T, D>> blocks_;
+    std::optional<Conv2d<T, D>> head_;  // constructed last: registered after the levels
+    std::vector<Tensor<T, D>> merged_, d_skips_, d_ups_;
+    std::vector<ConstView<T, D>> d_skip_views_;
     bool training_ = true;
     bool forward_done_ = false;
 };

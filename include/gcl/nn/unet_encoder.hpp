@@ -44,12 +44,14 @@ inline std::string numbered(const char* prefix, int k) {
 }
 }  // namespace detail
 
-template <class T>
+template <class T, class D = cpu>
 class UNetEncoder {
 public:
     using value_type = T;
+    using device_type = D;
 
-    UNetEncoder(const Scope<T>& scope, const UNetEncoderOptions& options) : name_(scope.prefix()), options_(options) {
+    UNetEncoder(const Scope<T, D>& scope, const UNetEncoderOptions& options)
+        : name_(scope.prefix()), options_(options) {
         check(options.in_channels > 0 && options.base_width > 0 && options.depth >= 0 && options.depth <= 16,
               "nn::UNetEncoder", "module", detail::quoted(name_),
               " needs positive input channels and base width and a depth in [0, 16], got ", options.in_channels,
@@ -86,9 +88,9 @@ public:
     }
 
     // Runs every level; returns the bottleneck. The skips stay available until the next forward.
-    ConstView<T> forward(ConstView<T> x) {
+    ConstView<T, D> forward(ConstView<T, D> x) {
         detail::require_image("nn::UNetEncoder::forward", name_, x.shape(), options_.in_channels);
-        ConstView<T> h = x;
+        ConstView<T, D> h = x;
         for (int l = 0; l < depth(); ++l) {
             skips_[l] = blocks_[l].forward(h);
             h = pools_[l].forward(skips_[l]);
@@ -99,17 +101,17 @@ public:
     }
 
     // Backward from the bottleneck's gradient alone (the skips receive none): pre-training.
-    ConstView<T> backward(ConstView<T> d_bottleneck) { return backward(d_bottleneck, {}); }
+    ConstView<T, D> backward(ConstView<T, D> d_bottleneck) { return backward(d_bottleneck, {}); }
 
     // Backward from the bottleneck's gradient and one gradient per skip (level order), which
     // are added to the gradients that reach each level from below.
-    ConstView<T> backward(ConstView<T> d_bottleneck, std::span<const ConstView<T>> d_skips) {
+    ConstView<T, D> backward(ConstView<T, D> d_bottleneck, std::span<const ConstView<T, D>> d_skips) {
         constexpr std::string_view op = "nn::UNetEncoder::backward";
         detail::require_forward(forward_done_, op, name_);
         detail::require_gradient_shape(op, name_, d_bottleneck.shape(), bottleneck_.shape());
         check(d_skips.empty() || d_skips.size() == skips_.size(), op, "module", detail::quoted(name_), " has ",
               skips_.size(), " skips but got ", d_skips.size(), " skip gradients");
-        ConstView<T> g = blocks_[depth()].backward(d_bottleneck);
+        ConstView<T, D> g = blocks_[depth()].backward(d_bottleneck);
         for (int l = depth() - 1; l >= 0; --l) {
             g = pools_[l].backward(g);
             if (!d_skips.empty()) {
@@ -128,12 +130,13 @@ public:
     // K backward passes from K bottleneck gradients at once (layer.hpp; the skips receive none):
     // d_bottleneck [K N, C, h, w] stacks them, the result stacks the K input gradients, and pass
     // k's parameter gradients go to the arena's grad_target(h, k) (begin_stacked_backward).
-    ConstView<T> backward_stacked(ConstView<T> d_bottleneck, index_t passes) {
+    ConstView<T, D> backward_stacked(ConstView<T, D> d_bottleneck, index_t passes) {
         constexpr std::string_view op = "nn::UNetEncoder::backward_stacked";
         detail::require_forward(forward_done_, op, name_);
         detail::require_stacked_gradient_shape(op, name_, d_bottleneck.shape(), bottleneck_.shape(), passes);
-        ConstView<T> g = blocks_[depth()].backward_stacked(d_bottleneck, passes);
-        for (int l = depth() - 1; l >= 0; --l) g = blocks_[l].backward_stacked(pools_[l].backward_stacked(g, passes), passes);
+        ConstView<T, D> g = blocks_[depth()].backward_stacked(d_bottleneck, passes);
+        for (int l = depth() - 1; l >= 0; --l)
+            g = blocks_[l].backward_stacked(pools_[l].backward_stacked(g, passes), passes);
         return g;
     }
 
@@ -145,16 +148,16 @@ public:
     bool training() const { return training_; }
 
     // Level l's features from the last forward call (l < depth).
-    ConstView<T> skip(int level) const {
+    ConstView<T, D> skip(int level) const {
         check_level("nn::UNetEncoder::skip", level);
         return skips_[level];
     }
-    std::span<const ConstView<T>> skips() const { return skips_; }
+    std::span<const ConstView<T, D>> skips() const { return skips_; }
     // The deepest features from the last forward call (the encoder's output).
-    ConstView<T> bottleneck() const { return bottleneck_; }
+    ConstView<T, D> bottleneck() const { return bottleneck_; }
 
-    ConvBlock<T>& block(int level) { return blocks_.at(static_cast<std::size_t>(level)); }
-    const ConvBlock<T>& block(int level) const { return blocks_.at(static_cast<std::size_t>(level)); }
+    ConvBlock<T, D>& block(int level) { return blocks_.at(static_cast<std::size_t>(level)); }
+    const ConvBlock<T, D>& block(int level) const { return blocks_.at(static_cast<std::size_t>(level)); }
     const UNetEncoderOptions& options() const { return options_; }
     const std::string& name() const { return name_; }
 
@@ -166,11 +169,11 @@ private:
 
     std::string name_;
     UNetEncoderOptions options_;
-    std::vector<ConvBlock<T>> blocks_;
-    std::vector<MaxPool2d<T>> pools_;
-    std::vector<ConstView<T>> skips_;
-    std::vector<Tensor<T>> grad_sums_;
-    ConstView<T> bottleneck_;
+    std::vector<ConvBlock<T, D>> blocks_;
+    std::vector<MaxPool2d<T, D>> pools_;
+    std::vector<ConstView<T, D>> skips_;
+    std::vector<Tensor<T, D>> grad_sums_;
+    ConstView<T, D> bottleneck_;
     bool training_ = true;
     bool forward_done_ = false;
 };

@@ -1,16 +1,9 @@
 // Must not compile: a Sequential of a type without backward. The test checks that the compiler
 // names the missing requirement in one line (tests/nn/CMakeLists.txt).
 #include "gcl/nn/sequential.hpp"
-
-struct NoBackward {
-    using value_type = float;
-    gcl::ConstView<float> forward(gcl::ConstView<float> x) { return x; }
-    gcl::Shape output_shape(const gcl::Shape& x) const { return x; }
-    void set_training(bool) {}
-    bool training() const { return true; }
-};
+#include "non_layers.hpp"
 
 int main() {
-    gcl::nn::Sequential<NoBackward> stack{NoBackward{}};
+    gcl::nn::Sequential<nn_non_layers::NoBackward> stack{nn_non_layers::NoBackward{}};
     (void)stack;
 }

@@ -1,0 +1,20 @@
+# Fails when a header of gcl/nn includes a folder that lies to its right in the data flow or is
+# a test aid: nn/ builds on core/, backend/ and ops/ only (docs/architecture.md).
+#   cmake -DROOT=<include dir> -P check_nn_includes.cmake
+file(GLOB_RECURSE headers "${ROOT}/gcl/nn/*.hpp")
+set(bad "")
+foreach(header ${headers})
+    file(STRINGS "${header}" lines REGEX "^#include \"gcl/(testing|loss|surgery|optim|train|data|metrics|dist|io)/")
+    foreach(line ${lines})
+        list(APPEND bad "${header}: ${line}")
+    endforeach()
+endforeach()
+list(LENGTH headers count)
+if(count EQUAL 0)
+    message(FATAL_ERROR "no headers found under ${ROOT}/gcl/nn")
+endif()
+if(bad)
+    string(REPLACE ";" "\n" bad "${bad}")
+    message(FATAL_ERROR "gcl/nn includes what it must not:\n${bad}")
+endif()
+message(STATUS "${count} gcl/nn headers include only core/, backend/, ops/ and nn/")
