@@ -179,6 +179,9 @@ TEMPLATE_TEST_CASE("ops global average pooling on cuda equals the CPU", "[cuda][
     gcl::ops::global_avg_pool2d_forward<T>(x.cview(), y.view());
     gcl::ops::global_avg_pool2d_forward<T>(gcl::to_device(x).cview(), y_dev.view());
     check_close(y, gcl::to_host(y_dev), tolerance<T>());
+    const Tensor<T> first_run = gcl::to_host(y_dev);
+    gcl::ops::global_avg_pool2d_forward<T>(gcl::to_device(x).cview(), y_dev.view());
+    check_bitwise(first_run, gcl::to_host(y_dev));
     Tensor<T> dx(x.shape());
     Tensor<T, gcl::cuda> dx_dev(x.shape());
     gcl::ops::global_avg_pool2d_backward<T>(y.cview(), dx.view());
@@ -202,6 +205,12 @@ TEMPLATE_TEST_CASE("ops reductions on cuda match the CPU: totals within rounding
               Approx(static_cast<double>(gcl::ops::mean(a))).epsilon(tolerance<T>()).margin(tolerance<T>()));
         CHECK(static_cast<double>(gcl::ops::dot(a_dev, b_dev)) ==
               Approx(static_cast<double>(gcl::ops::dot(a, b))).epsilon(tolerance<T>()).margin(tolerance<T>()));
+        const double total = gcl::backend::Reduce<gcl::cuda>::sum<T>(a_dev.cview());
+        const double products = gcl::backend::Reduce<gcl::cuda>::dot<T>(a_dev.cview(), b_dev.cview());
+        for (int run = 0; run < 3; ++run) {  // fixed order: every run gives the same bits
+            CHECK(gcl::backend::Reduce<gcl::cuda>::sum<T>(a_dev.cview()) == total);
+            CHECK(gcl::backend::Reduce<gcl::cuda>::dot<T>(a_dev.cview(), b_dev.cview()) == products);
+        }
         CHECK(gcl::ops::max(a_dev) == gcl::ops::max(a));
         CHECK(gcl::ops::first_nonfinite(a_dev) == -1);
         a.data()[n - 1] = std::numeric_limits<T>::infinity();
