@@ -14,6 +14,8 @@
 #include "gcl/backend/cuda/flat_update.cuh"
 #include "gcl/backend/cuda/gemm.cuh"
 #include "gcl/backend/cuda/handles.cuh"
+#include "gcl/backend/cuda/pooling.cuh"
+#include "gcl/backend/cuda/reduce.cuh"
 #include "gcl/backend/cuda/stream.cuh"
 #include "gcl/surgery/cuda/filter.cuh"
 #include "gcl/surgery/cuda/mitigate.cuh"

@@ -1,6 +1,7 @@
 // The CUDA backend kernels' per-item code, run on the host in launch order: needs no GPU.
 //
-// Activation<cuda> and Bias<cuda> are grid-stride loops (or one block per channel) around
+// Activation<cuda>, Bias<cuda>, Pooling<cuda> and Reduce<cuda> are grid-stride loops (or one
+// block or warp per channel, plane or partial) around
 // __host__ __device__ rules in backend/detail/. Here the same rules run for every thread and
 // item of the launch geometry the kernels use, block_sum's fixed order is replayed, and the
 // results are compared with the CPU backend: the index arithmetic and the rules are checked on
@@ -8,12 +9,15 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
 #include "gcl/backend/cpu/activation.hpp"
 #include "gcl/backend/cpu/batch_norm.hpp"
 #include "gcl/backend/cpu/bias.hpp"
+#include "gcl/backend/cpu/pooling.hpp"
+#include "gcl/backend/cpu/reduce.hpp"
 #include "gcl/cuda.cuh"
 #include "gcl/testing/projection.hpp"
 
@@ -51,6 +55,47 @@ double replay_block_sum(const std::vector<double>& per_thread) {
         total += lane[0];
     }
     return total;
+}
+
+// Bitwise equality, NaN equal to NaN of the same bits.
+template <class T>
+bool same_bits(T a, T b) {
+    return std::memcmp(&a, &b, sizeof(T)) == 0;
+}
+
+// A block's replay of Reduce<cuda>'s sum_partials: thread t's share, then block_sum.
+template <class Terms>
+double replay_sum_partial(const Terms& terms, index_t n, index_t block, index_t blocks) {
+    const index_t threads = gcl::backend::cuda_kernels::reduce_threads;
+    std::vector<double> per_thread;
+    for (index_t t = 0; t < threads; ++t) per_thread.push_back(terms(n, block * threads + t, blocks * threads));
+    return replay_block_sum(per_thread);
+}
+
+// Reduce<cuda>::sum's two passes: the partials of the blocks, then one block over them.
+template <class Terms>
+double replay_total(const Terms& terms, index_t n) {
+    const index_t blocks = gcl::backend::Reduce<gcl::cuda>::partial_blocks(n);
+    std::vector<double> partial;
+    for (index_t b = 0; b < blocks; ++b) partial.push_back(replay_sum_partial(terms, n, b, blocks));
+    return replay_sum_partial(gcl::backend::cuda_kernels::SumTerms<double>{partial.data()}, blocks, 0, 1);
+}
+
+// A block's replay of best_partials: each thread's grid-stride choice, then the shared-memory tree.
+template <class Rule>
+index_t replay_best_partial(const Rule& rule, const index_t* candidates, index_t n, index_t block, index_t blocks) {
+    const index_t threads = gcl::backend::cuda_kernels::reduce_threads;
+    std::vector<index_t> shared(static_cast<std::size_t>(threads), -1);
+    for (index_t t = 0; t < threads; ++t)
+        for (index_t q = block * threads + t; q < n; q += blocks * threads) {
+            const index_t c = candidates ? candidates[q] : q;
+            if (rule.beats(c, shared[static_cast<std::size_t>(t)])) shared[static_cast<std::size_t>(t)] = c;
+        }
+    for (index_t offset = threads / 2; offset > 0; offset /= 2)
+        for (index_t t = 0; t < offset; ++t)
+            if (rule.beats(shared[static_cast<std::size_t>(t + offset)], shared[static_cast<std::size_t>(t)]))
+                shared[static_cast<std::size_t>(t)] = shared[static_cast<std::size_t>(t + offset)];
+    return shared[0];
 }
 
 }  // namespace
@@ -226,4 +271,177 @@ TEMPLATE_TEST_CASE("BatchNorm<cuda>'s items, replayed, equal the CPU backend", "
     close(dx, dx_replay, "dx");
     close(dgamma, dgamma_replay, "dgamma");
     close(dbeta, dbeta_replay, "dbeta");
+}
+
+namespace {
+struct PoolEmulationCase {
+    Shape x;
+    gcl::Pool2dParams params;
+};
+const PoolEmulationCase pool_emulation_cases[] = {
+    {{2, 3, 8, 6}, {}},                                                       // the 2x2 fast path on the CPU
+    {{1, 2, 7, 5}, {}},                                                       // odd sizes
+    {{2, 2, 9, 8}, {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}}},  // padded
+    {{1, 3, 11, 13}, {.kernel = {3, 3}, .stride = {1, 1}, .padding = {1, 1}}},  // every element in 9 windows
+    {{2, 1, 6, 7}, {.kernel = {2, 3}, .stride = {1, 2}, .padding = {1, 1}}},
+};
+}  // namespace
+
+TEMPLATE_TEST_CASE("Pooling<cuda>'s items, replayed, equal the CPU backend bit for bit", "[cuda][emulated]", float,
+                   double) {
+    using T = TestType;
+    using CpuPool = gcl::backend::Pooling<gcl::cpu>;
+    gcl::Rng rng(31);
+    for (const auto& c : pool_emulation_cases) {
+        INFO("x " << c.x << " kernel " << c.params.kernel[0] << "x" << c.params.kernel[1]);
+        const gcl::Pool2dParams& p = c.params;
+        Tensor<T> x = gcl::testing::random_tensor<T>(c.x, rng);
+        for (index_t e = 0; e < x.numel(); ++e) x.data()[e] = std::round(x.data()[e] * T(2));  // many ties
+        x.data()[5] = std::numeric_limits<T>::quiet_NaN();
+        x.data()[x.numel() - 3] = std::numeric_limits<T>::infinity();
+        const index_t h = c.x[2], w = c.x[3];
+        const index_t oh = (h + 2 * p.padding[0] - p.kernel[0]) / p.stride[0] + 1;
+        const index_t ow = (w + 2 * p.padding[1] - p.kernel[1]) / p.stride[1] + 1;
+        const Shape ys{c.x[0], c.x[1], oh, ow};
+        Tensor<T> y_cpu(ys), y_replay(ys);
+        Tensor<index_t> idx_cpu(ys), idx_replay(ys);
+        CpuPool::max_pool2d_forward<T>(x.cview(), y_cpu.view(), idx_cpu.view(), p);
+        for (index_t e : grid_stride_items(y_cpu.numel(), cd::elementwise_threads)) {
+            const index_t plane = e / (oh * ow), i = (e / ow) % oh, j = e % ow;
+            T best;
+            idx_replay.data()[e] = bd::max_pool_window(x.data() + plane * h * w, h, w, i * p.stride[0] - p.padding[0],
+                                                       j * p.stride[1] - p.padding[1], p.kernel[0], p.kernel[1], best);
+            y_replay.data()[e] = best;
+        }
+        for (index_t e = 0; e < y_cpu.numel(); ++e) {
+            CHECK(same_bits(y_cpu.data()[e], y_replay.data()[e]));
+            CHECK(idx_cpu.data()[e] == idx_replay.data()[e]);
+        }
+
+        // Backward: one warp per plane, chunks of 32 outputs in order, lanes in any order (each
+        // lane writes only its group's element, so running them one after another is exact).
+        const Tensor<T> dy = gcl::testing::random_tensor<T>(ys, rng);
+        Tensor<T> dx_cpu(c.x), dx_replay(c.x);
+        CpuPool::max_pool2d_backward<T>(dy.cview(), idx_cpu.cview(), dx_cpu.view());
+        const index_t outputs = oh * ow, plane_size = h * w;
+        for (index_t plane = 0; plane < c.x[0] * c.x[1]; ++plane) {
+            T* out = dx_replay.data() + plane * plane_size;
+            std::fill(out, out + plane_size, T(0));
+            for (index_t chunk = 0; chunk < outputs; chunk += cd::warp_size) {
+                const int count = static_cast<int>(std::min<index_t>(cd::warp_size, outputs - chunk));
+                index_t targets[cd::warp_size];
+                T values[cd::warp_size];
+                for (int l = 0; l < count; ++l) {
+                    targets[l] = idx_cpu.data()[plane * outputs + chunk + l];
+                    values[l] = dy.data()[plane * outputs + chunk + l];
+                }
+                for (int l = cd::warp_size - 1; l >= 0; --l)  // reversed: the order must not matter
+                    if (l < count) bd::max_pool_scatter_lane(targets, values, count, l, out);
+            }
+        }
+        for (index_t e = 0; e < dx_cpu.numel(); ++e) CHECK(same_bits(dx_cpu.data()[e], dx_replay.data()[e]));
+    }
+
+    // Global average pooling: block_sum's order forward (within rounding), bitwise backward.
+    const index_t planes = 7, size = 1000;
+    const Tensor<T> x = gcl::testing::random_tensor<T>(Shape{planes, size}, rng);
+    Tensor<T> y_cpu(Shape{planes});
+    CpuPool::global_avg_pool_forward<T>(x.cview(), y_cpu.view(), planes, size);
+    const index_t threads = gcl::backend::cuda_kernels::global_pool_threads;
+    for (index_t plane = 0; plane < planes; ++plane) {
+        std::vector<double> per_thread;
+        for (index_t t = 0; t < threads; ++t) per_thread.push_back(bd::strided_sum(x.data() + plane * size, size, t, threads));
+        const T y = static_cast<T>(replay_block_sum(per_thread) / static_cast<double>(size));
+        CHECK(static_cast<double>(y) == Approx(static_cast<double>(y_cpu(plane))).epsilon(1e-12).margin(1e-12));
+    }
+    Tensor<T> dx_cpu(Shape{planes, size}), dx_replay(Shape{planes, size});
+    CpuPool::global_avg_pool_backward<T>(y_cpu.cview(), dx_cpu.view(), planes, size);
+    for (index_t e : grid_stride_items(planes * size, cd::elementwise_threads))
+        dx_replay.data()[e] = bd::global_avg_pool_backward_item(y_cpu.data(), size, e);
+    for (index_t e = 0; e < planes * size; ++e) CHECK(same_bits(dx_cpu.data()[e], dx_replay.data()[e]));
+}
+
+TEMPLATE_TEST_CASE("Reduce<cuda>'s totals and choices, replayed, match the CPU backend", "[cuda][emulated]", float,
+                   double) {
+    using T = TestType;
+    using CpuReduce = gcl::backend::Reduce<gcl::cpu>;
+    namespace ck = gcl::backend::cuda_kernels;
+    gcl::Rng rng(32);
+    for (index_t n : {index_t{1}, index_t{300}, index_t{70000}, index_t{300000}}) {  // 1 to 1024 partial blocks
+        INFO("n " << n);
+        Tensor<T> a = gcl::testing::random_tensor<T>(Shape{n}, rng);
+        const Tensor<T> b = gcl::testing::random_tensor<T>(Shape{n}, rng);
+        CHECK(replay_total(ck::SumTerms<T>{a.data()}, n) ==
+              Approx(CpuReduce::sum<T>(a.cview())).epsilon(1e-12).margin(1e-12));
+        CHECK(replay_total(ck::DotTerms<T>{a.data(), b.data()}, n) ==
+              Approx(CpuReduce::dot<T>(a.cview(), b.cview())).epsilon(1e-12).margin(1e-12));
+
+        // max: ties (the first), signed zeros (the first of equals), then NaNs (the first).
+        const auto replay_max = [&] {
+            const index_t blocks = gcl::backend::Reduce<gcl::cuda>::partial_blocks(n);
+            const ck::MaxRule<T> rule{a.data()};
+            std::vector<index_t> best;
+            for (index_t blk = 0; blk < blocks; ++blk) best.push_back(replay_best_partial(rule, nullptr, n, blk, blocks));
+            return a.data()[replay_best_partial(rule, best.data(), blocks, 0, 1)];
+        };
+        CHECK(same_bits(replay_max(), CpuReduce::max<T>(a.cview())));
+        for (index_t e = 0; e < n; ++e) a.data()[e] = e % 3 == 0 ? T(-0.0) : T(-1);
+        if (n > 2) a.data()[n - 1] = T(0);
+        CHECK(same_bits(replay_max(), CpuReduce::max<T>(a.cview())));
+        CHECK(std::signbit(replay_max()));
+        const T nan_a = std::numeric_limits<T>::quiet_NaN(), nan_b = -std::numeric_limits<T>::quiet_NaN();
+        a.data()[n / 2] = nan_b;
+        a.data()[n - 1] = nan_a;
+        CHECK(same_bits(replay_max(), CpuReduce::max<T>(a.cview())));
+
+        // first_nonfinite: the smallest index of any atomicMin order.
+        a.data()[n - 1] = -std::numeric_limits<T>::infinity();
+        index_t first = n;
+        for (index_t i : grid_stride_items(n, cd::elementwise_threads))
+            if (!cd::finite_value(a.data()[i])) first = std::min(first, i);
+        CHECK(first == CpuReduce::first_nonfinite<T>(a.cview()));
+    }
+}
+
+TEMPLATE_TEST_CASE("Reduce<cuda>'s items along a dimension, replayed, equal the CPU backend bit for bit",
+                   "[cuda][emulated]", float, double) {
+    using T = TestType;
+    using CpuReduce = gcl::backend::Reduce<gcl::cpu>;
+    gcl::Rng rng(33);
+    struct Split {
+        index_t outer, extent, inner;
+    };
+    for (const Split s : {Split{3, 17, 1}, Split{2, 9, 13}, Split{1, 500, 4}, Split{6, 1, 5}}) {
+        INFO("outer " << s.outer << " extent " << s.extent << " inner " << s.inner);
+        const index_t n_in = s.outer * s.extent * s.inner, n_out = s.outer * s.inner;
+        Tensor<T> x = gcl::testing::random_tensor<T>(Shape{n_in}, rng);
+        for (index_t e = 0; e < n_in; ++e) x.data()[e] = std::round(x.data()[e] * T(3));  // ties
+        x.data()[n_in / 2] = std::numeric_limits<T>::quiet_NaN();
+        Tensor<T> cpu(Shape{n_out}), replay(Shape{n_out});
+        CpuReduce::sum_dim<T>(x.cview(), cpu.view(), s.outer, s.extent, s.inner, 0.25);
+        for (index_t e : grid_stride_items(n_out, cd::elementwise_threads))
+            replay.data()[e] = bd::sum_dim_item(x.data(), s.extent, s.inner, e, 0.25);
+        for (index_t e = 0; e < n_out; ++e) CHECK(same_bits(cpu.data()[e], replay.data()[e]));
+
+        Tensor<index_t> idx_cpu(Shape{n_out}), idx_replay(Shape{n_out});
+        CpuReduce::max_dim<T>(x.cview(), cpu.view(), idx_cpu.view(), s.outer, s.extent, s.inner);
+        for (index_t e : grid_stride_items(n_out, cd::elementwise_threads))
+            replay.data()[e] = bd::max_dim_item(x.data(), s.extent, s.inner, e, idx_replay.data()[e]);
+        for (index_t e = 0; e < n_out; ++e) {
+            CHECK(same_bits(cpu.data()[e], replay.data()[e]));
+            CHECK(idx_cpu.data()[e] == idx_replay.data()[e]);
+        }
+
+        const Tensor<T> dy = gcl::testing::random_tensor<T>(Shape{n_out}, rng);
+        Tensor<T> dx_cpu(Shape{n_in}), dx_replay(Shape{n_in});
+        CpuReduce::broadcast_dim<T>(dy.cview(), dx_cpu.view(), s.outer, s.extent, s.inner, 1.0 / 3.0);
+        for (index_t e : grid_stride_items(n_in, cd::elementwise_threads))
+            dx_replay.data()[e] = bd::broadcast_dim_item(dy.data(), s.extent, s.inner, e, 1.0 / 3.0);
+        for (index_t e = 0; e < n_in; ++e) CHECK(same_bits(dx_cpu.data()[e], dx_replay.data()[e]));
+
+        CpuReduce::scatter_dim<T>(dy.cview(), idx_cpu.cview(), dx_cpu.view(), s.outer, s.extent, s.inner);
+        for (index_t e : grid_stride_items(n_in, cd::elementwise_threads))
+            dx_replay.data()[e] = bd::scatter_dim_item(dy.data(), idx_cpu.data(), s.extent, s.inner, e);
+        for (index_t e = 0; e < n_in; ++e) CHECK(same_bits(dx_cpu.data()[e], dx_replay.data()[e]));
+    }
 }

@@ -1,8 +1,10 @@
-// ops:: on the GPU against the same ops on the CPU: GEMM (cuBLAS), activations and bias.
+// ops:: on the GPU against the same ops on the CPU: GEMM (cuBLAS), activations, bias, pooling
+// and reductions.
 // Skipped (exit 77) without a GPU.
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "gcl/cuda.cuh"
@@ -11,7 +13,10 @@
 #include "gcl/ops/bias.hpp"
 #include "gcl/ops/conv2d.hpp"
 #include "gcl/ops/conv_transpose2d.hpp"
+#include "gcl/ops/finite.hpp"
 #include "gcl/ops/gemm.hpp"
+#include "gcl/ops/pooling.hpp"
+#include "gcl/ops/reduce.hpp"
 #include "gcl/testing/projection.hpp"
 
 using gcl::index_t;
@@ -29,6 +34,12 @@ void check_close(const Tensor<T>& expected, const Tensor<T>& got, double rtol) {
     for (index_t i = 0; i < got.numel(); ++i)
         CHECK(static_cast<double>(got.data()[i]) ==
               Approx(static_cast<double>(expected.data()[i])).epsilon(rtol).margin(rtol));
+}
+template <class T>
+void check_bitwise(const Tensor<T>& expected, const Tensor<T>& got) {
+    REQUIRE(expected.shape() == got.shape());
+    for (index_t i = 0; i < got.numel(); ++i)
+        CHECK(std::memcmp(expected.data() + i, got.data() + i, sizeof(T)) == 0);
 }
 }  // namespace
 
@@ -260,4 +271,137 @@ TEMPLATE_TEST_CASE("ops convolutions on cuda (cuDNN) equal the CPU", "[cuda][ops
     gcl::ops::conv_transpose2d_forward<T>(x.cview(), w.cview(), y.view(), up);
     gcl::ops::conv_transpose2d_forward<T>(gcl::to_device(x).cview(), gcl::to_device(w).cview(), y_d.view(), up);
     check_close(y, gcl::to_host(y_d), rtol);
+}
+
+TEMPLATE_TEST_CASE("ops max pooling on cuda equals the CPU bit for bit, overlapping windows included", "[cuda][ops]",
+                   float, double) {
+    using T = TestType;
+    gcl::Rng rng(24);
+    struct Case {
+        Shape x;
+        gcl::Pool2dParams params;
+    };
+    const Case cases[] = {
+        {{4, 8, 16, 16}, {}},
+        {{2, 3, 7, 9}, {}},
+        {{2, 2, 9, 8}, {.kernel = {3, 3}, .stride = {2, 2}, .padding = {1, 1}}},
+        {{3, 5, 21, 19}, {.kernel = {3, 3}, .stride = {1, 1}, .padding = {1, 1}}},
+        {{2, 1, 6, 7}, {.kernel = {2, 3}, .stride = {1, 2}, .padding = {1, 1}}},
+    };
+    for (const Case& c : cases) {
+        INFO("x " << c.x);
+        Tensor<T> x = gcl::testing::random_tensor<T>(c.x, rng);
+        for (index_t e = 0; e < x.numel(); ++e) x.data()[e] = std::round(x.data()[e] * T(2));  // ties
+        x.data()[3] = std::numeric_limits<T>::quiet_NaN();
+        const Shape ys = gcl::ops::max_pool2d_output_shape(c.x, c.params);
+        Tensor<T> y(ys);
+        Tensor<index_t> indices(ys);
+        gcl::ops::max_pool2d_forward<T>(x.cview(), y.view(), indices.view(), c.params);
+        const auto x_dev = gcl::to_device(x);
+        Tensor<T, gcl::cuda> y_dev(ys);
+        Tensor<index_t, gcl::cuda> indices_dev(ys);
+        gcl::ops::max_pool2d_forward<T>(x_dev.cview(), y_dev.view(), indices_dev.view(), c.params);
+        check_bitwise(y, gcl::to_host(y_dev));
+        const Tensor<index_t> indices_back = gcl::to_host(indices_dev);
+        for (index_t e = 0; e < indices.numel(); ++e) CHECK(indices.data()[e] == indices_back.data()[e]);
+
+        const Tensor<T> dy = gcl::testing::random_tensor<T>(ys, rng);
+        Tensor<T> dx(c.x);
+        gcl::ops::max_pool2d_backward<T>(dy.cview(), indices.cview(), dx.view(), c.params);
+        Tensor<T, gcl::cuda> dx_dev(c.x);
+        gcl::ops::max_pool2d_backward<T>(gcl::to_device(dy).cview(), indices_dev.cview(), dx_dev.view(), c.params);
+        check_bitwise(dx, gcl::to_host(dx_dev));
+    }
+    // An index outside its plane is an error, as on the CPU.
+    Tensor<index_t> bad(Shape{1, 1, 2, 2});
+    bad.data()[2] = 16;
+    Tensor<T, gcl::cuda> dx_dev(Shape{1, 1, 4, 4});
+    CHECK_THROWS_WITH(gcl::ops::max_pool2d_backward<T>(gcl::to_device(Tensor<T>(Shape{1, 1, 2, 2})).cview(),
+                                                       gcl::to_device(bad).cview(), dx_dev.view()),
+                      Catch::Contains("outside their input plane"));
+}
+
+TEMPLATE_TEST_CASE("ops global average pooling on cuda equals the CPU", "[cuda][ops]", float, double) {
+    using T = TestType;
+    gcl::Rng rng(25);
+    const Tensor<T> x = gcl::testing::random_tensor<T>(Shape{3, 5, 17, 23}, rng);
+    Tensor<T> y(Shape{3, 5});
+    Tensor<T, gcl::cuda> y_dev(Shape{3, 5});
+    gcl::ops::global_avg_pool2d_forward<T>(x.cview(), y.view());
+    gcl::ops::global_avg_pool2d_forward<T>(gcl::to_device(x).cview(), y_dev.view());
+    check_close(y, gcl::to_host(y_dev), tolerance<T>());
+    const Tensor<T> first_run = gcl::to_host(y_dev);
+    gcl::ops::global_avg_pool2d_forward<T>(gcl::to_device(x).cview(), y_dev.view());
+    check_bitwise(first_run, gcl::to_host(y_dev));
+    Tensor<T> dx(x.shape());
+    Tensor<T, gcl::cuda> dx_dev(x.shape());
+    gcl::ops::global_avg_pool2d_backward<T>(y.cview(), dx.view());
+    gcl::ops::global_avg_pool2d_backward<T>(gcl::to_device(y).cview(), dx_dev.view());
+    check_bitwise(dx, gcl::to_host(dx_dev));
+}
+
+TEMPLATE_TEST_CASE("ops reductions on cuda match the CPU: totals within rounding, the rest bit for bit", "[cuda][ops]",
+                   float, double) {
+    using T = TestType;
+    gcl::Rng rng(26);
+    for (index_t n : {index_t{1}, index_t{1000}, index_t{300001}}) {
+        INFO("n " << n);
+        Tensor<T> a = gcl::testing::random_tensor<T>(Shape{n}, rng);
+        const Tensor<T> b = gcl::testing::random_tensor<T>(Shape{n}, rng);
+        const auto a_dev = gcl::to_device(a);
+        const auto b_dev = gcl::to_device(b);
+        CHECK(static_cast<double>(gcl::ops::sum(a_dev)) ==
+              Approx(static_cast<double>(gcl::ops::sum(a))).epsilon(tolerance<T>()).margin(tolerance<T>()));
+        CHECK(static_cast<double>(gcl::ops::mean(a_dev)) ==
+              Approx(static_cast<double>(gcl::ops::mean(a))).epsilon(tolerance<T>()).margin(tolerance<T>()));
+        CHECK(static_cast<double>(gcl::ops::dot(a_dev, b_dev)) ==
+              Approx(static_cast<double>(gcl::ops::dot(a, b))).epsilon(tolerance<T>()).margin(tolerance<T>()));
+        const double total = gcl::backend::Reduce<gcl::cuda>::sum<T>(a_dev.cview());
+        const double products = gcl::backend::Reduce<gcl::cuda>::dot<T>(a_dev.cview(), b_dev.cview());
+        for (int run = 0; run < 3; ++run) {  // fixed order: every run gives the same bits
+            CHECK(gcl::backend::Reduce<gcl::cuda>::sum<T>(a_dev.cview()) == total);
+            CHECK(gcl::backend::Reduce<gcl::cuda>::dot<T>(a_dev.cview(), b_dev.cview()) == products);
+        }
+        CHECK(gcl::ops::max(a_dev) == gcl::ops::max(a));
+        CHECK(gcl::ops::first_nonfinite(a_dev) == -1);
+        a.data()[n - 1] = std::numeric_limits<T>::infinity();
+        a.data()[n / 2] = std::numeric_limits<T>::quiet_NaN();
+        const auto bad_dev = gcl::to_device(a);
+        CHECK(gcl::ops::first_nonfinite(bad_dev) == gcl::ops::first_nonfinite(a));
+        CHECK(std::isnan(gcl::ops::max(bad_dev)));
+    }
+
+    Tensor<T> x = gcl::testing::random_tensor<T>(Shape{4, 9, 13}, rng);
+    for (index_t e = 0; e < x.numel(); ++e) x.data()[e] = std::round(x.data()[e] * T(3));  // ties
+    x.data()[40] = std::numeric_limits<T>::quiet_NaN();
+    const auto x_dev = gcl::to_device(x);
+    for (int dim : {0, 1, 2}) {
+        INFO("dim " << dim);
+        Shape reduced = x.shape();
+        reduced[dim] = 1;
+        Tensor<T> out(reduced), dx(x.shape());
+        Tensor<index_t> arg(reduced);
+        Tensor<T, gcl::cuda> out_dev(reduced), dx_dev(x.shape());
+        Tensor<index_t, gcl::cuda> arg_dev(reduced);
+        gcl::ops::sum<T>(x.cview(), out.view(), dim);
+        gcl::ops::sum<T>(x_dev.cview(), out_dev.view(), dim);
+        check_bitwise(out, gcl::to_host(out_dev));
+        gcl::ops::mean<T>(x.cview(), out.view(), dim);
+        gcl::ops::mean<T>(x_dev.cview(), out_dev.view(), dim);
+        check_bitwise(out, gcl::to_host(out_dev));
+        gcl::ops::max<T>(x.cview(), out.view(), arg.view(), dim);
+        gcl::ops::max<T>(x_dev.cview(), out_dev.view(), arg_dev.view(), dim);
+        check_bitwise(out, gcl::to_host(out_dev));
+        const Tensor<index_t> arg_back = gcl::to_host(arg_dev);
+        for (index_t e = 0; e < arg.numel(); ++e) CHECK(arg.data()[e] == arg_back.data()[e]);
+
+        const Tensor<T> dy = gcl::testing::random_tensor<T>(reduced, rng);
+        const auto dy_dev = gcl::to_device(dy);
+        gcl::ops::mean_backward<T>(dy.cview(), dx.view(), dim);
+        gcl::ops::mean_backward<T>(dy_dev.cview(), dx_dev.view(), dim);
+        check_bitwise(dx, gcl::to_host(dx_dev));
+        gcl::ops::max_backward<T>(dy.cview(), arg.cview(), dx.view(), dim);
+        gcl::ops::max_backward<T>(dy_dev.cview(), arg_dev.cview(), dx_dev.view(), dim);
+        check_bitwise(dx, gcl::to_host(dx_dev));
+    }
 }

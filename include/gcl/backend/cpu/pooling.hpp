@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "gcl/backend/cpu/parallel.hpp"
+#include "gcl/backend/detail/pooling_items.hpp"
 #include "gcl/backend/kernels.hpp"
 #include "gcl/core/device.hpp"
 #include "gcl/core/error.hpp"
@@ -17,7 +18,8 @@ template <>
 struct Pooling<cpu> {
     // y [N, C, OH, OW] = window maxima of x [N, C, H, W]; indices holds each maximum's position
     // h * W + w within its plane (PyTorch's convention). Ties go to the first element in
-    // row-major order; NaN wins, so it propagates.
+    // row-major order; NaN wins, so it propagates (the rule is backend/detail/pooling_items.hpp's,
+    // which the CUDA kernel runs too).
     template <class T>
     static void max_pool2d_forward(ConstView<T, cpu> x, TensorView<T, cpu> y, TensorView<index_t, cpu> indices,
                                    const Pool2dParams& p) {
@@ -36,27 +38,11 @@ struct Pooling<cpu> {
             const T* in = x.data() + plane * h * w;
             T* out = y.data() + plane * oh * ow;
             index_t* idx = indices.data() + plane * oh * ow;
-            for (index_t i = 0; i < oh; ++i) {
-                const index_t h0 = i * p.stride[0] - p.padding[0];
-                const index_t h_lo = std::max<index_t>(h0, 0), h_hi = std::min(h0 + p.kernel[0], h);
-                for (index_t j = 0; j < ow; ++j) {
-                    const index_t w0 = j * p.stride[1] - p.padding[1];
-                    const index_t w_lo = std::max<index_t>(w0, 0), w_hi = std::min(w0 + p.kernel[1], w);
-                    index_t best_index = h_lo * w + w_lo;
-                    T best = in[best_index];
-                    for (index_t a = h_lo; a < h_hi && !std::isnan(best); ++a)
-                        for (index_t b = w_lo; b < w_hi; ++b) {
-                            const T v = in[a * w + b];
-                            if (v > best || std::isnan(v)) {
-                                best = v;
-                                best_index = a * w + b;
-                                if (std::isnan(v)) break;
-                            }
-                        }
-                    out[i * ow + j] = best;
-                    idx[i * ow + j] = best_index;
-                }
-            }
+            for (index_t i = 0; i < oh; ++i)
+                for (index_t j = 0; j < ow; ++j)
+                    idx[i * ow + j] = detail::max_pool_window(in, h, w, i * p.stride[0] - p.padding[0],
+                                                              j * p.stride[1] - p.padding[1], p.kernel[0],
+                                                              p.kernel[1], out[i * ow + j]);
         });
     }
 

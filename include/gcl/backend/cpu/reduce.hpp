@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "gcl/backend/cpu/parallel.hpp"
+#include "gcl/backend/detail/reduce_items.hpp"
 #include "gcl/backend/kernels.hpp"
 #include "gcl/core/device.hpp"
 #include "gcl/core/error.hpp"
@@ -115,16 +116,8 @@ struct Reduce<cpu> {
             T* res = out.data() + o * inner;
             index_t* idx = indices.data() ? indices.data() + o * inner : nullptr;
             for (index_t i = 0; i < inner; ++i) {
-                T best = in[i];
                 index_t arg = 0;
-                for (index_t k = 1; k < extent && !std::isnan(best); ++k) {
-                    const T v = in[k * inner + i];
-                    if (v > best || std::isnan(v)) {
-                        best = v;
-                        arg = k;
-                    }
-                }
-                res[i] = best;
+                res[i] = detail::max_dim_item(in, extent, inner, i, arg);
                 if (idx) idx[i] = arg;
             }
         });
