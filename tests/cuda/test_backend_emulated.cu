@@ -18,6 +18,7 @@
 #include "gcl/backend/cpu/bias.hpp"
 #include "gcl/backend/cpu/pooling.hpp"
 #include "gcl/backend/cpu/reduce.hpp"
+#include "block_sum_replay.hpp"
 #include "gcl/cuda.cuh"
 #include "gcl/testing/projection.hpp"
 
@@ -39,24 +40,6 @@ std::vector<index_t> grid_stride_items(index_t n, int threads) {
     return items;
 }
 
-// block_sum's order for one value per thread: a shuffle-down tree in each warp, then the warps.
-double replay_block_sum(const std::vector<double>& per_thread) {
-    double total = 0;
-    const int threads = static_cast<int>(per_thread.size());
-    for (int w = 0; w < threads / cd::warp_size; ++w) {
-        double lane[cd::warp_size];
-        for (int l = 0; l < cd::warp_size; ++l) lane[l] = per_thread[static_cast<std::size_t>(w * cd::warp_size + l)];
-        for (int offset = cd::warp_size / 2; offset > 0; offset /= 2) {
-            double next[cd::warp_size];
-            for (int l = 0; l < cd::warp_size; ++l)
-                next[l] = lane[l] + (l + offset < cd::warp_size ? lane[l + offset] : lane[l]);
-            std::copy(next, next + cd::warp_size, lane);
-        }
-        total += lane[0];
-    }
-    return total;
-}
-
 // Bitwise equality, NaN equal to NaN of the same bits.
 template <class T>
 bool same_bits(T a, T b) {
@@ -69,7 +52,7 @@ double replay_sum_partial(const Terms& terms, index_t n, index_t block, index_t 
     const index_t threads = gcl::backend::cuda_kernels::reduce_threads;
     std::vector<double> per_thread;
     for (index_t t = 0; t < threads; ++t) per_thread.push_back(terms(n, block * threads + t, blocks * threads));
-    return replay_block_sum(per_thread);
+    return gcl_test::replay_block_sum(per_thread);
 }
 
 // Reduce<cuda>::sum's two passes: the partials of the blocks, then one block over them.
@@ -175,7 +158,7 @@ TEMPLATE_TEST_CASE("Bias<cuda>'s items, replayed, equal the CPU backend", "[cuda
             std::vector<double> per_thread;
             for (index_t t = 0; t < threads; ++t)
                 per_thread.push_back(bd::channel_thread_sum(dy.data(), outer, channels, inner, c, t, threads));
-            const double total = replay_block_sum(per_thread);
+            const double total = gcl_test::replay_block_sum(per_thread);
             db_replay(c) = static_cast<T>(accumulate ? static_cast<double>(db_replay(c)) + total : total);
         }
         for (index_t c = 0; c < channels; ++c)
@@ -204,7 +187,7 @@ TEMPLATE_TEST_CASE("BatchNorm<cuda>'s items, replayed, equal the CPU backend", "
     const auto channel_total = [&](index_t c, auto&& share) {
         std::vector<double> per_thread;
         for (index_t t = 0; t < threads; ++t) per_thread.push_back(share(c, t));
-        return replay_block_sum(per_thread);
+        return gcl_test::replay_block_sum(per_thread);
     };
 
     // Training forward.
@@ -255,7 +238,7 @@ TEMPLATE_TEST_CASE("BatchNorm<cuda>'s items, replayed, equal the CPU backend", "
             s0.push_back(two[0]);
             s1.push_back(two[1]);
         }
-        const double sum_dy = replay_block_sum(s0), sum_dy_xhat = replay_block_sum(s1) * static_cast<double>(si(c));
+        const double sum_dy = gcl_test::replay_block_sum(s0), sum_dy_xhat = gcl_test::replay_block_sum(s1) * static_cast<double>(si(c));
         dbeta_replay.push_back(static_cast<double>(static_cast<T>(sum_dy)));
         dgamma_replay.push_back(static_cast<double>(static_cast<T>(sum_dy_xhat)));
         mean_dy.push_back(sum_dy / count);
@@ -351,7 +334,7 @@ TEMPLATE_TEST_CASE("Pooling<cuda>'s items, replayed, equal the CPU backend bit f
     for (index_t plane = 0; plane < planes; ++plane) {
         std::vector<double> per_thread;
         for (index_t t = 0; t < threads; ++t) per_thread.push_back(bd::strided_sum(x.data() + plane * size, size, t, threads));
-        const T y = static_cast<T>(replay_block_sum(per_thread) / static_cast<double>(size));
+        const T y = static_cast<T>(gcl_test::replay_block_sum(per_thread) / static_cast<double>(size));
         CHECK(static_cast<double>(y) == Approx(static_cast<double>(y_cpu(plane))).epsilon(1e-12).margin(1e-12));
     }
     Tensor<T> dx_cpu(Shape{planes, size}), dx_replay(Shape{planes, size});

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../surgery/surgery_data.hpp"
+#include "block_sum_replay.hpp"
 #include "gcl/cuda.cuh"
 #include "gcl/surgery/filter.hpp"
 #include "gcl/surgery/mitigate.hpp"
@@ -36,26 +37,6 @@ namespace impl = gcl::surgery::cuda_impl;
 
 namespace {
 
-// block_sum's order: in each warp a shuffle-down tree (lane l adds lane l + offset for offsets
-// 16, 8, 4, 2, 1; a lane whose partner is past the warp keeps its own value), then the warp
-// totals added in warp order, starting from 0.
-template <int Threads>
-double replay_block_sum(const std::vector<double>& per_thread) {
-    double total = 0;
-    for (int w = 0; w < Threads / impl::warp_size; ++w) {
-        double lane[impl::warp_size];
-        for (int l = 0; l < impl::warp_size; ++l) lane[l] = per_thread[static_cast<std::size_t>(w * impl::warp_size + l)];
-        for (int offset = impl::warp_size / 2; offset > 0; offset /= 2) {
-            double next[impl::warp_size];
-            for (int l = 0; l < impl::warp_size; ++l)
-                next[l] = lane[l] + (l + offset < impl::warp_size ? lane[l + offset] : lane[l]);
-            std::copy(next, next + impl::warp_size, lane);
-        }
-        total += lane[0];
-    }
-    return total;
-}
-
 // gram_chunk_kernel<T, R> for every chunk and thread: partials[c * NP + q].
 template <class T, int R>
 std::vector<double> replay_gram_chunks(const impl::SweepRows<T>& rows, index_t P) {
@@ -69,7 +50,7 @@ std::vector<double> replay_gram_chunks(const impl::SweepRows<T>& rows, index_t P
             impl::gram_thread_sums<T, R, impl::gram_threads>(rows, P, c, t, acc);
             for (int q = 0; q < NP; ++q) per_pair[q][t] = acc[q];
         }
-        for (int q = 0; q < NP; ++q) partials[c * NP + q] = replay_block_sum<impl::gram_threads>(per_pair[q]);
+        for (int q = 0; q < NP; ++q) partials[c * NP + q] = gcl_test::replay_block_sum(per_pair[q]);
     }
     return partials;
 }
@@ -104,7 +85,7 @@ Tensor<double> replay_gram_pass(const T* grads, index_t row_stride, index_t K, i
             for (int t = 0; t < impl::gram_finish_threads; ++t)
                 per_thread[t] = impl::gram_finish_thread_sum<impl::gram_finish_threads>(partials.data(),
                                                                                       impl::gram_chunks(P), np, q, t);
-            const double total = replay_block_sum<impl::gram_finish_threads>(per_thread);
+            const double total = gcl_test::replay_block_sum(per_thread);
             if (sweep.targets.entry[q] >= 0) {
                 gram.data()[sweep.targets.entry[q]] = total;
                 gram.data()[sweep.targets.mirror[q]] = total;
@@ -263,7 +244,7 @@ TEMPLATE_TEST_CASE("Emulated batched mitigation matches the CPU kernel", "[cuda]
                             for (int t = 0; t < impl::batched_threads; ++t)
                                 per_thread[t] = impl::batched_thread_dot<T, impl::batched_threads>(
                                     sample + i * row_stride, sample + j * row_stride, D, t);
-                            const double total = replay_block_sum<impl::batched_threads>(per_thread);
+                            const double total = gcl_test::replay_block_sum(per_thread);
                             gram[n * K * K + i * K + j] = total;
                             gram[n * K * K + j * K + i] = total;
                         }
@@ -301,7 +282,7 @@ TEST_CASE("Emulated batched Gram matrices are exact on integer data", "[cuda][su
                     per_thread[t] = impl::batched_thread_dot<double, impl::batched_threads>(sample + i * D, sample + j * D, D, t);
                 double exact = 0;
                 for (index_t d = 0; d < D; ++d) exact += g(n * K + i, d) * g(n * K + j, d);
-                CHECK(replay_block_sum<impl::batched_threads>(per_thread) == exact);
+                CHECK(gcl_test::replay_block_sum(per_thread) == exact);
             }
 }
 
