@@ -15,6 +15,7 @@
 #include "gcl/backend/cuda/buffer.cuh"
 #include "gcl/backend/cuda/check.cuh"
 #include "gcl/backend/cuda/launch.cuh"
+#include "gcl/backend/cuda/scratch.cuh"
 #include "gcl/backend/detail/channel_items.hpp"
 #include "gcl/backend/kernels.hpp"
 #include "gcl/core/device.hpp"
@@ -170,11 +171,11 @@ struct BatchNorm<cuda> {
                              ConstView<T, cuda> running_mean, ConstView<T, cuda> running_var, TensorView<T, cuda> y,
                              index_t batch, index_t channels, index_t inner, double eps) {
         if (channels == 0) return;
-        Buffer<double, cuda> scale_shift(static_cast<std::size_t>(2 * channels));
+        double* scale_shift = cuda_detail::scratch<double>(static_cast<std::size_t>(2 * channels));
         cuda_kernels::eval_scale_shift<<<blocks(channels), threads>>>(gamma.data(), beta.data(), running_mean.data(),
-                                                                      running_var.data(), scale_shift.data(), channels, eps);
+                                                                      running_var.data(), scale_shift, channels, eps);
         GCL_CUDA_CHECK(cudaGetLastError());
-        affine(x.data(), y.data(), scale_shift.data(), batch, channels, inner);
+        affine(x.data(), y.data(), scale_shift, batch, channels, inner);
     }
 
     template <class T>
@@ -200,17 +201,18 @@ struct BatchNorm<cuda> {
                               TensorView<T, cuda> dgamma, TensorView<T, cuda> dbeta, index_t batch, index_t channels,
                               index_t inner, double eps, bool accumulate) {
         if (channels == 0) return;
-        Buffer<double, cuda> mean_invstd(static_cast<std::size_t>(2 * channels));
-        Buffer<double, cuda> scale_shift(static_cast<std::size_t>(2 * channels));
-        Buffer<double, cuda> sums(static_cast<std::size_t>(2 * channels + 1));
+        // One scratch area: [mean | invstd], [scale | shift], then the 2C + 1 sums.
+        double* mean_invstd = cuda_detail::scratch<double>(static_cast<std::size_t>(6 * channels + 1));
+        double* scale_shift = mean_invstd + 2 * channels;
+        double* sums = scale_shift + 2 * channels;
         cuda_kernels::eval_statistics<<<blocks(channels), threads>>>(gamma.data(), running_mean.data(), running_var.data(),
-                                                                     mean_invstd.data(), scale_shift.data(), channels, eps);
+                                                                     mean_invstd, scale_shift, channels, eps);
         GCL_CUDA_CHECK(cudaGetLastError());
         cuda_kernels::gradient_sums<<<static_cast<unsigned>(channels), cuda_kernels::channel_threads>>>(
-            dy.data(), x.data(), mean_invstd.data(), static_cast<const T*>(nullptr), static_cast<const T*>(nullptr),
-            sums.data(), dgamma.data(), dbeta.data(), batch, channels, inner, accumulate);
+            dy.data(), x.data(), mean_invstd, static_cast<const T*>(nullptr), static_cast<const T*>(nullptr), sums,
+            dgamma.data(), dbeta.data(), batch, channels, inner, accumulate);
         GCL_CUDA_CHECK(cudaGetLastError());
-        affine(dy.data(), dx.data(), scale_shift.data(), batch, channels, inner);  // dx = gamma invstd dy
+        affine(dy.data(), dx.data(), scale_shift, batch, channels, inner);  // dx = gamma invstd dy
     }
 
 private:
@@ -242,22 +244,24 @@ private:
                         TensorView<T, cuda> saved_invstd, index_t batch, index_t channels, index_t inner, double momentum,
                         double eps, Reduce* reduce) {
         if (channels == 0) return;
-        Buffer<double, cuda> sums(static_cast<std::size_t>(channels + 1)), squares(static_cast<std::size_t>(channels));
-        Buffer<double, cuda> scale_shift(static_cast<std::size_t>(2 * channels));
+        // One scratch area: the C + 1 sums, the C squares, [scale | shift].
+        double* sums = cuda_detail::scratch<double>(static_cast<std::size_t>(4 * channels + 1));
+        double* squares = sums + channels + 1;
+        double* scale_shift = squares + channels;
         const auto per_channel = static_cast<unsigned>(channels);
-        cuda_kernels::channel_sums<<<per_channel, cuda_kernels::channel_threads>>>(x.data(), sums.data(), batch, channels,
+        cuda_kernels::channel_sums<<<per_channel, cuda_kernels::channel_threads>>>(x.data(), sums, batch, channels,
                                                                                    inner);
         GCL_CUDA_CHECK(cudaGetLastError());
-        if (reduce) reduce_on_host(sums.data(), channels + 1, reduce);
+        if (reduce) reduce_on_host(sums, channels + 1, reduce);
         cuda_kernels::channel_square_sums<<<per_channel, cuda_kernels::channel_threads>>>(
-            x.data(), sums.data(), squares.data(), batch, channels, inner);
+            x.data(), sums, squares, batch, channels, inner);
         GCL_CUDA_CHECK(cudaGetLastError());
-        if (reduce) reduce_on_host(squares.data(), channels, reduce);
+        if (reduce) reduce_on_host(squares, channels, reduce);
         cuda_kernels::finish_statistics<<<blocks(channels), threads>>>(
-            sums.data(), squares.data(), gamma.data(), beta.data(), running_mean.data(), running_var.data(),
-            saved_mean.data(), saved_invstd.data(), scale_shift.data(), channels, momentum, eps);
+            sums, squares, gamma.data(), beta.data(), running_mean.data(), running_var.data(),
+            saved_mean.data(), saved_invstd.data(), scale_shift, channels, momentum, eps);
         GCL_CUDA_CHECK(cudaGetLastError());
-        affine(x.data(), y.data(), scale_shift.data(), batch, channels, inner);
+        affine(x.data(), y.data(), scale_shift, batch, channels, inner);
     }
     template <class T, class Reduce>
     static void backward(ConstView<T, cuda> dy, ConstView<T, cuda> x, ConstView<T, cuda> gamma,
@@ -265,16 +269,16 @@ private:
                          TensorView<T, cuda> dgamma, TensorView<T, cuda> dbeta, index_t batch, index_t channels,
                          index_t inner, bool accumulate, Reduce* reduce) {
         if (channels == 0) return;
-        Buffer<double, cuda> sums(static_cast<std::size_t>(2 * channels + 1));
+        double* sums = cuda_detail::scratch<double>(static_cast<std::size_t>(2 * channels + 1));
         cuda_kernels::gradient_sums<<<static_cast<unsigned>(channels), cuda_kernels::channel_threads>>>(
-            dy.data(), x.data(), static_cast<const double*>(nullptr), saved_mean.data(), saved_invstd.data(), sums.data(),
+            dy.data(), x.data(), static_cast<const double*>(nullptr), saved_mean.data(), saved_invstd.data(), sums,
             dgamma.data(), dbeta.data(), batch, channels, inner, accumulate);
         GCL_CUDA_CHECK(cudaGetLastError());
-        if (reduce) reduce_on_host(sums.data(), 2 * channels + 1, reduce);
+        if (reduce) reduce_on_host(sums, 2 * channels + 1, reduce);
         const index_t n = batch * channels * inner;
         if (n == 0) return;
         cuda_kernels::backward_train_dx<<<blocks(n), threads>>>(dy.data(), x.data(), gamma.data(), saved_mean.data(),
-                                                                saved_invstd.data(), sums.data(), dx.data(), n, channels,
+                                                                saved_invstd.data(), sums, dx.data(), n, channels,
                                                                 inner);
         GCL_CUDA_CHECK(cudaGetLastError());
     }

@@ -9,8 +9,8 @@
 // deterministic and use no tensor cores (math type CUDNN_FMA_MATH: float stays full FP32, no
 // TF32). The heuristics, unlike cudnnFind*, do not time anything, so the same shape gets the same
 // algorithm in every run and a run repeats bit for bit on one device; results agree with the CPU
-// within rounding. The workspace is one device buffer per thread and device, grown when a plan
-// needs more (no allocation once every shape has been seen).
+// within rounding. The workspace is the thread's device scratch area (scratch.cuh), grown when a
+// plan needs more (no allocation once every shape has been seen).
 #include <cudnn.h>
 
 #include <algorithm>
@@ -26,6 +26,7 @@
 #include "gcl/backend/cuda/buffer.cuh"
 #include "gcl/backend/cuda/check.cuh"
 #include "gcl/backend/cuda/handles.cuh"
+#include "gcl/backend/cuda/scratch.cuh"
 #include "gcl/backend/kernels.hpp"
 #include "gcl/core/device.hpp"
 #include "gcl/core/tensor_view.hpp"
@@ -167,11 +168,8 @@ public:
         return *slot;
     }
 
-    static void* workspace(std::size_t bytes) {
-        auto& buffer = workspaces()[current_device()];
-        if (buffer.size() < bytes) buffer = Buffer<double, cuda>(bytes / sizeof(double) + 1);
-        return buffer.data();
-    }
+    // The thread's device scratch area (scratch.cuh), grown to the largest plan seen.
+    static void* workspace(std::size_t bytes) { return scratch<double>(bytes / sizeof(double) + 1); }
 
 private:
     struct Key {
@@ -184,10 +182,6 @@ private:
     static std::map<Key, std::unique_ptr<ConvPlan>>& plans() {
         thread_local std::map<Key, std::unique_ptr<ConvPlan>> cache;
         return cache;
-    }
-    static std::map<int, Buffer<double, cuda>>& workspaces() {
-        thread_local std::map<int, Buffer<double, cuda>> buffers;
-        return buffers;
     }
 };
 
