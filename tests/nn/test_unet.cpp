@@ -9,6 +9,7 @@
 
 #include "gcl/testing/layer_gradcheck.hpp"
 #include "gcl/nn/pretrain_model.hpp"
+#include "gcl/nn/pretrain_stacked_backward.hpp"
 #include "gcl/nn/transfer.hpp"
 #include "gcl/nn/unet.hpp"
 #include "gcl/train/checkpoint_state.hpp"
@@ -119,6 +120,58 @@ TEST_CASE("UNet: K backward passes after one forward equal K separate runs, bit 
         require_equal(unet.backward(dys[k].cview()), dxs[k], "dx");
     }
     for (index_t k = 0; k < K; ++k) require_equal(G.cview().select(0, k), grads[k], "row " + std::to_string(k));
+}
+
+TEMPLATE_TEST_CASE("UNet and PretrainModel without the input gradient: the same parameter gradients, bit for bit",
+                   "[nn][unet][pretrain][input_gradient]", float, double) {
+    using T = TestType;
+    gcl::Rng rng(41);
+    nn::ParameterArena<T> arena;
+    nn::UNet<T> unet(arena, {.in_channels = 1, .classes = 3, .depth = 2, .base_width = 4}, 5);
+    const auto x = random<T>({3, 1, 16, 16}, rng);
+    const auto dy = random<T>(unet.output_shape(x.shape()), rng);
+    const auto run = [&](bool input_gradient) {
+        unet.set_input_gradient(input_gradient);
+        unet.forward(x.cview());
+        arena.begin_backward();
+        const gcl::ConstView<T> dx = unet.backward(dy.cview());
+        arena.end_backward();
+        REQUIRE((dx.data() != nullptr) == input_gradient);
+        return copy(arena.flat_grads());
+    };
+    REQUIRE(unet.input_gradient());
+    const auto with = run(true);
+    const auto without = run(false);
+    REQUIRE_FALSE(unet.input_gradient());
+    require_equal(without.cview(), with, "parameter gradients");
+
+    // The pre-training model, one pass and K stacked passes.
+    nn::ParameterArena<T> parena;
+    nn::PretrainModel<T> model(parena,
+                               {.encoder = {.in_channels = 1, .depth = 2, .base_width = 4},
+                                .image_hidden = 8, .image_out = 4, .pixel_hidden = 8, .pixel_out = 4},
+                               6);
+    const index_t K = 2;
+    const auto d_image = random<T>(Shape{K, 3, 4}, rng);
+    const auto d_pixel = random<T>(Shape{K, 3, 4, 4, 4}, rng);
+    nn::PretrainStackedBackward<T> stacked;
+    std::vector<Tensor<T>> rows;
+    for (bool input_gradient : {true, false}) {
+        model.set_input_gradient(input_gradient);
+        model.forward(x.cview());
+        parena.begin_backward();
+        const auto g = model.backward(d_image.cview().select(0, 0), d_pixel.cview().select(0, 0));
+        parena.end_backward();
+        REQUIRE((g.input.data() != nullptr) == input_gradient);
+        rows.push_back(copy(parena.flat_grads()));
+        Tensor<T> G({K, parena.size()});
+        model.forward(x.cview());
+        const gcl::ConstView<T> dx = stacked(model, parena, G.view(), d_image.cview(), d_pixel.cview());
+        REQUIRE((dx.data() != nullptr) == input_gradient);
+        rows.push_back(copy(G.cview()));
+    }
+    require_equal(rows[2].cview(), rows[0], "one pass");
+    require_equal(rows[3].cview(), rows[1], "K stacked passes");
 }
 
 TEST_CASE("UNet: evaluation mode, input checks", "[nn][unet][errors]") {

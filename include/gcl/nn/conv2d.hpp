@@ -74,11 +74,11 @@ public:
         constexpr std::string_view op = "nn::Conv2d::backward";
         detail::require_forward(forward_done_, op, name());
         detail::require_gradient_shape(op, name(), dy.shape(), y_.shape());
-        dx_.resize(x_.shape());
-        ops::conv2d_backward(dy, x_, weights_.weight_value(), dx_.view(), weights_.weight_target(), params_,
+        if (input_gradient_) dx_.resize(x_.shape());
+        ops::conv2d_backward(dy, x_, weights_.weight_value(), dx_view(), weights_.weight_target(), params_,
                              gcl::WriteMode::accumulate, &operands_);
         if (options_.bias) ops::conv2d_backward_bias(dy, weights_.bias_target(), gcl::WriteMode::accumulate);
-        return dx_.cview();
+        return input_gradient_ ? dx_.cview() : ConstView<T, D>();
     }
 
     // K backward passes at once (layer.hpp): one im2col per image for the K weight gradients,
@@ -88,18 +88,24 @@ public:
         detail::require_forward(forward_done_, op, name());
         detail::require_stacked_gradient_shape(op, name(), dy.shape(), y_.shape(), passes);
         const auto& weight_targets = weights_.weight_targets(op, passes);
-        dx_.resize(detail::stacked_shape(x_.shape(), passes));
-        ops::conv2d_backward_stacked(dy, x_, weights_.weight_value(), dx_.view(), weight_targets, params_,
+        if (input_gradient_) dx_.resize(detail::stacked_shape(x_.shape(), passes));
+        ops::conv2d_backward_stacked(dy, x_, weights_.weight_value(), dx_view(), weight_targets, params_,
                                      gcl::WriteMode::accumulate, &operands_);
         if (options_.bias)
             for (index_t k = 0; k < passes; ++k)
                 ops::conv2d_backward_bias(detail::pass_block(dy, passes, k), weights_.bias_target(k),
                                           gcl::WriteMode::accumulate);
-        return dx_.cview();
+        return input_gradient_ ? dx_.cview() : ConstView<T, D>();
     }
 
     void set_training(bool training) { training_ = training; }
     bool training() const { return training_; }
+
+    // Whether backward computes dL/dx (the default). Off, backward adds only the parameter
+    // gradients and returns an empty view: the images entering a network need no gradient, and
+    // the first convolution's data gradient is a sizeable share of a backward pass.
+    void set_input_gradient(bool on) { input_gradient_ = on; }
+    bool input_gradient() const { return input_gradient_; }
 
     const Conv2dOptions& options() const { return options_; }
     const std::string& name() const { return weights_.name(); }
@@ -116,6 +122,7 @@ private:
               o.out_channels, " channels, kernel ", o.kernel[0], "x", o.kernel[1]);
         return o;
     }
+    TensorView<T, D> dx_view() { return input_gradient_ ? dx_.view() : TensorView<T, D>(); }
     Shape weight_shape() const {
         return Shape{options_.out_channels, options_.in_channels, options_.kernel[0], options_.kernel[1]};
     }
@@ -124,6 +131,7 @@ private:
     Conv2dParams params_;
     detail::WeightBias<T, D> weights_;
     bool training_ = true;
+    bool input_gradient_ = true;
     bool forward_done_ = false;
     ConstView<T, D> x_;
     Tensor<T, D> y_, dx_;

@@ -43,6 +43,9 @@ public:
     ConstView<T, D> backward_stacked(ConstView<T, D> dy, index_t passes) { return stack_.backward_stacked(dy, passes); }
     void set_training(bool training) { stack_.set_training(training); }
     bool training() const { return stack_.training(); }
+    // Whether backward computes dL/dx (Conv2d::set_input_gradient on the first convolution).
+    void set_input_gradient(bool on) { stack_.template get<0>().set_input_gradient(on); }
+    bool input_gradient() const { return stack_.template get<0>().input_gradient(); }
 
     const ConvBlockOptions& options() const { return options_; }
     const std::string& name() const { return name_; }

@@ -93,6 +93,9 @@ public:
         decoder_.set_training(training);
     }
     bool training() const { return encoder_.training(); }
+    // Whether backward computes dL/d(images) (the default; UNetEncoder::set_input_gradient).
+    void set_input_gradient(bool on) { encoder_.set_input_gradient(on); }
+    bool input_gradient() const { return encoder_.input_gradient(); }
 
     UNetEncoder<T, D>& encoder() { return encoder_; }
     const UNetEncoder<T, D>& encoder() const { return encoder_; }

@@ -147,6 +147,11 @@ public:
     }
     bool training() const { return training_; }
 
+    // Whether backward returns dL/dx (the default); off, it returns an empty view and skips the
+    // first convolution's data gradient (Conv2d::set_input_gradient).
+    void set_input_gradient(bool on) { blocks_.front().set_input_gradient(on); }
+    bool input_gradient() const { return blocks_.front().input_gradient(); }
+
     // Level l's features from the last forward call (l < depth).
     ConstView<T, D> skip(int level) const {
         check_level("nn::UNetEncoder::skip", level);

@@ -53,6 +53,11 @@ void check_conv2d_views(std::string_view op, const TensorView<A, Device>& in, co
     require_disjoint(op, out, in, out_name, in_name);
     require_disjoint(op, out, w, out_name, w_name);
 }
+// A default-constructed output view (rank 0, no data) asks a backward op to skip that gradient.
+template <class T, class Device>
+bool skipped_gradient(const TensorView<T, Device>& v) {
+    return v.rank() == 0 && v.data() == nullptr;
+}
 }  // namespace detail
 
 // y = conv(x, w); y is overwritten.
@@ -116,25 +121,29 @@ void conv2d_backward_weight(Input<T, Device> dy, Input<T, Device> x, TensorView<
 
 // One backward pass: dw = (or +=) the weight gradient, then dx = the data gradient (equal bit
 // for bit to conv2d_backward_weight then conv2d_backward_data). x and w are the forward's; with
-// `keep` (the cache given to that forward) their kept copies are read.
+// `keep` (the cache given to that forward) their kept copies are read. dx may be a default
+// (empty) view: the data gradient is then skipped, as for the images entering a network.
 template <class T, class Device>
 void conv2d_backward(Input<T, Device> dy, Input<T, Device> x, Input<T, Device> w, TensorView<T, Device> dx,
                      TensorView<T, Device> dw, const Conv2dParams& params, WriteMode mode,
                      Conv2dOperandCache<Device>* keep = nullptr) {
     constexpr std::string_view op = "ops::conv2d_backward";
     detail::check_conv2d_shapes(op, x.shape(), w.shape(), dy.shape(), params, "x", "dy");
-    check(dx.shape() == x.shape(), op, "dx is ", dx.shape(), " but x is ", x.shape());
     check(dw.shape() == w.shape(), op, "dw is ", dw.shape(), " but the weight is ", w.shape());
-    detail::check_conv2d_views(op, dy, w, dx, "dy", "w", "dx");
     detail::check_conv2d_views(op, x, dy, dw, "x", "dy", "dw");
-    require_disjoint(op, dx, x, "dx", "x");
-    require_disjoint(op, dw, dx, "dw", "dx");
+    if (!detail::skipped_gradient(dx)) {
+        check(dx.shape() == x.shape(), op, "dx is ", dx.shape(), " but x is ", x.shape());
+        detail::check_conv2d_views(op, dy, w, dx, "dy", "w", "dx");
+        require_disjoint(op, dx, x, "dx", "x");
+        require_disjoint(op, dw, dx, "dw", "dx");
+    }
     backend::Conv2d<Device>::backward(dy, x, w, dx, dw, params, mode == WriteMode::accumulate, keep);
 }
 
 // K backward passes after one forward, at once: dy [K N, F, OH, OW] holds pass k's output gradient
 // in images k N .. k N + N - 1 of the stack (x [N, C, H, W]); dx [K N, C, H, W] receives the K
-// input gradients (overwritten) and dw[k] [F, C, R, S] pass k's weight gradient (= or +=).
+// input gradients (overwritten; a default view skips them) and dw[k] [F, C, R, S] pass k's weight
+// gradient (= or +=).
 template <class T, class Device>
 void conv2d_backward_stacked(Input<T, Device> dy, Input<T, Device> x, Input<T, Device> w, TensorView<T, Device> dx,
                              std::type_identity_t<std::span<const TensorView<T, Device>>> dw,
@@ -149,12 +158,14 @@ void conv2d_backward_stacked(Input<T, Device> dy, Input<T, Device> x, Input<T, D
     check(dy.dim(0) == K * x.dim(0), op, "dy ", dy.shape(), " must stack K = ", K, " gradients of x's batch ", x.dim(0));
     one_pass[0] = x.dim(0);
     detail::check_conv2d_shapes(op, x.shape(), w.shape(), one_pass, params, "x", "one pass of dy");
-    Shape dx_expected = x.shape();
-    dx_expected[0] = K * x.dim(0);
-    check(dx.shape() == dx_expected, op, "dx is ", dx.shape(), " but K = ", K, " passes over x ", x.shape(), " need ",
-          dx_expected);
-    detail::check_conv2d_views(op, dy, w, dx, "dy", "w", "dx");
-    require_disjoint(op, dx, x, "dx", "x");
+    if (!detail::skipped_gradient(dx)) {
+        Shape dx_expected = x.shape();
+        dx_expected[0] = K * x.dim(0);
+        check(dx.shape() == dx_expected, op, "dx is ", dx.shape(), " but K = ", K, " passes over x ", x.shape(),
+              " need ", dx_expected);
+        detail::check_conv2d_views(op, dy, w, dx, "dy", "w", "dx");
+        require_disjoint(op, dx, x, "dx", "x");
+    }
     for (index_t k = 0; k < K; ++k) {
         check(dw[k].shape() == w.shape(), op, "dw[", k, "] is ", dw[k].shape(), " but the weight is ", w.shape());
         detail::check_conv2d_views(op, x, dy, dw[k], "x", "dy", "dw");

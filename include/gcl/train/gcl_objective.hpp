@@ -129,6 +129,7 @@ private:
                       " (", meta(k, i), " vs ", meta(k, i + B), ")");
 
         model_->set_training(true);
+        model_->set_input_gradient(false);  // the step never reads dL/d(images)
         const auto out = model_->forward(images);
         GclStage<T> st;
         st.feature_shape = out.features.shape();

@@ -123,6 +123,8 @@ public:
                                     ConstView<L> labels, BatchShare share = {}) {
         check(!labels.empty(), "train::SegmentationObjective", "the batch has no labels (an unlabelled slice?)");
         net.set_training(true);
+        // The step never reads dL/d(images): nets that can skip it (nn::UNet) do.
+        if constexpr (requires { net.set_input_gradient(false); }) net.set_input_gradient(false);
         const ConstView<T> logits = net.forward(images);
         const SegmentationStepReport r = loss(logits, labels, d_logits_, share);
         arena.begin_backward(gcl::WriteMode::overwrite);

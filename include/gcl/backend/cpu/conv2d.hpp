@@ -220,7 +220,8 @@ struct Im2colConv2d {
 
     // K backward passes after one forward, at once. dy [K N, F, OH, OW] holds pass k's gradient in
     // images k N .. k N + N - 1 (x is [N, C, H, W]); dx [K N, C, H, W] receives the K data
-    // gradients (overwritten) and dw[k] [F, C, R, S] (+)= pass k's weight gradient. The weight
+    // gradients (overwritten; a view without data skips them) and dw[k] [F, C, R, S] (+)= pass k's
+    // weight gradient. The weight
     // gradients equal K calls of backward_weight bit for bit; the data gradients equal K calls of
     // backward_data up to the summation order inside the product (one product with K times the
     // columns).
@@ -247,6 +248,7 @@ struct Im2colConv2d {
                 if (!pointwise) im2col(xn, g, col);
                 for (index_t k = 0; k < K; ++k)
                     add_weight_gradient(g, dy.data() + (k * N + n) * g.output_size(), pointwise ? xn : col, into[k]);
+                if (!dx.data()) return;  // no data gradients wanted
                 // [dy_1n .. dy_Kn] as one [F, K cols] matrix, then W^T times it.
                 T* stacked = thread_scratch<T>(g.filters * K * cols, ScratchSlot::gradient_columns);
                 for (index_t f = 0; f < g.filters; ++f)
@@ -318,7 +320,8 @@ struct Conv2d<cpu> {
     }
 
     // One backward pass: the weight gradient (dw = or +=), then the data gradient (dx =); equal
-    // bit for bit to backward_weight followed by backward_data, with or without `keep`.
+    // bit for bit to backward_weight followed by backward_data, with or without `keep`. A dx
+    // without data skips the data gradient.
     template <class T>
     static void backward(ConstView<T, cpu> dy, ConstView<T, cpu> x, ConstView<T, cpu> w, TensorView<T, cpu> dx,
                          TensorView<T, cpu> dw, const Conv2dParams& p, bool accumulate,
@@ -328,7 +331,7 @@ struct Conv2d<cpu> {
                                  w.data(), dx.data(), dw.data(), accumulate, keep))
                 return;
         Im2colConv2d::backward_weight(dy, x, dw, p, accumulate);
-        Im2colConv2d::backward_data(dy, w, dx, p);
+        if (dx.data()) Im2colConv2d::backward_data(dy, w, dx, p);
     }
 
     // K backward passes after one forward (see Im2colConv2d::backward_stacked). With oneDNN they
@@ -346,8 +349,8 @@ struct Conv2d<cpu> {
             bool ran = true;
             for (std::size_t k = 0; k < dw.size() && ran; ++k) {
                 const auto kk = static_cast<index_t>(k);
-                ran = onednn::backward(g, dy.data() + kk * dy_size, x.data(), w.data(), dx.data() + kk * dx_size,
-                                       dw[k].data(), accumulate, keep);
+                ran = onednn::backward(g, dy.data() + kk * dy_size, x.data(), w.data(),
+                                       dx.data() ? dx.data() + kk * dx_size : nullptr, dw[k].data(), accumulate, keep);
             }
             if (ran) return;  // the first call tells: oneDNN takes all K passes or none
         }

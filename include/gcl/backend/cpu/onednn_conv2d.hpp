@@ -243,7 +243,8 @@ public:
     }
 
     // dw (+)= the weight gradient and dx = the data gradient of dy, one reorder of dy for both;
-    // x and w come from `keep` where it holds this plan's copies of them.
+    // x and w come from `keep` where it holds this plan's copies of them. dx == nullptr skips the
+    // data gradient.
     void backward(const float* dy, const float* x, const float* w, float* dx, float* dw, bool accumulate,
                   OperandCache* keep = nullptr) {
         const bool kept = keep && keep->plan_ == this && keep->x_ == x && keep->w_ == w;
@@ -252,6 +253,7 @@ public:
                                               keep->x_weight_pass_ready_)
                                  : bw_x_->input(stream_, x);
         run_backward_weight(dy_for_weight, src, dw, accumulate);
+        if (!dx) return;
 
         // dy's blocked copy (first_input scratch) is still intact: the weight pass wrote only
         // its result and scratchpad slots.

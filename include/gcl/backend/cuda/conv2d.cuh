@@ -220,12 +220,13 @@ struct Conv2d<cuda> {
                              cuda_detail::ConvPlans::workspace(plan.workspace_bytes()));
     }
 
-    // One backward pass: the weight gradient (dw = or +=), then the data gradient (dx =).
+    // One backward pass: the weight gradient (dw = or +=), then the data gradient (dx =; a dx
+    // without data skips it).
     template <class T>
     static void backward(ConstView<T, cuda> dy, ConstView<T, cuda> x, ConstView<T, cuda> w, TensorView<T, cuda> dx,
                          TensorView<T, cuda> dw, const Conv2dParams& p, bool accumulate, OperandCache* = nullptr) {
         backward_weight(dy, x, dw, p, accumulate);
-        backward_data(dy, w, dx, p);
+        if (dx.data()) backward_data(dy, w, dx, p);
     }
 
     // K backward passes after one forward: pass k reads images k N .. k N + N - 1 of dy and writes
@@ -238,7 +239,7 @@ struct Conv2d<cuda> {
         for (std::size_t k = 0; k < dw.size(); ++k) {
             const auto kk = static_cast<index_t>(k);
             const ConstView<T, cuda> dy_k = dy.narrow(0, kk * N, N);
-            const TensorView<T, cuda> dx_k = dx.narrow(0, kk * N, N);
+            const TensorView<T, cuda> dx_k = dx.data() ? dx.narrow(0, kk * N, N) : TensorView<T, cuda>();
             backward(dy_k, x, w, dx_k, dw[k], p, accumulate);
         }
     }
