@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks in the generated code that the CPU backend's element-wise loops vectorise: every loop
 # under `omp simd` or `omp parallel for` in include/gcl/backend/cpu/ (except parallel.hpp's
-# generic drivers) must appear in g++'s
+# generic drivers, and loops over rows whose pragma follows a `// check_vectorised: rows (why)`
+# comment, listed as ROWS) must appear in g++'s
 # -fopt-info-vec-optimized report ("loop vectorized") of a translation unit that instantiates the
 # kernels for float and double, compiled as gcl's own programs are (-O3 -march=native -fopenmp).
 #
@@ -18,8 +19,10 @@ cat >"$work/kernels.cpp" <<'CPP'
 #include "gcl/backend/cpu/activation.hpp"
 #include "gcl/backend/cpu/batch_norm.hpp"
 #include "gcl/backend/cpu/bias.hpp"
+#include "gcl/backend/cpu/contrast.hpp"
 #include "gcl/backend/cpu/conv2d.hpp"
 #include "gcl/backend/cpu/elementwise.hpp"
+#include "gcl/backend/cpu/flat_update.hpp"
 #include "gcl/backend/cpu/pooling.hpp"
 namespace b = gcl::backend;
 template <class T>
@@ -46,6 +49,20 @@ void instantiate() {
 // Explicit instantiations where a call with empty views would let the compiler fold the loops.
 template void b::Conv2d<gcl::cpu>::backward_weight<float>(gcl::TensorView<const float, gcl::cpu>,
     gcl::TensorView<const float, gcl::cpu>, gcl::TensorView<float, gcl::cpu>, const gcl::Conv2dParams&, bool);
+template void b::Pooling<gcl::cpu>::max_pool2d_forward<float>(gcl::TensorView<const float, gcl::cpu>,
+    gcl::TensorView<float, gcl::cpu>, gcl::TensorView<gcl::index_t, gcl::cpu>, const gcl::Pool2dParams&);
+template void b::Pooling<gcl::cpu>::max_pool2d_forward<double>(gcl::TensorView<const double, gcl::cpu>,
+    gcl::TensorView<double, gcl::cpu>, gcl::TensorView<gcl::index_t, gcl::cpu>, const gcl::Pool2dParams&);
+template void b::Elementwise<gcl::cpu>::convert<float, double>(gcl::TensorView<const float, gcl::cpu>,
+    gcl::TensorView<double, gcl::cpu>);
+template void b::Elementwise<gcl::cpu>::convert<double, float>(gcl::TensorView<const double, gcl::cpu>,
+    gcl::TensorView<float, gcl::cpu>);
+template gcl::index_t b::FlatUpdate<gcl::cpu>::first_nonfinite<float>(const float*, gcl::index_t);
+template gcl::index_t b::FlatUpdate<gcl::cpu>::first_nonfinite<double>(const double*, gcl::index_t);
+template void b::Contrast<gcl::cpu>::pair_grad_magnitudes<float>(gcl::TensorView<const float, gcl::cpu>, gcl::index_t,
+    gcl::index_t, gcl::TensorView<float, gcl::cpu>);
+template void b::Contrast<gcl::cpu>::mask_pair_grads<float>(gcl::TensorView<const std::uint8_t, gcl::cpu>,
+    gcl::TensorView<float, gcl::cpu>);
 template void instantiate<float>();
 template void instantiate<double>();
 #if GCL_HAS_ONEDNN_CONV
@@ -59,7 +76,7 @@ CPP
 onednn=()
 [[ -f /usr/include/oneapi/dnnl/dnnl.hpp || -f /usr/include/dnnl.hpp ]] && onednn=(-DGCL_CPU_CONV_ONEDNN -I/usr/include/oneapi/dnnl)
 "$cxx" -std=c++20 -O3 -march="$arch" -fopenmp -DNDEBUG -Iinclude -I/usr/include/eigen3 "${onednn[@]}" -c "$work/kernels.cpp" \
-    -o "$work/kernels.o" -fopt-info-vec-optimized 2>"$work/report.txt"
+    -o "$work/kernels.o" -fopt-info-vec-optimized${GCL_VEC_MISSED:+ -fopt-info-vec-missed} 2>"$work/report.txt"
 status=0
 for header in include/gcl/backend/cpu/*.hpp; do
     [[ $header == */parallel.hpp ]] && continue
@@ -68,6 +85,10 @@ for header in include/gcl/backend/cpu/*.hpp; do
     while read -r line; do
         [[ -z $line ]] && continue
         loop=$((line + 1))
+        if sed -n "$((line - 1))p" "$header" | grep -q "check_vectorised: rows"; then
+            echo "ROWS       $header:$loop $(sed -n "$((line - 1))p" "$header" | sed 's/.*rows *//' | cut -c1-70)"
+            continue
+        fi
         # g++ names the loop's line or, for a loop with a body in braces, a line of the body.
         body=$(awk -v from="$loop" 'NR >= from { print NR; if (NR > from && $0 ~ /^ *}/) exit; if (NR == from && $0 !~ /{ *$/) exit }' "$header")
         if grep -q -E "$(basename "$header"):($(echo $body | tr ' ' '|')):[0-9]+: optimized: loop vectorized" "$work/report.txt"; then

@@ -35,6 +35,7 @@ struct Contrast<cpu> {
             const double s = static_cast<double>(prob.data()[i]);
             if (!std::isfinite(s) || !std::isfinite(static_cast<T>(s / tau))) return i;
         }
+// check_vectorised: rows (one anchor per iteration; exp and positives per pair)
 #pragma omp parallel for schedule(static)
         for (index_t i = 0; i < A; ++i) {
             T* row = prob.data() + i * A;
@@ -65,6 +66,7 @@ struct Contrast<cpu> {
                                         TensorView<T, cpu> losses) {
         const index_t A = logits.dim(0);
         with_positive(keys, masks, m, A, [&](auto positive) {
+// check_vectorised: rows (one anchor per iteration; exp and positives per pair)
 #pragma omp parallel for schedule(static)
             for (index_t i = 0; i < A; ++i) {
                 const T* lg = logits.data() + i * A;
@@ -98,6 +100,7 @@ struct Contrast<cpu> {
                            index_t m, ConstView<index_t, cpu> n_pos, double scale, TensorView<T, cpu> g) {
         const index_t A = prob.dim(0);
         with_positive(keys, masks, m, A, [&](auto positive) {
+// check_vectorised: rows (one anchor per iteration; exp and positives per pair)
 #pragma omp parallel for schedule(static)
             for (index_t i = 0; i < A; ++i) {
                 T* gi = g.data() + i * A;
@@ -122,11 +125,21 @@ struct Contrast<cpu> {
         const index_t n = out.numel();
         const T* g = pair_grads.data();
         T* o = out.data();
+        // Chunks of pairs, the labels outer inside a chunk, so that the pair loops vectorise.
+        constexpr index_t chunk = 256;
+        const index_t chunks = (n + chunk - 1) / chunk;
+        // check_vectorised: rows (chunks of pairs; the element loops below)
 #pragma omp parallel for schedule(static) if (cpu_detail::worth_parallel(n, last - first))
-        for (index_t i = 0; i < n; ++i) {
-            double s = 0;
-            for (index_t m = first; m < last; ++m) s += static_cast<double>(g[m * n + i]);
-            o[i] = static_cast<T>(std::abs(s));
+        for (index_t c = 0; c < chunks; ++c) {
+            const index_t begin = c * chunk, size = std::min(chunk, n - begin);
+            double sum[chunk] = {};
+            for (index_t m = first; m < last; ++m) {
+                const T* gm = g + m * n + begin;
+#pragma omp simd
+                for (index_t i = 0; i < size; ++i) sum[i] += static_cast<double>(gm[i]);
+            }
+#pragma omp simd
+            for (index_t i = 0; i < size; ++i) o[begin + i] = static_cast<T>(std::abs(sum[i]));
         }
     }
 
@@ -136,10 +149,11 @@ struct Contrast<cpu> {
         const index_t n = mask.numel(), K = pair_grads.numel() / n;
         const std::uint8_t* keep = mask.data();
         T* g = pair_grads.data();
-#pragma omp parallel for schedule(static) if (cpu_detail::worth_parallel(n, K))
-        for (index_t i = 0; i < n; ++i)
-            if (!keep[i])
-                for (index_t m = 0; m < K; ++m) g[m * n + i] = T(0);
+        for (index_t m = 0; m < K; ++m) {
+            T* gm = g + m * n;
+#pragma omp parallel for simd schedule(static) if (cpu_detail::worth_parallel(n, K))
+            for (index_t i = 0; i < n; ++i) gm[i] = keep[i] ? gm[i] : T(0);
+        }
     }
 
     // The pixel contrast's sampling: the first s whose location is outside [0, hw), or -1.

@@ -25,6 +25,7 @@ struct FlatUpdate<cpu> {
     static void step(const typename Rule::Constants& c, T* params, const T* grads, T* const* state, index_t n,
                      const std::vector<UpdateRun>& runs) {
         const index_t blocks = (n + block_size - 1) / block_size;
+        // check_vectorised: rows (blocks of runs; the element loop is the rule's update_range)
 #pragma omp parallel for schedule(static) if (n >= parallel_threshold)
         for (index_t b = 0; b < blocks; ++b) {
             const index_t begin = b * block_size;

@@ -48,25 +48,31 @@ struct Pooling<cpu> {
 
     // One plane of a 2x2, stride-2 max pool with the general loop's rules: candidates in row-major
     // order, a later one taken only when it is larger (ties: the first) or NaN (the first NaN wins).
+    // Written as selects over the four candidates so that the row loop vectorises.
     template <class T>
     static void max_pool2x2_plane(const T* in, index_t w, T* out, index_t* idx, index_t oh, index_t ow) {
-        const auto take = [](T& best, index_t& best_index, T v, index_t at) {
-            const bool better = best == best && (v > best || v != v);
-            best = better ? v : best;
-            best_index = better ? at : best_index;
-        };
         for (index_t i = 0; i < oh; ++i) {
             const T* top = in + 2 * i * w;
             const T* bottom = top + w;
+            T* out_row = out + i * ow;
+            index_t* idx_row = idx + i * ow;
+            const index_t row_start = 2 * i * w;
+#pragma omp simd
             for (index_t j = 0; j < ow; ++j) {
-                const index_t first = 2 * i * w + 2 * j;
+                const T b = top[2 * j + 1], c = bottom[2 * j], d = bottom[2 * j + 1];
                 T best = top[2 * j];
-                index_t best_index = first;
-                take(best, best_index, top[2 * j + 1], first + 1);
-                take(best, best_index, bottom[2 * j], first + w);
-                take(best, best_index, bottom[2 * j + 1], first + w + 1);
-                out[i * ow + j] = best;
-                idx[i * ow + j] = best_index;
+                index_t offset = 0;  // of the best candidate in the window: 0, 1, w or w + 1
+                bool take = beats(b, best);
+                best = take ? b : best;
+                offset = take ? 1 : offset;
+                take = beats(c, best);
+                best = take ? c : best;
+                offset = take ? w : offset;
+                take = beats(d, best);
+                best = take ? d : best;
+                offset = take ? w + 1 : offset;
+                out_row[j] = best;
+                idx_row[j] = row_start + 2 * j + offset;
             }
         }
     }
@@ -115,6 +121,13 @@ struct Pooling<cpu> {
             const T v = static_cast<T>(static_cast<double>(dy.data()[plane]) / static_cast<double>(size));
             std::fill(dx.data() + plane * size, dx.data() + (plane + 1) * size, v);
         });
+    }
+
+private:
+    // Whether a later candidate v replaces the window's best so far (max_pool_window's rule).
+    template <class T>
+    static bool beats(T v, T best) {
+        return best == best && (v > best || v != v);
     }
 };
 
