@@ -151,7 +151,7 @@ struct Contrast<cpu> {
         T* g = pair_grads.data();
         for (index_t m = 0; m < K; ++m) {
             T* gm = g + m * n;
-#pragma omp parallel for simd schedule(static) if (cpu_detail::worth_parallel(n, K))
+#pragma omp parallel for schedule(static) if (cpu_detail::worth_parallel(n, K))
             for (index_t i = 0; i < n; ++i) gm[i] = keep[i] ? gm[i] : T(0);
         }
     }
