@@ -16,6 +16,7 @@
 #include "gcl/backend/cuda/handles.cuh"
 #include "gcl/backend/cuda/pooling.cuh"
 #include "gcl/backend/cuda/reduce.cuh"
+#include "gcl/backend/cuda/segmentation.cuh"
 #include "gcl/backend/cuda/stream.cuh"
 #include "gcl/surgery/cuda/filter.cuh"
 #include "gcl/surgery/cuda/mitigate.cuh"

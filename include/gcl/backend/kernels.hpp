@@ -38,6 +38,21 @@ template <class Device> struct Elementwise;  // fill, strided copy, arithmetic
 template <class Device> struct Reduce;       // sums, maxima, dot products, finiteness
 template <class Device> struct FlatUpdate;   // an optimizer rule's element update over flat vectors
 template <class Device> struct Contrast;     // the contrastive losses' per-pair passes
+template <class Device> struct Segmentation; // cross-entropy and soft Dice: per-pixel passes and sums
+
+// What Segmentation<D>::cross_entropy sums over the pixels not ignored.
+struct CrossEntropySums {
+    double weighted_loss = 0;  // sum_i w_{y_i} (-log p_{y_i})
+    double weight = 0;         // sum_i w_{y_i}
+    index_t counted = 0;       // pixels not ignored
+};
+
+// The first target that is neither a class nor the ignore index: its flat position and value
+// (position -1: none).
+struct BadTarget {
+    index_t position = -1;
+    index_t value = 0;
+};
 
 // A run [begin, end) of a flat parameter vector whose parameters share their optimizer options
 // (FlatUpdate's unit of work).
