@@ -18,7 +18,7 @@
 #include "gcl/backend/cpu/bias.hpp"
 #include "gcl/backend/cpu/pooling.hpp"
 #include "gcl/backend/cpu/reduce.hpp"
-#include "block_sum_replay.hpp"
+#include "support/block_sum_replay.hpp"
 #include "gcl/cuda.cuh"
 #include "gcl/testing/projection.hpp"
 

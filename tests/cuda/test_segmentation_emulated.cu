@@ -7,7 +7,7 @@
 #include <cstring>
 #include <vector>
 
-#include "block_sum_replay.hpp"
+#include "support/block_sum_replay.hpp"
 #include "gcl/backend/cuda/segmentation.cuh"
 #include "gcl/core/random.hpp"
 #include "gcl/loss/segmentation_input.hpp"
