@@ -19,7 +19,7 @@ namespace bd = gcl::backend::detail;
 namespace ck = gcl::backend::cuda_kernels;
 using CpuPasses = gcl::backend::Segmentation<gcl::cpu>;
 
-// The CUDA passes compile for both element types (they run in test_cuda_segmentation on a GPU).
+// The CUDA passes compile for both element types (they run in test_cuda_backend [segmentation] on a GPU).
 template gcl::backend::CrossEntropySums gcl::backend::Segmentation<gcl::cuda>::cross_entropy<float>(
     gcl::ConstView<double, gcl::cuda>, gcl::ConstView<index_t, gcl::cuda>, const double*, index_t,
     gcl::TensorView<float, gcl::cuda>);

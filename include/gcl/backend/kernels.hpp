@@ -26,6 +26,13 @@ struct StrictNormalizeStatus {
     index_t position = -1;
 };
 
+// One label's contrastive loss (Contrast<D>::label_loss): the mean of the anchor terms over the
+// anchors that have positives.
+struct ContrastLabelLoss {
+    double mean = 0;      // 0 when no anchor counted
+    index_t counted = 0;  // anchors with at least one positive
+};
+
 template <class Device> struct Gemm;         // C = alpha op(A) op(B) + beta C
 template <class Device> struct Conv2d;       // convolution: forward, backward data / weight
 template <class Device> struct Bias;         // per-channel bias: add, gradient
