@@ -15,6 +15,7 @@
 #include "gcl/backend/cuda/gemm.cuh"
 #include "gcl/backend/cuda/handles.cuh"
 #include "gcl/backend/cuda/pooling.cuh"
+#include "gcl/backend/cuda/random_fill.cuh"
 #include "gcl/backend/cuda/reduce.cuh"
 #include "gcl/backend/cuda/stream.cuh"
 #include "gcl/surgery/cuda/filter.cuh"

@@ -10,6 +10,8 @@
 //
 // Ops built from other ops (linear, transposed convolution, concat/split) have no family of
 // their own: they run on every device whose families they use.
+#include <cstdint>
+
 #include "gcl/core/shape.hpp"
 
 namespace gcl::backend {
@@ -38,6 +40,7 @@ template <class Device> struct Elementwise;  // fill, strided copy, arithmetic
 template <class Device> struct Reduce;       // sums, maxima, dot products, finiteness
 template <class Device> struct FlatUpdate;   // an optimizer rule's element update over flat vectors
 template <class Device> struct Contrast;     // the contrastive losses' per-pair passes
+template <class Device> struct RandomFill;   // Philox fills: uniform, normal, dropout masks
 
 // A run [begin, end) of a flat parameter vector whose parameters share their optimizer options
 // (FlatUpdate's unit of work).
@@ -46,6 +49,14 @@ struct UpdateRun {
     index_t end = 0;
     bool weight_decay = true;
     bool trainable = true;
+};
+
+// The counters a RandomFill draws from (reserved from an Rng by the op): element i of the output
+// takes counter first + i of stream `stream` under `seed`, on every device.
+struct RandomDraws {
+    std::uint64_t seed = 0;
+    std::uint64_t stream = 0;
+    std::uint64_t first = 0;
 };
 
 }  // namespace gcl::backend
