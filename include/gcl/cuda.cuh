@@ -17,6 +17,7 @@
 #include "gcl/backend/cuda/handles.cuh"
 #include "gcl/backend/cuda/normalize.cuh"
 #include "gcl/backend/cuda/pooling.cuh"
+#include "gcl/backend/cuda/random_fill.cuh"
 #include "gcl/backend/cuda/reduce.cuh"
 #include "gcl/backend/cuda/segmentation.cuh"
 #include "gcl/backend/cuda/softmax.cuh"

@@ -2,6 +2,7 @@
 // gcl umbrella header: everything that compiles with a plain C++ compiler.
 // The CUDA backend has its own umbrella, gcl/cuda.cuh, for nvcc translation units.
 
+#include "gcl/core/box_muller.hpp"
 #include "gcl/core/buffer.hpp"
 #include "gcl/core/config.hpp"
 #include "gcl/core/device.hpp"
@@ -80,6 +81,7 @@
 #include "gcl/ops/linear.hpp"
 #include "gcl/ops/normalize.hpp"
 #include "gcl/ops/pooling.hpp"
+#include "gcl/ops/random.hpp"
 #include "gcl/ops/reduce.hpp"
 #include "gcl/ops/softmax.hpp"
 #include "gcl/ops/window2d.hpp"

@@ -22,6 +22,7 @@
 #include "gcl/backend/cpu/contrast.hpp"
 #include "gcl/backend/cpu/normalize.hpp"
 #include "gcl/backend/cpu/pooling.hpp"
+#include "gcl/backend/cpu/random_fill.hpp"
 #include "gcl/backend/cpu/reduce.hpp"
 #include "gcl/backend/cpu/softmax.hpp"
 #include "support/block_sum_replay.hpp"
@@ -727,4 +728,42 @@ TEMPLATE_TEST_CASE("Contrast<cuda>'s pixel rules, replayed, equal the CPU backen
     locations(1) = -1;
     CHECK(CpuContrast::first_bad_location(locations.cview(), hw) == 1);
     CHECK(replay_first_index_where(S, [&](index_t s) { return bd::location_outside(locations(s), hw); }) == 1);
+
+// RandomFill<cuda> runs the item rules of backend/detail/random_items.hpp, whose arithmetic on a
+// device is uniform_at_pinned and normal_at_pinned (core/random.hpp). Replayed here for every
+// item of the launch, they give RandomFill<cpu>'s numbers: uniform draws and masks bit for bit,
+// float normals too, double normals within the C library's rounding of log and cos.
+TEMPLATE_TEST_CASE("RandomFill<cuda>'s items, replayed, give the CPU fills' numbers", "[cuda][emulated]", float, double) {
+    using T = TestType;
+    using CpuFill = gcl::backend::RandomFill<gcl::cpu>;
+    const gcl::backend::RandomDraws draws{4242, 17, 1000};
+    const index_t n = 70001;
+    const std::vector<index_t> items = grid_stride_items(n, cd::elementwise_threads);
+    const auto counter = [&](index_t i) { return bd::counter_of(draws, i); };
+    Tensor<T> cpu(Shape{n}), replay(Shape{n});
+
+    CpuFill::uniform<T>(cpu.view(), draws, T(-2), T(0.5));
+    for (index_t i : items)
+        replay.data()[i] = gcl::uniform_at_pinned<T>(draws.seed, draws.stream, counter(i), T(-2), T(0.5));
+    for (index_t i = 0; i < n; ++i) REQUIRE(same_bits(cpu.data()[i], replay.data()[i]));
+
+    const double p = 0.35;
+    const T keep = static_cast<T>(1.0 / (1.0 - p));
+    CpuFill::dropout_mask<T>(cpu.view(), draws, p, keep);
+    for (index_t i : items)
+        replay.data()[i] = gcl::uniform_at_pinned<double>(draws.seed, draws.stream, counter(i), 0.0, 1.0) < p ? T(0) : keep;
+    for (index_t i = 0; i < n; ++i) REQUIRE(same_bits(cpu.data()[i], replay.data()[i]));
+
+    CpuFill::normal<T>(cpu.view(), draws, T(-1), T(0.75));
+    for (index_t i : items)
+        replay.data()[i] = gcl::normal_at_pinned<T>(draws.seed, draws.stream, counter(i), T(-1), T(0.75));
+    index_t differing = 0;
+    for (index_t i = 0; i < n; ++i) {
+        if (same_bits(cpu.data()[i], replay.data()[i])) continue;
+        ++differing;
+        REQUIRE(std::is_same_v<T, double>);  // float normals are the CPU's bits
+        REQUIRE(std::abs(cpu.data()[i] - replay.data()[i]) <= 8 * std::numeric_limits<T>::epsilon() *
+                                                                  std::max(T(1), std::abs(cpu.data()[i])));
+    }
+    CHECK(differing * 200 <= n);
 }

@@ -248,7 +248,7 @@ TEST_CASE("Dropout: seeded, deterministic masks; inverted scaling; identity in e
     gcl::Rng rng(18);
     Arena arena;
     Scope root(arena, 99);
-    const auto x = random<double>({4, 8, 32, 32}, rng);  // > 65536 elements: the mask loop runs in parallel
+    const auto x = random<double>({4, 8, 32, 32}, rng);  // enough elements for the mask fill to run in parallel
     nn::Dropout<double> drop(root.child("drop"), {.p = 0.25});
 
     const auto y = copy(drop.forward(x.cview()));
@@ -262,6 +262,13 @@ TEST_CASE("Dropout: seeded, deterministic masks; inverted scaling; identity in e
     }
     const double fraction = static_cast<double>(dropped) / static_cast<double>(x.numel());
     CHECK(std::abs(fraction - 0.25) < 0.01);
+    // The mask is the inverted-dropout rule on the first counters of the layer's generator.
+    const gcl::Rng fresh = root.child("drop").rng("mask");
+    for (index_t i = 0; i < x.numel(); ++i) {
+        const double u = gcl::uniform_at<double>(fresh.seed(), fresh.stream(), static_cast<std::uint64_t>(i), 0.0, 1.0);
+        REQUIRE(mask.data()[i] == (u < 0.25 ? 0.0 : 1.0 / 0.75));
+    }
+    REQUIRE(drop.rng().offset() == static_cast<std::uint64_t>(x.numel()));
 
     // backward is dy * mask: the exact derivative of x -> x * mask.
     const auto dy = random<double>(x.shape(), rng);
@@ -404,6 +411,11 @@ TEST_CASE("Initialisation: Kaiming and Xavier statistics, seeded by name", "[nn]
     const double expected = std::sqrt(2.0 / (1.0 + 0.01 * 0.01)) / std::sqrt(64.0 * 9.0);
     CHECK(std::abs(std / expected - 1) < 0.01);
     CHECK(std::abs(sum / n) < 0.01 * expected);
+    // The values are gcl::fill_normal's draws from the parameter's generator, bit for bit.
+    Tensor<double> drawn(w);
+    gcl::Rng generator = root.rng("kaiming");
+    gcl::fill_normal<double>(drawn.view(), generator, 0.0, expected);
+    require_equal(v, drawn, "the generator's draws");
 
     const auto x = root.parameter("xavier", {100, 50}, nn::Init::xavier_uniform(2.0));
     const double bound = 2.0 * std::sqrt(6.0 / 150.0);

@@ -10,6 +10,8 @@
 //
 // Ops built from other ops (linear, transposed convolution, concat/split) have no family of
 // their own: they run on every device whose families they use.
+#include <cstdint>
+
 #include "gcl/core/shape.hpp"
 
 namespace gcl::backend {
@@ -45,6 +47,7 @@ template <class Device> struct Elementwise;  // fill, strided copy, arithmetic
 template <class Device> struct Reduce;       // sums, maxima, dot products, finiteness
 template <class Device> struct FlatUpdate;   // an optimizer rule's element update over flat vectors
 template <class Device> struct Contrast;     // the contrastive losses' per-pair passes
+template <class Device> struct RandomFill;   // Philox fills: uniform, normal, dropout masks
 template <class Device> struct Segmentation; // cross-entropy and soft Dice: per-pixel passes and sums
 
 // What Segmentation<D>::cross_entropy sums over the pixels not ignored.
@@ -68,6 +71,14 @@ struct UpdateRun {
     index_t end = 0;
     bool weight_decay = true;
     bool trainable = true;
+};
+
+// The counters a RandomFill draws from (reserved from an Rng by the op): element i of the output
+// takes counter first + i of stream `stream` under `seed`, on every device.
+struct RandomDraws {
+    std::uint64_t seed = 0;
+    std::uint64_t stream = 0;
+    std::uint64_t first = 0;
 };
 
 }  // namespace gcl::backend

@@ -9,6 +9,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "gcl/core/box_muller.hpp"
 #include "gcl/core/config.hpp"
 #include "gcl/core/error.hpp"
 #include "gcl/core/tensor_view.hpp"
@@ -60,22 +61,55 @@ GCL_HOST_DEVICE inline T uniform_from_bits(std::uint32_t a, std::uint32_t b) {
     }
 }
 
+// What device code computes for uniform_at and normal_at, callable on the host too (tests replay
+// it there): every operation pinned to one rounding (no fused multiply-add), and the normals' log
+// and cos correctly rounded (core/box_muller.hpp). The host's own uniform_at equals it wherever
+// the host compiler does not fuse `lo + (hi - lo) u` into an FMA (-ffp-contract=off, or a target
+// without FMA); its normal_at uses the C library's log and cos, which are not correctly rounded
+// for a few inputs in a thousand, so the two normals' z can differ there by one unit in the last
+// place of a double, which a float result shows only where z lies that close to a float rounding
+// boundary (about 2^-29 of those draws).
+template <class T>
+GCL_HOST_DEVICE inline T uniform_at_pinned(std::uint64_t seed, std::uint64_t stream, std::uint64_t counter, T lo,
+                                           T hi) {
+    const Philox4x32 r = random_block(seed, stream, counter);
+    return detail::add_rn(lo, detail::mul_rn(detail::sub_rn(hi, lo), uniform_from_bits<T>(r.v[0], r.v[1])));
+}
+
+template <class T>
+GCL_HOST_DEVICE inline T normal_at_pinned(std::uint64_t seed, std::uint64_t stream, std::uint64_t counter, T mean,
+                                          T std) {
+    const Philox4x32 r = random_block(seed, stream, counter);
+    const double u1 = 1.0 - uniform_from_bits<double>(r.v[0], r.v[1]);  // in (0, 1]: a finite logarithm
+    const double u2 = uniform_from_bits<double>(r.v[2], r.v[3]);
+    return detail::add_rn(mean, detail::mul_rn(std, static_cast<T>(detail::box_muller_pinned(u1, u2))));
+}
+
 // Uniform in [lo, hi) for element `counter` of a stream: one Philox block per element.
 template <class T>
 GCL_HOST_DEVICE inline T uniform_at(std::uint64_t seed, std::uint64_t stream, std::uint64_t counter, T lo, T hi) {
+#if defined(__CUDA_ARCH__)
+    return uniform_at_pinned<T>(seed, stream, counter, lo, hi);
+#else
     const Philox4x32 r = random_block(seed, stream, counter);
     return lo + (hi - lo) * uniform_from_bits<T>(r.v[0], r.v[1]);
+#endif
 }
 
-// Standard normal (Box-Muller) for element `counter` of a stream: one Philox block per element.
+// Normal (Box-Muller) for element `counter` of a stream: one Philox block per element, z computed
+// in double on every device.
 template <class T>
 GCL_HOST_DEVICE inline T normal_at(std::uint64_t seed, std::uint64_t stream, std::uint64_t counter, T mean, T std) {
+#if defined(__CUDA_ARCH__)
+    return normal_at_pinned<T>(seed, stream, counter, mean, std);
+#else
     const Philox4x32 r = random_block(seed, stream, counter);
-    // u1 in (0, 1] keeps the logarithm finite; the arithmetic is in double on every device.
+    // u1 in (0, 1] keeps the logarithm finite.
     const double u1 = 1.0 - uniform_from_bits<double>(r.v[0], r.v[1]);
     const double u2 = uniform_from_bits<double>(r.v[2], r.v[3]);
-    const double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586476925 * u2);
+    const double z = detail::box_muller_libm(u1, u2);
     return mean + std * static_cast<T>(z);
+#endif
 }
 
 // SplitMix64 finaliser: derives well-separated stream ids.

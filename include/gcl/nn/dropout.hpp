@@ -6,9 +6,9 @@
 //
 // The masks are seeded: the layer draws from Rng(seed, name_stream("<scope>.mask")), element i of
 // a forward call using the next counter in row-major order. A model built with the same seed and
-// run through the same calls drops the same elements, with any number of threads. backward
+// run through the same calls drops the same elements, with any number of threads and on any
+// device (ops::dropout_mask). backward
 // reuses the mask of the last forward call.
-#include <concepts>
 #include <string>
 
 #include "gcl/core/random.hpp"
@@ -16,6 +16,7 @@
 #include "gcl/nn/detail/layer_checks.hpp"
 #include "gcl/nn/scope.hpp"
 #include "gcl/ops/elementwise.hpp"
+#include "gcl/ops/random.hpp"
 
 namespace gcl::nn {
 
@@ -37,11 +38,7 @@ public:
 
     Shape output_shape(const Shape& x) const { return x; }
 
-    // Host devices only for now: the mask is drawn element by element from the host's Philox
-    // generator (core/random.hpp), and no backend family draws those numbers on another device.
-    ConstView<T, D> forward(ConstView<T, D> x)
-        requires std::same_as<D, cpu>
-    {
+    ConstView<T, D> forward(ConstView<T, D> x) {
         y_.resize(x.shape());
         input_shape_ = x.shape();
         forward_done_ = true;
@@ -51,16 +48,7 @@ public:
             return y_.cview();
         }
         mask_.resize(x.shape());
-        const index_t n = x.numel();
-        const std::uint64_t first = rng_.reserve(static_cast<std::uint64_t>(n));
-        const std::uint64_t seed = rng_.seed(), stream = rng_.stream();
-        const double p = options_.p;
-        const T keep_scale = static_cast<T>(1.0 / (1.0 - p));
-        T* m = mask_.data();
-#pragma omp parallel for schedule(static) if (n > 65536)
-        for (index_t i = 0; i < n; ++i)
-            m[i] = uniform_at<double>(seed, stream, first + static_cast<std::uint64_t>(i), 0.0, 1.0) < p ? T(0)
-                                                                                                         : keep_scale;
+        ops::dropout_mask(mask_.view(), rng_, options_.p);
         ops::mul(x, mask_.cview(), y_.view());
         return y_.cview();
     }

@@ -15,6 +15,7 @@
 #include "gcl/core/shape.hpp"
 #include "gcl/core/tensor_view.hpp"
 #include "gcl/ops/elementwise.hpp"
+#include "gcl/ops/random.hpp"
 
 namespace gcl::nn {
 
@@ -64,11 +65,11 @@ struct Init {
     static Init xavier_uniform(double gain = 1) { return {Kind::xavier_uniform, gain, 0}; }
 };
 
-// Fills `out` (contiguous) by `init`, drawing from `rng` (element i uses the generator's next
-// counters in row-major order, so the result does not depend on the thread count). A host view:
-// the draws are made on the host (core/random.hpp), the way they repeat exactly on any machine.
-template <class T>
-void initialize(TensorView<T, cpu> out, const Init& init, const Fans& fans, Rng& rng) {
+// Fills `out` (contiguous, on any device) by `init`, drawing from `rng` through ops::fill_uniform
+// and ops::fill_normal: element i uses the generator's next counters in row-major order, so the
+// result depends neither on the thread count nor on the device.
+template <class T, class D>
+void initialize(TensorView<T, D> out, const Init& init, const Fans& fans, Rng& rng) {
     constexpr std::string_view op = "nn::initialize";
     check(out.is_contiguous(), op, "view of shape ", out.shape(), " must be contiguous");
     check(fans.fan_in > 0 && fans.fan_out > 0, op, "fans must be positive, got ", fans.fan_in, " and ", fans.fan_out);
@@ -86,23 +87,23 @@ void initialize(TensorView<T, cpu> out, const Init& init, const Fans& fans, Rng&
             return;
         case Init::Kind::uniform:
             check(init.a <= init.b, op, "uniform bounds must be ordered, got [", init.a, ", ", init.b, ")");
-            fill_uniform<T>(out, rng, static_cast<T>(init.a), static_cast<T>(init.b));
+            ops::fill_uniform(out, rng, static_cast<T>(init.a), static_cast<T>(init.b));
             return;
         case Init::Kind::normal:
             check(init.b >= 0, op, "the standard deviation must not be negative, got ", init.b);
-            fill_normal<T>(out, rng, static_cast<T>(init.a), static_cast<T>(init.b));
+            ops::fill_normal(out, rng, static_cast<T>(init.a), static_cast<T>(init.b));
             return;
         case Init::Kind::kaiming_normal:
-            fill_normal<T>(out, rng, T(0), static_cast<T>(kaiming_std()));
+            ops::fill_normal(out, rng, T(0), static_cast<T>(kaiming_std()));
             return;
         case Init::Kind::xavier_normal:
-            fill_normal<T>(out, rng, T(0), static_cast<T>(xavier_std()));
+            ops::fill_normal(out, rng, T(0), static_cast<T>(xavier_std()));
             return;
         case Init::Kind::kaiming_uniform:
         case Init::Kind::xavier_uniform: {
             const double std = init.kind == Init::Kind::kaiming_uniform ? kaiming_std() : xavier_std();
             const T bound = static_cast<T>(std::sqrt(3.0) * std);
-            fill_uniform<T>(out, rng, -bound, bound);
+            ops::fill_uniform(out, rng, -bound, bound);
             return;
         }
     }

@@ -12,7 +12,6 @@
 // the seed, the name, the shape and the rule. Two models built with the same seed (a pre-training
 // model and the U-Net it initialises) therefore start from identical weights wherever their names
 // agree, whatever else they contain.
-#include <concepts>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -68,24 +67,18 @@ public:
     Rng rng(std::string_view leaf) const { return Rng(seed_, name_stream(name(leaf))); }
 
     // Registers and initialises a parameter; the fans default to PyTorch's convention (fans_of).
-    // Host devices only for now: the initial values are Philox draws made element by element on
-    // the host (nn::initialize), and no device-neutral host-to-device copy exists yet to move
-    // them into another device's arena.
+    // The values are drawn on the arena's device (nn::initialize), the same on every device.
     ParamHandle parameter(std::string_view leaf, const Shape& shape, const Init& init, const Fans& fans,
-                          ParameterOptions options = {}) const
-        requires std::same_as<D, cpu>
-    {
+                          ParameterOptions options = {}) const {
         const ParamHandle h = arena_->add_parameter(name(leaf), shape, options);
         if (shape.numel() > 0) {
             Rng generator = rng(leaf);
-            initialize<T>(arena_->value(h), init, fans, generator);
+            initialize<T, D>(arena_->value(h), init, fans, generator);
         }
         return h;
     }
     ParamHandle parameter(std::string_view leaf, const Shape& shape, const Init& init,
-                          ParameterOptions options = {}) const
-        requires std::same_as<D, cpu>
-    {
+                          ParameterOptions options = {}) const {
         return parameter(leaf, shape, init, shape.numel() > 0 ? fans_of(shape) : Fans{}, options);
     }
 
