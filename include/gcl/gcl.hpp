@@ -82,6 +82,7 @@
 #include "gcl/ops/pooling.hpp"
 #include "gcl/ops/reduce.hpp"
 #include "gcl/ops/softmax.hpp"
+#include "gcl/ops/transfer.hpp"
 #include "gcl/ops/window2d.hpp"
 #include "gcl/optim/adam.hpp"
 #include "gcl/optim/flat_optimizer.hpp"
