@@ -23,7 +23,6 @@ using gcl::Shape;
 using gcl::Tensor;
 namespace ops = gcl::ops;
 namespace tr = gcl::train;
-using cuda = gcl::cuda;
 
 namespace {
 
@@ -34,9 +33,9 @@ concept HasGradient = requires(O& objective, gcl::ConstView<float, typename O::d
 };
 
 static_assert(HasGradient<tr::GclObjective<float>>, "the cpu objective computes its gradient");
-static_assert(!tr::ContrastDevice<cuda> && !HasGradient<tr::GclObjective<float, cuda>>,
+static_assert(!tr::ContrastDevice<gcl::cuda> && !HasGradient<tr::GclObjective<float, gcl::cuda>>,
               "cuda has no contrast families yet; when it does, test the whole GCL step here");
-static_assert(std::is_abstract_v<tr::GclBatchExchange<float, cuda>>);
+static_assert(std::is_abstract_v<tr::GclBatchExchange<float, gcl::cuda>>);
 
 }  // namespace
 
@@ -71,13 +70,13 @@ bool bitwise_equal(const Tensor<T>& a, const Tensor<T>& b) {
 
 TEST_CASE("PixelSampling on cuda holds the cpu's locations", "[cuda][train][gcl]") {
     const tr::PixelSampling sampling{.samples = 10, .seed = 7};
-    const Tensor<index_t, cuda> device = sampling.locations<cuda>(6, 5, 3);
+    const Tensor<index_t, gcl::cuda> device = sampling.locations<gcl::cuda>(6, 5, 3);
     CHECK(bitwise_equal(gcl::to_host(device), sampling.locations(6, 5, 3)));
 }
 
 TEST_CASE("host_to_device and device_to_host on cuda, strided views included", "[cuda][ops][transfer]") {
     const Tensor<float> host = random_host<float>(Shape{4, 3}, 1);
-    const Tensor<float, cuda> device = ops::host_to_device<cuda>(host);
+    const Tensor<float, gcl::cuda> device = ops::host_to_device<gcl::cuda>(host);
     CHECK(bitwise_equal(ops::device_to_host(device.cview()), host));
     const Tensor<float> transposed = ops::device_to_host(device.cview().transpose(0, 1));
     REQUIRE(transposed.shape() == Shape{3, 4});
@@ -91,14 +90,14 @@ TEMPLATE_TEST_CASE("the encoder-output level's rearrangements on cuda give the c
     const index_t N = 3, K = 2, C = 4, h = 2, w = 3, HW = h * w, F = C * HW;
     const Shape fs{N, C, h, w};
     Tensor<T> rows_sample(Shape{N, K, F}), rows_location(Shape{N * HW, K, C});
-    Tensor<T, cuda> rows_sample_d(Shape{N, K, F}), rows_location_d(Shape{N * HW, K, C});
+    Tensor<T, gcl::cuda> rows_sample_d(Shape{N, K, F}), rows_location_d(Shape{N * HW, K, C});
     for (index_t m = 0; m < K; ++m) {
         const Tensor<T> g = random_host<T>(fs, 10 + static_cast<std::uint64_t>(m));
-        const Tensor<T, cuda> g_d = gcl::to_device(g);
+        const Tensor<T, gcl::cuda> g_d = gcl::to_device(g);
         tr::label_rows_by_sample<T, gcl::cpu>(g.cview(), m, rows_sample.view());
-        tr::label_rows_by_sample<T, cuda>(g_d.cview(), m, rows_sample_d.view());
+        tr::label_rows_by_sample<T, gcl::cuda>(g_d.cview(), m, rows_sample_d.view());
         tr::label_rows_by_location<T, gcl::cpu>(g.cview(), m, rows_location.view());
-        tr::label_rows_by_location<T, cuda>(g_d.cview(), m, rows_location_d.view());
+        tr::label_rows_by_location<T, gcl::cuda>(g_d.cview(), m, rows_location_d.view());
         for (index_t n = 0; n < N; ++n)
             for (index_t c = 0; c < C; ++c)
                 for (index_t p = 0; p < HW; ++p) {
@@ -111,10 +110,10 @@ TEMPLATE_TEST_CASE("the encoder-output level's rearrangements on cuda give the c
 
     const Tensor<T> combined = random_host<T>(Shape{N * HW, C}, 20);
     Tensor<T> map = random_host<T>(fs, 21), scratch(fs);
-    Tensor<T, cuda> map_d = gcl::to_device(map), scratch_d(fs);
+    Tensor<T, gcl::cuda> map_d = gcl::to_device(map), scratch_d(fs);
     const Tensor<T> before = map;
     tr::add_location_rows<T, gcl::cpu>(combined.cview(), map.view(), scratch.view());
-    tr::add_location_rows<T, cuda>(gcl::to_device(combined).cview(), map_d.view(), scratch_d.view());
+    tr::add_location_rows<T, gcl::cuda>(gcl::to_device(combined).cview(), map_d.view(), scratch_d.view());
     for (index_t n = 0; n < N; ++n)
         for (index_t c = 0; c < C; ++c)
             for (index_t p = 0; p < HW; ++p)
@@ -123,7 +122,7 @@ TEMPLATE_TEST_CASE("the encoder-output level's rearrangements on cuda give the c
 
     const Tensor<T> g = random_host<T>(Shape{3, 500}, 30);
     const std::vector<double> gram = tr::row_gram<T, gcl::cpu>(g.cview());
-    const std::vector<double> gram_d = tr::row_gram<T, cuda>(gcl::to_device(g).cview());
+    const std::vector<double> gram_d = tr::row_gram<T, gcl::cuda>(gcl::to_device(g).cview());
     REQUIRE(gram_d.size() == 9);
     for (std::size_t i = 0; i < 9; ++i) CHECK(gram_d[i] == Approx(gram[i]).epsilon(1e-12));
     CHECK(gram_d[1] == gram_d[3]);
@@ -134,14 +133,14 @@ TEST_CASE("PixelFilterPolicy's anchor scores and kept rows on cuda", "[cuda][tra
     const Tensor<float> magnitudes = random_host<float>(Shape{A, A}, 40);
     const Tensor<float> scores = tr::PixelFilterPolicy::anchor_scores<float, gcl::cpu>(magnitudes.cview());
     const Tensor<float> scores_d =
-        gcl::to_host(tr::PixelFilterPolicy::anchor_scores<float, cuda>(gcl::to_device(magnitudes).cview()));
+        gcl::to_host(tr::PixelFilterPolicy::anchor_scores<float, gcl::cuda>(gcl::to_device(magnitudes).cview()));
     REQUIRE(scores_d.shape() == Shape{A, 1});
     for (index_t i = 0; i < A; ++i) CHECK(scores_d(i, 0) == Approx(scores(i, 0)).epsilon(1e-6));
 
     Tensor<std::uint8_t> kept(Shape{A, 1});
     for (index_t i = 0; i < A; ++i) kept(i, 0) = i % 3 == 0;
     const Tensor<std::uint8_t> rows = tr::PixelFilterPolicy::anchor_rows<gcl::cpu>(kept.cview());
-    const Tensor<std::uint8_t> rows_d = gcl::to_host(tr::PixelFilterPolicy::anchor_rows<cuda>(gcl::to_device(kept).cview()));
+    const Tensor<std::uint8_t> rows_d = gcl::to_host(tr::PixelFilterPolicy::anchor_rows<gcl::cuda>(gcl::to_device(kept).cview()));
     CHECK(bitwise_equal(rows_d, rows));
     for (index_t i = 0; i < A; ++i)
         for (index_t a = 0; a < A; ++a) CHECK(rows(i, a) == kept(i, 0));
