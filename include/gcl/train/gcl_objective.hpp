@@ -182,8 +182,10 @@ private:
             const Tensor<T, D> guidance = filter.needs_guidance() ? image_guidance(st.img, st.locations) : Tensor<T, D>();
             st.pix = spaces.pixel_contrast(pixel, labels.cview(), st.locations, filter, guidance, options_.pixel_weight,
                                            st.report);
-            if (options_.pixel_weight != 1.0)
+            if (options_.pixel_weight != 1.0) {  // the per-label gradients and their sum (the plain-sum level's)
                 ops::scale(st.pix.grads.cview(), static_cast<T>(options_.pixel_weight), st.pix.grads.view());
+                ops::scale(st.pix.grad_sum.cview(), static_cast<T>(options_.pixel_weight), st.pix.grad_sum.view());
+            }
         }
         if (exchange_) keep_own_rows(st);
         return st;
