@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "../optim/optim_test_util.hpp"
 #include "gcl/core/random.hpp"
 #include "gcl/cuda.cuh"
 #include "gcl/ops/transfer.hpp"
@@ -23,8 +24,15 @@ using gcl::Shape;
 using gcl::Tensor;
 namespace ops = gcl::ops;
 namespace tr = gcl::train;
+using optim_test::random_tensor;
 
 namespace {
+
+// Same shape and the same bits.
+template <class T>
+bool same_bits(const Tensor<T>& a, const Tensor<T>& b) {
+    return a.shape() == b.shape() && optim_test::bitwise_equal<T>(a.cview(), b.cview());
+}
 
 template <class O>
 concept HasGradient = requires(O& objective, gcl::ConstView<float, typename O::device_type> images,
@@ -48,36 +56,16 @@ template class gcl::train::DensePixelGradient<float, gcl::cuda>;
 template struct gcl::train::GclStage<double, gcl::cuda>;
 template struct gcl::train::EmbeddingGradients<float, gcl::cuda>;
 
-namespace {
-
-template <class T>
-Tensor<T> random_host(const Shape& shape, std::uint64_t seed) {
-    Tensor<T> t(shape);
-    gcl::Rng rng(seed);
-    gcl::fill_normal(t.view(), rng);
-    return t;
-}
-
-template <class T>
-bool bitwise_equal(const Tensor<T>& a, const Tensor<T>& b) {
-    if (!(a.shape() == b.shape())) return false;
-    for (index_t i = 0; i < a.numel(); ++i)
-        if (a.data()[i] != b.data()[i]) return false;
-    return true;
-}
-
-}  // namespace
-
 TEST_CASE("PixelSampling on cuda holds the cpu's locations", "[cuda][train][gcl]") {
     const tr::PixelSampling sampling{.samples = 10, .seed = 7};
     const Tensor<index_t, gcl::cuda> device = sampling.locations<gcl::cuda>(6, 5, 3);
-    CHECK(bitwise_equal(gcl::to_host(device), sampling.locations(6, 5, 3)));
+    CHECK(same_bits(gcl::to_host(device), sampling.locations(6, 5, 3)));
 }
 
 TEST_CASE("host_to_device and device_to_host on cuda, strided views included", "[cuda][ops][transfer]") {
-    const Tensor<float> host = random_host<float>(Shape{4, 3}, 1);
+    const Tensor<float> host = random_tensor<float>(Shape{4, 3}, 1);
     const Tensor<float, gcl::cuda> device = ops::host_to_device<gcl::cuda>(host);
-    CHECK(bitwise_equal(ops::device_to_host(device.cview()), host));
+    CHECK(same_bits(ops::device_to_host(device.cview()), host));
     const Tensor<float> transposed = ops::device_to_host(device.cview().transpose(0, 1));
     REQUIRE(transposed.shape() == Shape{3, 4});
     for (index_t i = 0; i < 3; ++i)
@@ -92,7 +80,7 @@ TEMPLATE_TEST_CASE("the encoder-output level's rearrangements on cuda give the c
     Tensor<T> rows_sample(Shape{N, K, F}), rows_location(Shape{N * HW, K, C});
     Tensor<T, gcl::cuda> rows_sample_d(Shape{N, K, F}), rows_location_d(Shape{N * HW, K, C});
     for (index_t m = 0; m < K; ++m) {
-        const Tensor<T> g = random_host<T>(fs, 10 + static_cast<std::uint64_t>(m));
+        const Tensor<T> g = random_tensor<T>(fs, 10 + static_cast<std::uint64_t>(m));
         const Tensor<T, gcl::cuda> g_d = gcl::to_device(g);
         tr::label_rows_by_sample<T, gcl::cpu>(g.cview(), m, rows_sample.view());
         tr::label_rows_by_sample<T, gcl::cuda>(g_d.cview(), m, rows_sample_d.view());
@@ -105,11 +93,11 @@ TEMPLATE_TEST_CASE("the encoder-output level's rearrangements on cuda give the c
                     CHECK(rows_location(n * HW + p, m, c) == g(n, c, p / w, p % w));
                 }
     }
-    CHECK(bitwise_equal(gcl::to_host(rows_sample_d), rows_sample));
-    CHECK(bitwise_equal(gcl::to_host(rows_location_d), rows_location));
+    CHECK(same_bits(gcl::to_host(rows_sample_d), rows_sample));
+    CHECK(same_bits(gcl::to_host(rows_location_d), rows_location));
 
-    const Tensor<T> combined = random_host<T>(Shape{N * HW, C}, 20);
-    Tensor<T> map = random_host<T>(fs, 21), scratch(fs);
+    const Tensor<T> combined = random_tensor<T>(Shape{N * HW, C}, 20);
+    Tensor<T> map = random_tensor<T>(fs, 21), scratch(fs);
     Tensor<T, gcl::cuda> map_d = gcl::to_device(map), scratch_d(fs);
     const Tensor<T> before = map;
     tr::add_location_rows<T, gcl::cpu>(combined.cview(), map.view(), scratch.view());
@@ -118,9 +106,9 @@ TEMPLATE_TEST_CASE("the encoder-output level's rearrangements on cuda give the c
         for (index_t c = 0; c < C; ++c)
             for (index_t p = 0; p < HW; ++p)
                 CHECK(map(n, c, p / w, p % w) == before(n, c, p / w, p % w) + combined(n * HW + p, c));
-    CHECK(bitwise_equal(gcl::to_host(map_d), map));
+    CHECK(same_bits(gcl::to_host(map_d), map));
 
-    const Tensor<T> g = random_host<T>(Shape{3, 500}, 30);
+    const Tensor<T> g = random_tensor<T>(Shape{3, 500}, 30);
     const std::vector<double> gram = tr::row_gram<T, gcl::cpu>(g.cview());
     const std::vector<double> gram_d = tr::row_gram<T, gcl::cuda>(gcl::to_device(g).cview());
     REQUIRE(gram_d.size() == 9);
@@ -130,7 +118,7 @@ TEMPLATE_TEST_CASE("the encoder-output level's rearrangements on cuda give the c
 
 TEST_CASE("PixelFilterPolicy's anchor scores and kept rows on cuda", "[cuda][train][gcl]") {
     const index_t A = 12;
-    const Tensor<float> magnitudes = random_host<float>(Shape{A, A}, 40);
+    const Tensor<float> magnitudes = random_tensor<float>(Shape{A, A}, 40);
     const Tensor<float> scores = tr::PixelFilterPolicy::anchor_scores<float, gcl::cpu>(magnitudes.cview());
     const Tensor<float> scores_d =
         gcl::to_host(tr::PixelFilterPolicy::anchor_scores<float, gcl::cuda>(gcl::to_device(magnitudes).cview()));
@@ -141,7 +129,7 @@ TEST_CASE("PixelFilterPolicy's anchor scores and kept rows on cuda", "[cuda][tra
     for (index_t i = 0; i < A; ++i) kept(i, 0) = i % 3 == 0;
     const Tensor<std::uint8_t> rows = tr::PixelFilterPolicy::anchor_rows<gcl::cpu>(kept.cview());
     const Tensor<std::uint8_t> rows_d = gcl::to_host(tr::PixelFilterPolicy::anchor_rows<gcl::cuda>(gcl::to_device(kept).cview()));
-    CHECK(bitwise_equal(rows_d, rows));
+    CHECK(same_bits(rows_d, rows));
     for (index_t i = 0; i < A; ++i)
         for (index_t a = 0; a < A; ++a) CHECK(rows(i, a) == kept(i, 0));
 }
