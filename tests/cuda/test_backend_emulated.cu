@@ -1,24 +1,30 @@
 // The CUDA backend kernels' per-item code, run on the host in launch order: needs no GPU.
 //
-// Activation<cuda>, Bias<cuda>, Pooling<cuda> and Reduce<cuda> are grid-stride loops (or one
-// block or warp per channel, plane or partial) around
+// Activation<cuda>, Bias<cuda>, Pooling<cuda>, Reduce<cuda>, Softmax<cuda>, Normalize<cuda> and
+// Contrast<cuda> are grid-stride loops (or one block or warp per channel, plane or partial) around
 // __host__ __device__ rules in backend/detail/. Here the same rules run for every thread and
 // item of the launch geometry the kernels use, block_sum's fixed order is replayed, and the
 // results are compared with the CPU backend: the index arithmetic and the rules are checked on
 // this machine; the launches themselves by test_cuda_backend on a GPU.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "gcl/backend/cpu/activation.hpp"
 #include "gcl/backend/cpu/batch_norm.hpp"
 #include "gcl/backend/cpu/bias.hpp"
+#include "gcl/backend/cpu/contrast.hpp"
+#include "gcl/backend/cpu/normalize.hpp"
 #include "gcl/backend/cpu/pooling.hpp"
 #include "gcl/backend/cpu/reduce.hpp"
-#include "block_sum_replay.hpp"
+#include "gcl/backend/cpu/softmax.hpp"
+#include "support/block_sum_replay.hpp"
 #include "gcl/cuda.cuh"
 #include "gcl/testing/projection.hpp"
 
@@ -39,6 +45,13 @@ std::vector<index_t> grid_stride_items(index_t n, int threads) {
             for (index_t i = b * threads + t; i < n; i += blocks * threads) items.push_back(i);
     return items;
 }
+
+// [outer, extent, inner] splits of the line-wise kernels: contiguous lines, strided lines, long
+// lines, lines of one element.
+struct LineSplit {
+    index_t outer, extent, inner;
+};
+const LineSplit line_splits[] = {{3, 17, 1}, {2, 9, 13}, {1, 500, 4}, {6, 1, 5}};
 
 // Bitwise equality, NaN equal to NaN of the same bits.
 template <class T>
@@ -391,10 +404,7 @@ TEMPLATE_TEST_CASE("Reduce<cuda>'s items along a dimension, replayed, equal the 
     using T = TestType;
     using CpuReduce = gcl::backend::Reduce<gcl::cpu>;
     gcl::Rng rng(33);
-    struct Split {
-        index_t outer, extent, inner;
-    };
-    for (const Split s : {Split{3, 17, 1}, Split{2, 9, 13}, Split{1, 500, 4}, Split{6, 1, 5}}) {
+    for (const LineSplit s : line_splits) {
         INFO("outer " << s.outer << " extent " << s.extent << " inner " << s.inner);
         const index_t n_in = s.outer * s.extent * s.inner, n_out = s.outer * s.inner;
         Tensor<T> x = gcl::testing::random_tensor<T>(Shape{n_in}, rng);
@@ -427,4 +437,294 @@ TEMPLATE_TEST_CASE("Reduce<cuda>'s items along a dimension, replayed, equal the 
             dx_replay.data()[e] = bd::scatter_dim_item(dy.data(), idx_cpu.data(), s.extent, s.inner, e);
         for (index_t e = 0; e < n_in; ++e) CHECK(same_bits(dx_cpu.data()[e], dx_replay.data()[e]));
     }
+}
+
+namespace {
+template <class T>
+void check_same_bits(const Tensor<T>& expected, const Tensor<T>& got, const char* what) {
+    INFO(what);
+    REQUIRE(expected.numel() == got.numel());
+    for (index_t e = 0; e < got.numel(); ++e) CHECK(same_bits(expected.data()[e], got.data()[e]));
+}
+
+// The smallest key a MinKeyItem launch over n items keeps: the minimum of the items' keys in any
+// order (first_index.cuh), or no_key.
+template <class KeyOf>
+unsigned long long replay_smallest_key(index_t n, KeyOf key_of) {
+    unsigned long long smallest = cd::no_key;
+    for (index_t i : grid_stride_items(n, cd::elementwise_threads)) smallest = std::min(smallest, key_of(i));
+    return smallest;
+}
+template <class Bad>
+index_t replay_first_index_where(index_t n, Bad bad) {
+    const unsigned long long k = replay_smallest_key(
+        n, [&](index_t i) { return bad(i) ? static_cast<unsigned long long>(i) : cd::no_key; });
+    return k == cd::no_key ? index_t{-1} : static_cast<index_t>(k);
+}
+}  // namespace
+
+TEMPLATE_TEST_CASE("Softmax<cuda>'s line rules, replayed, equal the CPU backend bit for bit", "[cuda][emulated]", float,
+                   double) {
+    using T = TestType;
+    using CpuSoftmax = gcl::backend::Softmax<gcl::cpu>;
+    gcl::Rng rng(41);
+    for (const LineSplit s : line_splits) {
+        INFO("outer " << s.outer << " extent " << s.extent << " inner " << s.inner);
+        const index_t n = s.outer * s.extent * s.inner, lines = s.outer * s.inner;
+        Tensor<T> x = gcl::testing::random_tensor<T>(Shape{n}, rng, T(-30), T(30));
+        x.data()[n / 3] = std::numeric_limits<T>::quiet_NaN();  // one NaN line
+        x.data()[n - 1] = T(80);                                // exp(80) overflows float unless the max is subtracted
+        const Tensor<T> dy = gcl::testing::random_tensor<T>(Shape{n}, rng);
+        for (bool log : {false, true}) {
+            INFO("log " << log);
+            Tensor<T> y_cpu(Shape{n}), y_replay(Shape{n});
+            CpuSoftmax::forward<T>(x.cview(), y_cpu.view(), s.outer, s.extent, s.inner, log);
+            for (index_t line : grid_stride_items(lines, cd::elementwise_threads))
+                bd::softmax_line(x.data(), y_replay.data(), bd::line_first(line, s.extent, s.inner), s.inner, s.extent,
+                                 log);
+            check_same_bits(y_cpu, y_replay, "forward");
+            Tensor<T> in_place = x;  // y = x
+            for (index_t line : grid_stride_items(lines, cd::elementwise_threads))
+                bd::softmax_line(in_place.data(), in_place.data(), bd::line_first(line, s.extent, s.inner), s.inner,
+                                 s.extent, log);
+            check_same_bits(y_cpu, in_place, "forward in place");
+
+            Tensor<T> dx_cpu(Shape{n}), dx_replay(Shape{n});
+            CpuSoftmax::backward<T>(dy.cview(), y_cpu.cview(), dx_cpu.view(), s.outer, s.extent, s.inner, log);
+            for (index_t line : grid_stride_items(lines, cd::elementwise_threads))
+                bd::softmax_backward_line(dy.data(), y_cpu.data(), dx_replay.data(),
+                                          bd::line_first(line, s.extent, s.inner), s.inner, s.extent, log);
+            check_same_bits(dx_cpu, dx_replay, "backward");
+        }
+    }
+}
+
+TEMPLATE_TEST_CASE("Normalize<cuda>'s line rules, replayed, equal the CPU backend bit for bit", "[cuda][emulated]",
+                   float, double) {
+    using T = TestType;
+    using CpuNormalize = gcl::backend::Normalize<gcl::cpu>;
+    using Status = gcl::backend::StrictNormalizeStatus;
+    gcl::Rng rng(42);
+    const double eps = 1e-3;
+    for (const LineSplit s : line_splits) {
+        INFO("outer " << s.outer << " extent " << s.extent << " inner " << s.inner);
+        const index_t n = s.outer * s.extent * s.inner, lines = s.outer * s.inner;
+        Tensor<T> x = gcl::testing::random_tensor<T>(Shape{n}, rng, T(-2), T(2));
+        const index_t first0 = bd::line_first(lines - 1, s.extent, s.inner);  // the last line: tiny, clamped by eps
+        for (index_t k = 0; k < s.extent; ++k) x.data()[first0 + k * s.inner] *= T(1e-5);
+        if constexpr (std::is_same_v<T, double>) {  // a line near 1e200 and one near 1e-160
+            const index_t big = bd::line_first(0, s.extent, s.inner);
+            for (index_t k = 0; k < s.extent; ++k) x.data()[big + k * s.inner] *= 1e200;
+            if (lines > 2) {
+                const index_t small = bd::line_first(1, s.extent, s.inner);
+                for (index_t k = 0; k < s.extent; ++k) x.data()[small + k * s.inner] *= 1e-160;
+            }
+        }
+        const Tensor<T> dy = gcl::testing::random_tensor<T>(Shape{n}, rng);
+        const std::vector<index_t> line_items = grid_stride_items(lines, cd::elementwise_threads);
+
+        Tensor<T> y_cpu(Shape{n}), y_replay(Shape{n});
+        CpuNormalize::l2_forward<T>(x.cview(), y_cpu.view(), s.outer, s.extent, s.inner, eps);
+        for (index_t line : line_items)
+            bd::l2_normalize_line(x.data(), y_replay.data(), bd::line_first(line, s.extent, s.inner), s.inner, s.extent,
+                                  eps);
+        check_same_bits(y_cpu, y_replay, "eps forward");
+        Tensor<T> dx_cpu(Shape{n}), dx_replay(Shape{n});
+        CpuNormalize::l2_backward<T>(dy.cview(), x.cview(), dx_cpu.view(), s.outer, s.extent, s.inner, eps);
+        for (index_t line : line_items)
+            bd::l2_normalize_backward_line(dy.data(), x.data(), dx_replay.data(), bd::line_first(line, s.extent, s.inner),
+                                           s.inner, s.extent, eps);
+        check_same_bits(dx_cpu, dx_replay, "eps backward");
+
+        // Strict mode: Normalize<cuda>::l2_forward_strict's two searches, then its backward.
+        const auto strict_replay = [&](const Tensor<T>& in, Tensor<T>& y, Tensor<T>& norms) {
+            const index_t bad = replay_first_index_where(n, [&](index_t i) { return !cd::finite_value(in.data()[i]); });
+            if (bad >= 0) return bd::strict_non_finite_status(bad, s.extent, s.inner);
+            const unsigned long long key = replay_smallest_key(lines, [&](index_t line) {
+                const Status::Problem p =
+                    bd::l2_normalize_strict_line(in.data(), y.data(), norms.data(), line, s.extent, s.inner);
+                return p == Status::none ? cd::no_key : static_cast<unsigned long long>(line) * 4 + p;
+            });
+            if (key == cd::no_key) return Status{};
+            return Status{static_cast<Status::Problem>(key % 4), static_cast<index_t>(key / 4), 0};
+        };
+        const auto same_status = [](const Status& a, const Status& b) {
+            CHECK(a.problem == b.problem);
+            CHECK(a.line == b.line);
+            CHECK(a.position == b.position);
+        };
+        Tensor<T> norms_cpu(Shape{lines}), norms_replay(Shape{lines});
+        const Status ok_cpu = CpuNormalize::l2_forward_strict<T>(x.cview(), y_cpu.view(), norms_cpu.view(), s.outer,
+                                                                 s.extent, s.inner);
+        const Status ok_replay = strict_replay(x, y_replay, norms_replay);
+        CHECK(ok_cpu.problem == Status::none);
+        same_status(ok_cpu, ok_replay);
+        check_same_bits(y_cpu, y_replay, "strict forward");
+        check_same_bits(norms_cpu, norms_replay, "strict norms");
+        CpuNormalize::l2_backward_strict<T>(dy.cview(), y_cpu.cview(), norms_cpu.cview(), dx_cpu.view(), s.outer,
+                                            s.extent, s.inner);
+        for (index_t line : line_items)
+            bd::l2_normalize_strict_backward_line(dy.data(), y_cpu.data(), norms_cpu.data(), dx_replay.data(), line,
+                                                  s.extent, s.inner);
+        check_same_bits(dx_cpu, dx_replay, "strict backward");
+
+        if (lines < 3) continue;
+        // The first line without a direction: an overflowing line after a zero one, reported
+        // as the zero; then a non-finite value in a later line, reported first.
+        Tensor<T> bad = x;
+        const index_t zero_first = bd::line_first(lines - 2, s.extent, s.inner);
+        for (index_t k = 0; k < s.extent; ++k) bad.data()[zero_first + k * s.inner] = T(0);
+        const index_t huge = bd::line_first(lines - 1, s.extent, s.inner);
+        for (index_t k = 0; k < s.extent; ++k) bad.data()[huge + k * s.inner] = std::numeric_limits<T>::max();
+        Status st_cpu = CpuNormalize::l2_forward_strict<T>(bad.cview(), y_cpu.view(), norms_cpu.view(), s.outer,
+                                                           s.extent, s.inner);
+        CHECK(st_cpu.problem == Status::zero);
+        CHECK(st_cpu.line == lines - 2);
+        same_status(st_cpu, strict_replay(bad, y_replay, norms_replay));
+        for (index_t k = 0; k < s.extent; ++k) bad.data()[zero_first + k * s.inner] = T(1);
+        st_cpu = CpuNormalize::l2_forward_strict<T>(bad.cview(), y_cpu.view(), norms_cpu.view(), s.outer, s.extent,
+                                                    s.inner);
+        CHECK(st_cpu.problem == (s.extent > 1 ? Status::overflow : Status::none));
+        same_status(st_cpu, strict_replay(bad, y_replay, norms_replay));
+        bad.data()[n - 1] = std::numeric_limits<T>::infinity();
+        bad.data()[n / 2] = std::numeric_limits<T>::quiet_NaN();
+        st_cpu = CpuNormalize::l2_forward_strict<T>(bad.cview(), y_cpu.view(), norms_cpu.view(), s.outer, s.extent,
+                                                    s.inner);
+        CHECK(st_cpu.problem == Status::non_finite);
+        same_status(st_cpu, strict_replay(bad, y_replay, norms_replay));
+    }
+}
+
+TEMPLATE_TEST_CASE("Contrast<cuda>'s row and pair rules, replayed, equal the CPU backend bit for bit",
+                   "[cuda][emulated]", float, double) {
+    using T = TestType;
+    using CpuContrast = gcl::backend::Contrast<gcl::cpu>;
+    gcl::Rng rng(43);
+    const index_t A = 13, K = 2, n = A * A;
+    const double tau = 0.1;
+    const std::vector<index_t> pairs = grid_stride_items(n, cd::elementwise_threads);
+    const std::vector<index_t> anchors = grid_stride_items(A, cd::elementwise_threads);
+
+    // The off-diagonal softmax of similarities in [-1, 1].
+    const Tensor<T> sim = gcl::testing::random_tensor<T>(Shape{A, A}, rng);
+    Tensor<T> prob_cpu = sim, prob_replay = sim, logits_cpu(Shape{A, A}), logits_replay(Shape{A, A});
+    Tensor<double> log_norm_cpu(Shape{A}), log_norm_replay(Shape{A});
+    CHECK(CpuContrast::off_diagonal_softmax<T>(prob_cpu.view(), logits_cpu.view(), log_norm_cpu.view(), tau) == -1);
+    CHECK(replay_first_index_where(n, [&](index_t e) { return bd::similarity_overflows(sim.data()[e], tau); }) == -1);
+    for (index_t i : anchors)
+        log_norm_replay(i) = bd::contrast_softmax_row(prob_replay.data() + i * A, logits_replay.data() + i * A, i, A, tau);
+    check_same_bits(prob_cpu, prob_replay, "softmax");
+    check_same_bits(logits_cpu, logits_replay, "logits");
+    check_same_bits(log_norm_cpu, log_norm_replay, "log_norm");
+    for (index_t i = 0; i < A; ++i) CHECK(prob_cpu(i, i) == T(0));
+
+    // Overflowing similarities: both name the first pair in memory order.
+    Tensor<T> overflow = sim;
+    overflow(7, 2) = std::numeric_limits<T>::infinity();
+    overflow(3, 5) = std::numeric_limits<T>::max();  // finite, but s / tau is not
+    Tensor<T> logits_unused(Shape{A, A});
+    Tensor<double> log_norm_unused(Shape{A});
+    Tensor<T> overflow_cpu = overflow;
+    CHECK(CpuContrast::off_diagonal_softmax<T>(overflow_cpu.view(), logits_unused.view(), log_norm_unused.view(), tau) ==
+          3 * A + 5);
+    CHECK(replay_first_index_where(n, [&](index_t e) { return bd::similarity_overflows(overflow.data()[e], tau); }) ==
+          3 * A + 5);
+
+    // Positives as keys (anchors 0 and 12 have none under label 1) and as masks (asymmetric).
+    Tensor<index_t> key_data(Shape{K, A});
+    Tensor<std::uint8_t> mask_data(Shape{K, A, A});
+    for (index_t i = 0; i < A; ++i) {
+        key_data(0, i) = i % 3;
+        key_data(1, i) = i == 0 || i == 12 ? 100 + i : i % 4;
+        for (index_t a = 0; a < A; ++a) {
+            mask_data(0, i, a) = (i + 2 * a) % 5 == 0;
+            mask_data(1, i, a) = i != 4 && (i * a) % 7 == 1;  // anchor 4: no positives
+        }
+    }
+    const Tensor<index_t> no_keys;
+    const Tensor<std::uint8_t> no_masks;
+    for (const bool by_keys : {true, false}) {
+        INFO("by keys " << by_keys);
+        const auto keys = by_keys ? key_data.cview() : no_keys.cview();
+        const auto masks = by_keys ? no_masks.cview() : mask_data.cview();
+        Tensor<T> losses_cpu(Shape{K}), losses_replay(Shape{K});
+        Tensor<T> pair_grads_cpu(Shape{K, A, A}), pair_grads_replay(Shape{K, A, A});
+        for (index_t m = 0; m < K; ++m) {
+            INFO("label " << m);
+            Tensor<index_t> n_pos_cpu(Shape{A}), n_pos_replay(Shape{A});
+            Tensor<double> anchor_cpu(Shape{A}), anchor_replay(Shape{A});
+            const gcl::backend::ContrastLabelLoss r_cpu =
+                CpuContrast::label_loss<T>(logits_cpu.cview(), log_norm_cpu.cview(), keys, masks, m, n_pos_cpu.view(),
+                                           anchor_cpu.view(), losses_cpu.view());
+            const double scale = r_cpu.counted > 0 ? 1.0 / (tau * static_cast<double>(r_cpu.counted)) : 0.0;
+            CpuContrast::pair_grads<T>(prob_cpu.cview(), keys, masks, m, n_pos_cpu.cview(), scale,
+                                       pair_grads_cpu.view().select(0, m));
+            bd::with_positives(keys.data(), masks.data(), by_keys, m, A, [&](auto positive) {
+                for (index_t i : anchors)
+                    anchor_replay(i) = bd::contrast_anchor_loss(logits_cpu.data() + i * A, log_norm_cpu(i), positive, i,
+                                                                A, n_pos_replay(i));
+                T* g = pair_grads_replay.data() + m * n;
+                for (index_t e : pairs) g[e] = bd::pair_grad_item(prob_cpu.data(), n_pos_replay.data(), positive, A, scale, e);
+            });
+            const gcl::backend::ContrastLabelLoss r_replay =
+                bd::contrast_label_total(n_pos_replay.data(), anchor_replay.data(), A);  // the one-thread kernel
+            losses_replay(m) = bd::contrast_label_value<T>(r_replay);
+            CHECK(r_replay.counted == r_cpu.counted);
+            CHECK(same_bits(r_replay.mean, r_cpu.mean));
+            for (index_t i = 0; i < A; ++i) CHECK(n_pos_replay(i) == n_pos_cpu(i));
+            check_same_bits(anchor_cpu, anchor_replay, "anchor terms");
+        }
+        check_same_bits(losses_cpu, losses_replay, "losses");
+        check_same_bits(pair_grads_cpu, pair_grads_replay, "pair gradients");
+
+        // Magnitudes over all labels and over one, and the mask.
+        for (const auto [first, last] : {std::pair<index_t, index_t>{0, K}, std::pair<index_t, index_t>{1, 2}}) {
+            Tensor<T> mag_cpu(Shape{A, A}), mag_replay(Shape{A, A});
+            CpuContrast::pair_grad_magnitudes<T>(pair_grads_cpu.cview(), first, last, mag_cpu.view());
+            for (index_t e : pairs) mag_replay.data()[e] = bd::pair_grad_magnitude_item(pair_grads_cpu.data(), n, first, last, e);
+            check_same_bits(mag_cpu, mag_replay, "magnitudes");
+        }
+        Tensor<std::uint8_t> keep(Shape{A, A});
+        for (index_t e = 0; e < n; ++e) keep.data()[e] = e % 3 != 1;
+        Tensor<T> masked_cpu = pair_grads_cpu, masked_replay = pair_grads_cpu;
+        CpuContrast::mask_pair_grads<T>(keep.cview(), masked_cpu.view());
+        for (index_t e : pairs) bd::mask_pair_grads_item(keep.data(), masked_replay.data(), n, K, e);
+        check_same_bits(masked_cpu, masked_replay, "masked pair gradients");
+    }
+}
+
+TEMPLATE_TEST_CASE("Contrast<cuda>'s pixel rules, replayed, equal the CPU backend bit for bit", "[cuda][emulated]",
+                   float, double) {
+    using T = TestType;
+    using CpuContrast = gcl::backend::Contrast<gcl::cpu>;
+    gcl::Rng rng(44);
+    const index_t N = 3, C = 5, H = 4, W = 6, hw = H * W;
+    const Tensor<T> features = gcl::testing::random_tensor<T>(Shape{N, C, H, W}, rng);
+    Tensor<index_t> locations(Shape{4});
+    const index_t picked[] = {17, 2, 17, 23};  // location 17 twice: its gradients add up in sample order
+    std::copy(std::begin(picked), std::end(picked), locations.data());
+    const index_t S = locations.numel();
+    CHECK(CpuContrast::first_bad_location(locations.cview(), hw) == -1);
+    CHECK(replay_first_index_where(S, [&](index_t s) { return bd::location_outside(locations(s), hw); }) == -1);
+
+    Tensor<T> rows_cpu(Shape{N * S, C}), rows_replay(Shape{N * S, C});
+    CpuContrast::gather_pixels<T>(features.cview(), locations.cview(), rows_cpu.view());
+    for (index_t e : grid_stride_items(N * S * C, cd::elementwise_threads))
+        rows_replay.data()[e] = features.data()[bd::sampled_pixel_index(locations.data(), S, C, hw, e)];
+    check_same_bits(rows_cpu, rows_replay, "gather");
+    CHECK(rows_cpu(S + 1, 3) == features(1, 3, 0, 2));  // pixel (n 1, s 1) = location 2, channel 3
+
+    const Tensor<T> grads = gcl::testing::random_tensor<T>(Shape{N * S, C}, rng);
+    const Tensor<T> start = gcl::testing::random_tensor<T>(features.shape(), rng);
+    Tensor<T> map_cpu = start, map_replay = start;
+    CpuContrast::scatter_pixel_grads<T>(grads.cview(), locations.cview(), map_cpu.view());
+    for (index_t nc : grid_stride_items(N * C, cd::elementwise_threads))
+        bd::scatter_pixel_plane(grads.data(), locations.data(), map_replay.data(), S, C, hw, nc);
+    check_same_bits(map_cpu, map_replay, "scatter");
+    CHECK(map_cpu(2, 1, 2, 5) == static_cast<T>(static_cast<T>(start(2, 1, 2, 5) + grads(2 * S, 1)) + grads(2 * S + 2, 1)));
+
+    locations(3) = hw;
+    locations(1) = -1;
+    CHECK(CpuContrast::first_bad_location(locations.cview(), hw) == 1);
+    CHECK(replay_first_index_where(S, [&](index_t s) { return bd::location_outside(locations(s), hw); }) == 1);
 }

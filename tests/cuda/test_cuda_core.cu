@@ -35,3 +35,24 @@ TEST_CASE("CUDA failures throw gcl::Error naming the call", "[cuda]") {
     CHECK(gcl::cuda_detail::cublas_handle() == gcl::cuda_detail::cublas_handle());
     CHECK(gcl::cuda_detail::cudnn_handle() != nullptr);
 }
+
+TEST_CASE("CUDA tensors come from the caching pool: a steady loop calls cudaMalloc only at first", "[cuda][pool]") {
+    const auto step = [] {
+        // One step's temporaries: several sizes, some sharing a size class, some above 1 MiB.
+        gcl::Tensor<float, gcl::cuda> a(gcl::Shape{1000}), b(gcl::Shape{1000}), c(gcl::Shape{600, 1000});
+        gcl::Tensor<double, gcl::cuda> d(gcl::Shape{37});
+        gcl::Tensor<float, gcl::cuda> grown(gcl::Shape{10});
+        grown.resize(gcl::Shape{5000});
+        return gcl::to_host(c).data()[0] + gcl::to_host(grown).data()[4999];  // zeroed, reused or not
+    };
+    CHECK(step() == 0.0f);
+    const gcl::CachingPoolStats warm = gcl::cuda_memory_stats();
+    for (int i = 0; i < 5; ++i) CHECK(step() == 0.0f);
+    const gcl::CachingPoolStats steady = gcl::cuda_memory_stats();
+    CHECK(steady.source_allocations == warm.source_allocations);
+    CHECK(steady.cache_hits > warm.cache_hits);
+    CHECK(steady.bytes_in_use == warm.bytes_in_use);
+
+    gcl::cuda_release_cached_memory();
+    CHECK(gcl::cuda_memory_stats().bytes_cached == 0);
+}

@@ -1,5 +1,5 @@
 // ops:: on the GPU against the same ops on the CPU: GEMM (cuBLAS), activations, bias, pooling
-// and reductions.
+// and reductions (softmax, normalisation and the contrasts: test_contrast_cuda.cu).
 // Skipped (exit 77) without a GPU.
 #include <catch2/catch.hpp>
 
@@ -18,30 +18,15 @@
 #include "gcl/ops/pooling.hpp"
 #include "gcl/ops/reduce.hpp"
 #include "gcl/testing/projection.hpp"
+#include "support/cuda_parity.hpp"
 
 using gcl::index_t;
 using gcl::Shape;
 using gcl::Tensor;
 
-namespace {
-template <class T>
-double tolerance() {
-    return std::is_same_v<T, float> ? 1e-5 : 1e-12;
-}
-template <class T>
-void check_close(const Tensor<T>& expected, const Tensor<T>& got, double rtol) {
-    REQUIRE(expected.shape() == got.shape());
-    for (index_t i = 0; i < got.numel(); ++i)
-        CHECK(static_cast<double>(got.data()[i]) ==
-              Approx(static_cast<double>(expected.data()[i])).epsilon(rtol).margin(rtol));
-}
-template <class T>
-void check_bitwise(const Tensor<T>& expected, const Tensor<T>& got) {
-    REQUIRE(expected.shape() == got.shape());
-    for (index_t i = 0; i < got.numel(); ++i)
-        CHECK(std::memcmp(expected.data() + i, got.data() + i, sizeof(T)) == 0);
-}
-}  // namespace
+using gcl_test::check_bitwise;
+using gcl_test::check_close;
+using gcl_test::tolerance;
 
 TEMPLATE_TEST_CASE("ops::gemm on cuda equals the CPU for every transpose, alpha, beta and padded rows", "[cuda][ops]",
                    float, double) {

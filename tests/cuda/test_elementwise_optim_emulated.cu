@@ -172,7 +172,7 @@ TEMPLATE_TEST_CASE("The CUDA finiteness probe's item test agrees with the cpu se
     g.data()[700] = std::numeric_limits<T>::infinity();
     g.data()[412] = -std::numeric_limits<T>::infinity();
     g.data()[901] = std::numeric_limits<T>::quiet_NaN();
-    // NonfiniteItem keeps the smallest index whose element fails finite_value.
+    // first_index_where keeps the smallest index whose element fails finite_value (NonfiniteAt).
     index_t first = -1;
     replay(g.numel(), [&](index_t i) {
         if (!impl::finite_value(g.data()[i]) && (first < 0 || i < first)) first = i;

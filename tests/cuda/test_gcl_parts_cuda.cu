@@ -4,8 +4,8 @@
 // give the cpu's bits; sums in double may differ in their last bits (another order).
 //
 // GclObjective<float, gcl::cuda> and its levels instantiate here; the members that compute the
-// contrasts wait for the contrast families on cuda (train::ContrastDevice), which the
-// static_asserts hold to: when cuda joins ContrastDevice, they say so.
+// contrasts wait for cuda to join train::ContrastDevice (contrast_device.hpp says what is
+// missing), which the static_asserts hold to: when cuda joins, they say so.
 #include <catch2/catch.hpp>
 
 #include <cstdint>
@@ -42,7 +42,7 @@ concept HasGradient = requires(O& objective, gcl::ConstView<float, typename O::d
 
 static_assert(HasGradient<tr::GclObjective<float>>, "the cpu objective computes its gradient");
 static_assert(!tr::ContrastDevice<gcl::cuda> && !HasGradient<tr::GclObjective<float, gcl::cuda>>,
-              "cuda has no contrast families yet; when it does, test the whole GCL step here");
+              "cuda is not a ContrastDevice yet (contrast_device.hpp); when it is, test the whole GCL step here");
 static_assert(std::is_abstract_v<tr::GclBatchExchange<float, gcl::cuda>>);
 
 }  // namespace

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "../surgery/surgery_data.hpp"
-#include "block_sum_replay.hpp"
+#include "support/block_sum_replay.hpp"
 #include "gcl/cuda.cuh"
 #include "gcl/surgery/filter.hpp"
 #include "gcl/surgery/mitigate.hpp"

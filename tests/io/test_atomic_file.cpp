@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "../data/temp_dir.hpp"
-#include "error_message.hpp"
+#include "support/errors.hpp"
 #include "gcl/io/atomic_file.hpp"
 
 namespace fs = std::filesystem;

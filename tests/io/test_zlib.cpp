@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "../data/temp_dir.hpp"
-#include "error_message.hpp"
+#include "support/errors.hpp"
 #include "gcl/io/read_file.hpp"
 #include "gcl/io/zlib.hpp"
 

@@ -9,9 +9,12 @@
 #include "gcl/nn/max_pool2d.hpp"
 #include "gcl/nn/pixel_head.hpp"
 #include "gcl/nn/sequential.hpp"
-#include "support.hpp"
+#include "support/compare.hpp"
+#include "support/errors.hpp"
+#include "support/gradient.hpp"
+#include "support/tensors.hpp"
 
-using namespace nn_test;
+using namespace gcl_test;
 namespace nn = gcl::nn;
 using Arena = nn::ParameterArena<double>;
 using Scope = nn::Scope<double>;

@@ -26,9 +26,12 @@
 #include "gcl/nn/unet_decoder.hpp"
 #include "gcl/nn/unet_encoder.hpp"
 #include "compile_fail/non_layers.hpp"
-#include "support.hpp"
+#include "support/compare.hpp"
+#include "support/errors.hpp"
+#include "support/gradient.hpp"
+#include "support/tensors.hpp"
 
-using namespace nn_test;
+using namespace gcl_test;
 namespace nn = gcl::nn;
 using gcl::cpu;
 

@@ -18,9 +18,12 @@
 #include "gcl/nn/scope.hpp"
 #include "gcl/ops/batch_norm.hpp"
 #include "gcl/ops/conv2d.hpp"
-#include "support.hpp"
+#include "support/compare.hpp"
+#include "support/errors.hpp"
+#include "support/gradient.hpp"
+#include "support/tensors.hpp"
 
-using namespace nn_test;
+using namespace gcl_test;
 namespace nn = gcl::nn;
 namespace ops = gcl::ops;
 using Arena = nn::ParameterArena<double>;

@@ -9,10 +9,13 @@
 #include "gcl/testing/layer_gradcheck.hpp"
 #include "gcl/nn/pretrain_stacked_backward.hpp"
 #include "gcl/nn/unet_encoder.hpp"
-#include "support.hpp"
+#include "support/compare.hpp"
+#include "support/errors.hpp"
+#include "support/gradient.hpp"
+#include "support/tensors.hpp"
 
 namespace nn = gcl::nn;
-using nn_test::random;
+using gcl_test::random;
 using gcl::ConstView;
 using gcl::index_t;
 using gcl::Shape;
@@ -43,7 +46,7 @@ Both<Model, T> run_both(Model& model, nn::ParameterArena<T>& arena, const Tensor
         std::copy(dx.data(), dx.data() + dx.numel(), r.dx_separate.data() + k * dx.numel());
     }
     arena.begin_stacked_backward(r.g_stacked.view(), gcl::WriteMode::overwrite);
-    r.dx_stacked = nn_test::copy(model.backward_stacked(dy_stacked.cview(), passes));
+    r.dx_stacked = gcl_test::copy(model.backward_stacked(dy_stacked.cview(), passes));
     arena.end_backward();
     return r;
 }
@@ -122,7 +125,7 @@ TEST_CASE("Conv2d backward_stacked: weight gradients bitwise equal to K passes, 
             const auto r = run_both(conv, arena, x, dy, passes);
             INFO("x " << c.x << ", passes " << passes);
             CHECK(bitwise_equal(r.g_stacked, r.g_separate));
-            nn_test::require_close(r.dx_stacked, r.dx_separate, 1e-5, 1e-6, "dx");
+            gcl_test::require_close(r.dx_stacked, r.dx_separate, 1e-5, 1e-6, "dx");
         }
     }
 }
@@ -143,8 +146,8 @@ TEST_CASE("UNetEncoder backward_stacked equals K separate passes", "[nn][stacked
         for (index_t i = 0; i < t.numel(); ++i) m = std::max(m, std::abs(t.data()[i]));
         return static_cast<double>(m);
     };
-    nn_test::require_close(r.g_stacked, r.g_separate, 1e-4, 1e-4 * largest(r.g_separate), "parameter gradients");
-    nn_test::require_close(r.dx_stacked, r.dx_separate, 1e-4, 1e-4 * largest(r.dx_separate), "input gradients");
+    gcl_test::require_close(r.g_stacked, r.g_separate, 1e-4, 1e-4 * largest(r.g_separate), "parameter gradients");
+    gcl_test::require_close(r.dx_stacked, r.dx_separate, 1e-4, 1e-4 * largest(r.dx_separate), "input gradients");
     // The deepest convolution's weight gradient is computed from the same operands: bit for bit.
     const auto& last = encoder.block(2).layers().get<3>();
     const auto& info = arena.info(last.weight());
@@ -264,7 +267,7 @@ TEST_CASE("PretrainStackedBackward equals K separate model backward passes", "[n
         }
         arena.end_backward();
         stacked.fill(123.0f);  // overwritten
-        const Tensor<float> dx_stacked = nn_test::copy(backward(model, arena, stacked.view(), di, dp));
+        const Tensor<float> dx_stacked = gcl_test::copy(backward(model, arena, stacked.view(), di, dp));
         INFO("variant " << variant);
         // Rounding differences (the data-gradient products sum in another order) meet in sums with
         // cancellation (a bias gradient), so the bound is relative to the largest entry.
@@ -273,8 +276,8 @@ TEST_CASE("PretrainStackedBackward equals K separate model backward passes", "[n
             for (index_t i = 0; i < t.numel(); ++i) m = std::max(m, std::abs(t.data()[i]));
             return static_cast<double>(m);
         };
-        nn_test::require_close(stacked, separate, 1e-4, 1e-4 * largest(separate), "parameter gradients");
-        nn_test::require_close(dx_stacked, dx_separate, 1e-4, 1e-4 * largest(dx_separate), "input gradients");
+        gcl_test::require_close(stacked, separate, 1e-4, 1e-4 * largest(separate), "parameter gradients");
+        gcl_test::require_close(dx_stacked, dx_separate, 1e-4, 1e-4 * largest(dx_separate), "input gradients");
         CHECK_FALSE(arena.in_backward());
     }
     // Steady state: no host allocation in a forward and a stacked backward.

@@ -16,9 +16,12 @@
 #include "gcl/ops/softmax.hpp"
 #include "gcl/optim/adam.hpp"
 #include "gcl/optim/sgd.hpp"
-#include "support.hpp"
+#include "support/compare.hpp"
+#include "support/errors.hpp"
+#include "support/gradient.hpp"
+#include "support/tensors.hpp"
 
-using namespace nn_test;
+using namespace gcl_test;
 namespace nn = gcl::nn;
 
 namespace {

@@ -13,9 +13,12 @@
 #include "gcl/nn/transfer.hpp"
 #include "gcl/nn/unet.hpp"
 #include "gcl/train/checkpoint_state.hpp"
-#include "support.hpp"
+#include "support/compare.hpp"
+#include "support/errors.hpp"
+#include "support/gradient.hpp"
+#include "support/tensors.hpp"
 
-using namespace nn_test;
+using namespace gcl_test;
 namespace nn = gcl::nn;
 using Arena = nn::ParameterArena<double>;
 using gcl::WriteMode;

@@ -1,6 +1,9 @@
 #include "gcl/ops/conv2d.hpp"
 #include "gcl/ops/conv_transpose2d.hpp"
-#include "support.hpp"
+#include "support/compare.hpp"
+#include "support/errors.hpp"
+#include "support/gradient.hpp"
+#include "support/tensors.hpp"
 
 #include <array>
 
@@ -8,7 +11,7 @@
 #include <omp.h>
 #endif
 
-using namespace ops_test;
+using namespace gcl_test;
 namespace ops = gcl::ops;
 using gcl::ConstView;
 using gcl::TensorView;

@@ -3,9 +3,12 @@
 #include "gcl/ops/concat.hpp"
 #include "gcl/ops/elementwise.hpp"
 #include "gcl/ops/transfer.hpp"
-#include "support.hpp"
+#include "support/compare.hpp"
+#include "support/errors.hpp"
+#include "support/gradient.hpp"
+#include "support/tensors.hpp"
 
-using namespace ops_test;
+using namespace gcl_test;
 namespace ops = gcl::ops;
 using gcl::ConstView;
 using gcl::TensorView;

@@ -2,11 +2,14 @@
 #include "gcl/ops/elementwise.hpp"
 #include "gcl/ops/gemm.hpp"
 #include "gcl/ops/linear.hpp"
-#include "support.hpp"
+#include "support/compare.hpp"
+#include "support/errors.hpp"
+#include "support/gradient.hpp"
+#include "support/tensors.hpp"
 
 #include <limits>
 
-using namespace ops_test;
+using namespace gcl_test;
 namespace ops = gcl::ops;
 
 namespace {

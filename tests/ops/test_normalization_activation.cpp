@@ -2,12 +2,15 @@
 #include "gcl/ops/batch_norm.hpp"
 #include "gcl/ops/normalize.hpp"
 #include "gcl/ops/softmax.hpp"
-#include "support.hpp"
+#include "support/compare.hpp"
+#include "support/errors.hpp"
+#include "support/gradient.hpp"
+#include "support/tensors.hpp"
 
 #include <array>
 #include <limits>
 
-using namespace ops_test;
+using namespace gcl_test;
 namespace ops = gcl::ops;
 using gcl::ConstView;
 using gcl::TensorView;

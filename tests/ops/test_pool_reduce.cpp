@@ -1,11 +1,14 @@
 #include "gcl/ops/finite.hpp"
 #include "gcl/ops/pooling.hpp"
 #include "gcl/ops/reduce.hpp"
-#include "support.hpp"
+#include "support/compare.hpp"
+#include "support/errors.hpp"
+#include "support/gradient.hpp"
+#include "support/tensors.hpp"
 
 #include <limits>
 
-using namespace ops_test;
+using namespace gcl_test;
 namespace ops = gcl::ops;
 using gcl::ConstView;
 using gcl::TensorView;

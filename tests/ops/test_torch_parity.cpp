@@ -6,11 +6,14 @@
 #include "gcl/ops/normalize.hpp"
 #include "gcl/ops/pooling.hpp"
 #include "gcl/ops/softmax.hpp"
-#include "support.hpp"
+#include "support/compare.hpp"
+#include "support/errors.hpp"
+#include "support/gradient.hpp"
+#include "support/tensors.hpp"
 
 #include <string>
 
-using namespace ops_test;
+using namespace gcl_test;
 namespace ops = gcl::ops;
 
 namespace {

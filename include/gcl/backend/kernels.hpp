@@ -26,6 +26,13 @@ struct StrictNormalizeStatus {
     index_t position = -1;
 };
 
+// One label's contrastive loss (Contrast<D>::label_loss): the mean of the anchor terms over the
+// anchors that have positives.
+struct ContrastLabelLoss {
+    double mean = 0;      // 0 when no anchor counted
+    index_t counted = 0;  // anchors with at least one positive
+};
+
 template <class Device> struct Gemm;         // C = alpha op(A) op(B) + beta C
 template <class Device> struct Conv2d;       // convolution: forward, backward data / weight
 template <class Device> struct Bias;         // per-channel bias: add, gradient
@@ -38,6 +45,21 @@ template <class Device> struct Elementwise;  // fill, strided copy, arithmetic
 template <class Device> struct Reduce;       // sums, maxima, dot products, finiteness
 template <class Device> struct FlatUpdate;   // an optimizer rule's element update over flat vectors
 template <class Device> struct Contrast;     // the contrastive losses' per-pair passes
+template <class Device> struct Segmentation; // cross-entropy and soft Dice: per-pixel passes and sums
+
+// What Segmentation<D>::cross_entropy sums over the pixels not ignored.
+struct CrossEntropySums {
+    double weighted_loss = 0;  // sum_i w_{y_i} (-log p_{y_i})
+    double weight = 0;         // sum_i w_{y_i}
+    index_t counted = 0;       // pixels not ignored
+};
+
+// The first target that is neither a class nor the ignore index: its flat position and value
+// (position -1: none).
+struct BadTarget {
+    index_t position = -1;
+    index_t value = 0;
+};
 
 // A run [begin, end) of a flat parameter vector whose parameters share their optimizer options
 // (FlatUpdate's unit of work).

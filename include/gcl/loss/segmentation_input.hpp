@@ -6,6 +6,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "gcl/backend/cpu/segmentation.hpp"
 #include "gcl/core/error.hpp"
 #include "gcl/core/tensor.hpp"
 #include "gcl/loss/contract.hpp"
@@ -21,8 +22,8 @@ struct SegmentationShape {
     index_t N, C, spatial;  // images, classes, pixels per image
 };
 
-template <class T>
-SegmentationShape check_segmentation_input(std::string_view op, ConstView<T> logits, ConstView<index_t> targets,
+template <class T, class D>
+SegmentationShape check_segmentation_input(std::string_view op, ConstView<T, D> logits, ConstView<index_t, D> targets,
                                            const std::vector<double>& class_weights, index_t ignore_index) {
     check(logits.rank() >= 2, op, "logits must be N x C x ..., got shape ", logits.shape());
     check(logits.is_contiguous() && targets.is_contiguous(), op, "logits and targets must be contiguous");
@@ -38,13 +39,26 @@ SegmentationShape check_segmentation_input(std::string_view op, ConstView<T> log
     check(class_weights.empty() || static_cast<index_t>(class_weights.size()) == C, op, "class_weights must hold ",
           C, " values, got ", class_weights.size());
     for (double w : class_weights) check(std::isfinite(w) && w >= 0, op, "class weights must be finite and >= 0, got ", w);
-    for (index_t i = 0; i < targets.numel(); ++i) {
-        const index_t t = targets.data()[i];
-        check(t == ignore_index || (t >= 0 && t < C), op, "target ", t, " at ", i, " is not a class in [0, ", C,
-              ") nor the ignore index ", ignore_index);
-    }
+    const backend::BadTarget bad = backend::Segmentation<D>::first_bad_target(targets, C, ignore_index);
+    check(bad.position < 0, op, "target ", bad.value, " at ", bad.position, " is not a class in [0, ", C,
+          ") nor the ignore index ", ignore_index);
     ops::check_finite(op, logits, "logits");
     return {logits.dim(0), C, logits.numel() / (logits.dim(0) * C)};
+}
+
+// The C class weights as an array (all 1 when none are given).
+inline std::vector<double> class_weight_array(const std::vector<double>& class_weights, index_t C) {
+    return class_weights.empty() ? std::vector<double>(static_cast<std::size_t>(C), 1.0) : class_weights;
+}
+
+// A contiguous [N, C, ...] view as [N, C, S] and its [N, ...] targets as [N, S].
+template <class T, class D>
+TensorView<T, D> as_pixels(TensorView<T, D> v, const SegmentationShape& s) {
+    return v.reshape(Shape{s.N, s.C, s.spatial});
+}
+template <class D>
+ConstView<index_t, D> targets_as_pixels(ConstView<index_t, D> targets, const SegmentationShape& s) {
+    return targets.reshape(Shape{s.N, s.spatial});
 }
 
 // The softmax over the classes (dimension 1) of every pixel, in double whatever T is: the

@@ -1,12 +1,13 @@
 #pragma once
-// The devices on which GCL's contrasts run today. Every part of the objective is a template over
-// the device; the parts that compute, filter or scatter the contrasts (the label spaces, the
-// pixel filter policy, the dense pixel gradient, the mitigation levels that read it and
-// GclObjective::gradient) need the contrast families backend::Contrast<D> (gather, scatter, pair
-// passes), backend::Softmax<D> and backend::Normalize<D>, which exist for the cpu only, and the
-// anchor guidance reads loss::location_magnitudes, a host loop. Those members are constrained on
-// this concept; a device joins it when it has the three families and location_magnitudes is a
-// template over the device.
+// The devices on which GCL's whole objective runs today. Every part of the objective is a
+// template over the device; the parts that compute, filter or scatter the contrasts (the label
+// spaces, the pixel filter policy, the dense pixel gradient, the mitigation levels that read it
+// and GclObjective::gradient) are constrained on this concept. The contrast families
+// (backend::Contrast, Softmax, Normalize) exist for cuda as well; what keeps cuda out is the
+// anchor guidance, loss::location_magnitudes, still a host loop, and with it the first step that
+// could run: an nn::PretrainModel<T, cuda> cannot be built yet (nn::Scope::parameter draws its
+// initial values on the host). A device joins here when location_magnitudes is a template over
+// the device and a whole GCL step on it is tested against the cpu's.
 // The rest (the stage, the pixel sampling, the levels' data movement, the exchange of rows) is
 // unconstrained and compiles for every device.
 #include <concepts>

@@ -26,7 +26,7 @@
 // the host, each explicitly: the sampled locations are drawn from the seeded generator, the meta
 // labels [K, 2B] are read (one copy) to check them and build the positives, and the mitigators
 // solve their K x K weights; the locations and the positives go to D by ops::host_to_device.
-// gradient() needs the contrast families on D (ContrastDevice, contrast_device.hpp).
+// gradient() needs D to be a ContrastDevice (contrast_device.hpp says what cuda still lacks).
 //
 //   nn::ParameterArena<float> arena;
 //   nn::PretrainModel<float> model(arena, model_options, seed);

@@ -1,25 +1,19 @@
 #pragma once
 // CPU passes of the contrastive losses (loss/multi_label_contrast.hpp): the softmax over each
 // anchor's other embeddings, the per-anchor loss terms and the closed-form pair gradients, with
-// the positives given as data (keys [K, A] or masks [K, A, A]). Sums run in double, in a fixed
-// order per anchor, and the loss sums over anchors in anchor order: results repeat bit for bit.
-#include <algorithm>
-#include <cmath>
+// the positives given as data (keys [K, A] or masks [K, A, A]). The per-row and per-pair rules
+// are backend/detail/contrast_items.hpp's, which the CUDA kernels run too. Sums run in double,
+// in a fixed order per anchor, and the loss sums over anchors in anchor order: results repeat
+// bit for bit.
 #include <cstdint>
-#include <limits>
 
 #include "gcl/backend/cpu/parallel.hpp"
+#include "gcl/backend/detail/contrast_items.hpp"
 #include "gcl/backend/kernels.hpp"
 #include "gcl/core/device.hpp"
 #include "gcl/core/tensor_view.hpp"
 
 namespace gcl::backend {
-
-// One label's loss: the mean of the anchor terms over the anchors that have positives.
-struct ContrastLabelLoss {
-    double mean = 0;      // 0 when no anchor counted
-    index_t counted = 0;  // anchors with at least one positive
-};
 
 template <>
 struct Contrast<cpu> {
@@ -31,29 +25,12 @@ struct Contrast<cpu> {
     static index_t off_diagonal_softmax(TensorView<T, cpu> prob, TensorView<T, cpu> logits,
                                         TensorView<double, cpu> log_norm, double tau) {
         const index_t A = prob.dim(0);
-        for (index_t i = 0; i < A * A; ++i) {
-            const double s = static_cast<double>(prob.data()[i]);
-            if (!std::isfinite(s) || !std::isfinite(static_cast<T>(s / tau))) return i;
-        }
-// check_vectorised: rows (one anchor per iteration; exp and positives per pair)
+        for (index_t i = 0; i < A * A; ++i)
+            if (detail::similarity_overflows(prob.data()[i], tau)) return i;
+        // check_vectorised: rows (one anchor per iteration; exp and positives per pair)
 #pragma omp parallel for schedule(static)
-        for (index_t i = 0; i < A; ++i) {
-            T* row = prob.data() + i * A;
-            T* lg = logits.data() + i * A;
-            double mx = -std::numeric_limits<double>::infinity();
-            for (index_t a = 0; a < A; ++a) {
-                lg[a] = static_cast<T>(static_cast<double>(row[a]) / tau);
-                if (a != i) mx = std::max(mx, static_cast<double>(lg[a]));
-            }
-            double z_sum = 0;
-            for (index_t a = 0; a < A; ++a) {
-                const double e = a == i ? 0.0 : std::exp(static_cast<double>(lg[a]) - mx);
-                row[a] = static_cast<T>(e);
-                z_sum += e;
-            }
-            for (index_t a = 0; a < A; ++a) row[a] = static_cast<T>(static_cast<double>(row[a]) / z_sum);
-            log_norm.data()[i] = mx + std::log(z_sum);
-        }
+        for (index_t i = 0; i < A; ++i)
+            log_norm.data()[i] = detail::contrast_softmax_row(prob.data() + i * A, logits.data() + i * A, i, A, tau);
         return -1;
     }
 
@@ -65,31 +42,15 @@ struct Contrast<cpu> {
                                         TensorView<index_t, cpu> n_pos, TensorView<double, cpu> anchor_loss,
                                         TensorView<T, cpu> losses) {
         const index_t A = logits.dim(0);
-        with_positive(keys, masks, m, A, [&](auto positive) {
-// check_vectorised: rows (one anchor per iteration; exp and positives per pair)
+        detail::with_positives(keys.data(), masks.data(), keys.rank() == 2, m, A, [&](auto positive) {
+            // check_vectorised: rows (one anchor per iteration; exp and positives per pair)
 #pragma omp parallel for schedule(static)
-            for (index_t i = 0; i < A; ++i) {
-                const T* lg = logits.data() + i * A;
-                index_t np = 0;
-                double pos_logits = 0;
-                for (index_t a = 0; a < A; ++a)
-                    if (a != i && positive(i, a)) {
-                        ++np;
-                        pos_logits += static_cast<double>(lg[a]);
-                    }
-                n_pos.data()[i] = np;
-                anchor_loss.data()[i] = np > 0 ? log_norm.data()[i] - pos_logits / static_cast<double>(np) : 0.0;
-            }
+            for (index_t i = 0; i < A; ++i)
+                anchor_loss.data()[i] = detail::contrast_anchor_loss(logits.data() + i * A, log_norm.data()[i],
+                                                                     positive, i, A, n_pos.data()[i]);
         });
-        double loss_sum = 0;
-        ContrastLabelLoss r;
-        for (index_t i = 0; i < A; ++i)
-            if (n_pos.data()[i] > 0) {
-                loss_sum += anchor_loss.data()[i];
-                ++r.counted;
-            }
-        r.mean = r.counted > 0 ? loss_sum / static_cast<double>(r.counted) : 0.0;
-        losses.data()[m] = r.counted > 0 ? static_cast<T>(r.mean) : T(0);
+        const ContrastLabelLoss r = detail::contrast_label_total(n_pos.data(), anchor_loss.data(), A);
+        losses.data()[m] = detail::contrast_label_value<T>(r);
         return r;
     }
 
@@ -99,23 +60,12 @@ struct Contrast<cpu> {
     static void pair_grads(ConstView<T, cpu> prob, ConstView<index_t, cpu> keys, ConstView<std::uint8_t, cpu> masks,
                            index_t m, ConstView<index_t, cpu> n_pos, double scale, TensorView<T, cpu> g) {
         const index_t A = prob.dim(0);
-        with_positive(keys, masks, m, A, [&](auto positive) {
-// check_vectorised: rows (one anchor per iteration; exp and positives per pair)
+        detail::with_positives(keys.data(), masks.data(), keys.rank() == 2, m, A, [&](auto positive) {
+            // check_vectorised: rows (one anchor per iteration; exp and positives per pair)
 #pragma omp parallel for schedule(static)
-            for (index_t i = 0; i < A; ++i) {
-                T* gi = g.data() + i * A;
-                const T* pi = prob.data() + i * A;
-                const index_t np = n_pos.data()[i];
-                if (np == 0) {
-                    std::fill(gi, gi + A, T(0));
-                    continue;
-                }
-                const double inv_pos = 1.0 / static_cast<double>(np);
-                for (index_t a = 0; a < A; ++a) {
-                    const double target = (a != i && positive(i, a)) ? inv_pos : 0.0;
-                    gi[a] = a == i ? T(0) : static_cast<T>((static_cast<double>(pi[a]) - target) * scale);
-                }
-            }
+            for (index_t i = 0; i < A; ++i)
+                for (index_t e = i * A; e < (i + 1) * A; ++e)
+                    g.data()[e] = detail::pair_grad_item(prob.data(), n_pos.data(), positive, A, scale, e);
         });
     }
 
@@ -125,7 +75,8 @@ struct Contrast<cpu> {
         const index_t n = out.numel();
         const T* g = pair_grads.data();
         T* o = out.data();
-        // Chunks of pairs, the labels outer inside a chunk, so that the pair loops vectorise.
+        // pair_grad_magnitude_item's sums (the CUDA kernel's), arranged in chunks of pairs with the
+        // labels outer inside a chunk, so that the pair loops vectorise; the same additions in order.
         constexpr index_t chunk = 256;
         const index_t chunks = (n + chunk - 1) / chunk;
         // check_vectorised: rows (chunks of pairs; the element loops below)
@@ -159,7 +110,7 @@ struct Contrast<cpu> {
     // The pixel contrast's sampling: the first s whose location is outside [0, hw), or -1.
     static index_t first_bad_location(ConstView<index_t, cpu> locations, index_t hw) {
         for (index_t s = 0; s < locations.numel(); ++s)
-            if (locations.data()[s] < 0 || locations.data()[s] >= hw) return s;
+            if (detail::location_outside(locations.data()[s], hw)) return s;
         return -1;
     }
 
@@ -167,41 +118,19 @@ struct Contrast<cpu> {
     template <class T>
     static void gather_pixels(ConstView<T, cpu> features, ConstView<index_t, cpu> locations, TensorView<T, cpu> out) {
         const T* f = features.data();
+        const index_t* loc = locations.data();
+        const index_t S = locations.numel(), C = features.dim(1), hw = features.dim(2) * features.dim(3);
         T* o = out.data();
-        for_each_sampled(features.shape(), locations, [&](index_t map, index_t row) { o[row] = f[map]; });
+        for (index_t e = 0; e < out.numel(); ++e) o[e] = f[detail::sampled_pixel_index(loc, S, C, hw, e)];
     }
 
-    // out [N, C, H W] += grads [N S, C] at the sampled locations (distinct locations: no races).
+    // out [N, C, H W] += grads [N S, C] at the sampled locations (a location sampled twice
+    // receives both gradients, in sample order).
     template <class T>
     static void scatter_pixel_grads(ConstView<T, cpu> grads, ConstView<index_t, cpu> locations, TensorView<T, cpu> out) {
-        const T* g = grads.data();
-        T* o = out.data();
-        for_each_sampled(out.shape(), locations, [&](index_t map, index_t row) { o[map] += g[row]; });
-    }
-
-private:
-    // Calls f(map index, row index) for every sampled pixel and channel of a [N, C, H, W] map:
-    // element (n, c, locations[s]) of the map and (n S + s, c) of the [N S, C] pixel rows.
-    template <class F>
-    static void for_each_sampled(const Shape& map, ConstView<index_t, cpu> locations, F&& f) {
-        const index_t N = map[0], C = map[1], HW = map[2] * map[3], S = locations.numel();
-        const index_t* loc = locations.data();
-        for (index_t n = 0; n < N; ++n)
-            for (index_t s = 0; s < S; ++s)
-                for (index_t c = 0; c < C; ++c) f((n * C + c) * HW + loc[s], (n * S + s) * C + c);
-    }
-
-    // Calls f with label m's positive(i, a) predicate, read from keys [K, A] or masks [K, A, A].
-    template <class F>
-    static void with_positive(ConstView<index_t, cpu> keys, ConstView<std::uint8_t, cpu> masks, index_t m, index_t A,
-                              F&& f) {
-        if (keys.rank() == 2) {
-            const index_t* k = keys.data() + m * A;
-            f([k](index_t i, index_t a) { return k[i] == k[a]; });
-        } else {
-            const std::uint8_t* mask = masks.data() + m * A * A;
-            f([mask, A](index_t i, index_t a) { return mask[i * A + a] != 0; });
-        }
+        const index_t S = locations.numel(), C = out.dim(1), hw = out.dim(2) * out.dim(3);
+        for (index_t nc = 0; nc < out.dim(0) * C; ++nc)
+            detail::scatter_pixel_plane(grads.data(), locations.data(), out.data(), S, C, hw, nc);
     }
 };
 

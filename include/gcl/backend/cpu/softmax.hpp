@@ -1,10 +1,9 @@
 #pragma once
-// CPU softmax and log-softmax, one line along the softmax dimension per task. The maximum is
-// subtracted before exponentiating (no overflow) and sums are accumulated in double.
-#include <algorithm>
-#include <cmath>
-
+// CPU softmax and log-softmax, one line along the softmax dimension per task, with the per-line
+// rules of backend/detail/softmax_items.hpp (the CUDA kernels run the same rules): the maximum
+// is subtracted before exponentiating (no overflow) and sums are accumulated in double.
 #include "gcl/backend/cpu/parallel.hpp"
+#include "gcl/backend/detail/softmax_items.hpp"
 #include "gcl/backend/kernels.hpp"
 #include "gcl/core/device.hpp"
 #include "gcl/core/tensor_view.hpp"
@@ -21,31 +20,7 @@ struct Softmax<cpu> {
         const T* in = x.data();
         T* out = y.data();
         cpu_detail::for_each_line(outer, extent, inner, [&](index_t first, index_t stride) {
-            double top = -INFINITY;
-            for (index_t k = 0; k < extent; ++k) {
-                const double v = static_cast<double>(in[first + k * stride]);
-                top = (v > top || std::isnan(v)) ? v : top;
-            }
-            double sum = 0;
-            if (log) {
-                for (index_t k = 0; k < extent; ++k) sum += std::exp(static_cast<double>(in[first + k * stride]) - top);
-                const double shift = top + std::log(sum);
-                for (index_t k = 0; k < extent; ++k) {
-                    const index_t at = first + k * stride;
-                    out[at] = static_cast<T>(static_cast<double>(in[at]) - shift);
-                }
-                return;
-            }
-            for (index_t k = 0; k < extent; ++k) {
-                const index_t at = first + k * stride;
-                const double e = std::exp(static_cast<double>(in[at]) - top);
-                sum += e;
-                out[at] = static_cast<T>(e);
-            }
-            for (index_t k = 0; k < extent; ++k) {
-                const index_t at = first + k * stride;
-                out[at] = static_cast<T>(static_cast<double>(out[at]) / sum);
-            }
+            detail::softmax_line(in, out, first, stride, extent, log);
         });
     }
 
@@ -58,16 +33,7 @@ struct Softmax<cpu> {
         const T* out = y.data();
         T* res = dx.data();
         cpu_detail::for_each_line(outer, extent, inner, [&](index_t first, index_t stride) {
-            double sum = 0;
-            for (index_t k = 0; k < extent; ++k) {
-                const index_t at = first + k * stride;
-                sum += log ? static_cast<double>(g[at]) : static_cast<double>(g[at]) * static_cast<double>(out[at]);
-            }
-            for (index_t k = 0; k < extent; ++k) {
-                const index_t at = first + k * stride;
-                const double gy = static_cast<double>(g[at]), yy = static_cast<double>(out[at]);
-                res[at] = static_cast<T>(log ? gy - std::exp(yy) * sum : yy * (gy - sum));
-            }
+            detail::softmax_backward_line(g, out, res, first, stride, extent, log);
         });
     }
 };

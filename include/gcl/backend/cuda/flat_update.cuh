@@ -6,15 +6,14 @@
 // run on the default stream; first_nonfinite waits for its result.
 #include <cmath>
 #include <cstddef>
-#include <map>
 #include <vector>
 
 #include <cuda_runtime.h>
 
-#include "gcl/backend/cuda/buffer.cuh"
 #include "gcl/backend/cuda/check.cuh"
 #include "gcl/backend/cuda/elementwise.cuh"
-#include "gcl/backend/cuda/handles.cuh"
+#include "gcl/backend/cuda/first_index.cuh"
+#include "gcl/backend/detail/reduce_items.hpp"
 #include "gcl/backend/kernels.hpp"
 #include "gcl/core/config.hpp"
 #include "gcl/core/device.hpp"
@@ -47,33 +46,8 @@ struct FlatUpdateItem {
     }
 };
 
-// Whether x is neither NaN nor infinite, on the host and the device.
-template <class T>
-GCL_HOST_DEVICE inline bool finite_value(T x) {
-#if defined(__CUDA_ARCH__)
-    return isfinite(x);
-#else
-    return std::isfinite(x);
-#endif
-}
+using backend::detail::finite_value;  // one definition, shared with the reduction rules
 
-// first = min(first, i) where g[i] is not finite.
-template <class T>
-struct NonfiniteItem {
-    const T* g;
-    unsigned long long* first;
-    GCL_DEVICE void operator()(index_t i) const {
-        if (!finite_value(g[i])) atomicMin(first, static_cast<unsigned long long>(i));
-    }
-};
-
-// One device word per host thread and device for first_nonfinite's result, allocated once.
-inline unsigned long long* nonfinite_slot() {
-    thread_local std::map<int, Buffer<unsigned long long, cuda>> slots;
-    auto& slot = slots[current_device()];
-    if (slot.size() == 0) slot = Buffer<unsigned long long, cuda>(1);
-    return slot.data();
-}
 
 }  // namespace gcl::cuda_detail
 
@@ -100,13 +74,7 @@ struct FlatUpdate<cuda> {
     // Index of the first NaN or infinite element of g[0, n) (device memory), or -1.
     template <class T>
     static index_t first_nonfinite(const T* g, index_t n) {
-        if (n == 0) return -1;
-        unsigned long long* first = cuda_detail::nonfinite_slot();
-        GCL_CUDA_CHECK(cudaMemsetAsync(first, 0xff, sizeof(unsigned long long), nullptr));
-        cuda_detail::for_each_item(n, cuda_detail::NonfiniteItem<T>{g, first});
-        unsigned long long result = 0;
-        GCL_CUDA_CHECK(cudaMemcpy(&result, first, sizeof(result), cudaMemcpyDeviceToHost));
-        return result == ~0ull ? index_t{-1} : static_cast<index_t>(result);
+        return cuda_detail::first_index_where(n, cuda_detail::NonfiniteAt<T>{g});
     }
 
     // Element i of g (device memory), copied to the host.

@@ -3,10 +3,29 @@
 // in the tests. Reductions along a dimension see x as [outer, extent, inner]; output element
 // e = o * inner + i is reduced over k in index order, as the CPU backend does, so those results
 // equal the CPU's bit for bit.
+#include <cmath>
+
 #include "gcl/core/config.hpp"
 #include "gcl/core/shape.hpp"
 
 namespace gcl::backend::detail {
+
+// Whether x is neither NaN nor infinite, on the host and the device.
+template <class T>
+GCL_HOST_DEVICE inline bool finite_value(T x) {
+#if defined(__CUDA_ARCH__)
+    return isfinite(x);
+#else
+    return std::isfinite(x);
+#endif
+}
+
+// The flat index of element 0 of line `line` of [outer, extent, inner] (lines numbered
+// outer-major, as the outputs of a reduction along the middle dimension): its elements are
+// line_first + k * inner, k < extent.
+GCL_HOST_DEVICE inline index_t line_first(index_t line, index_t extent, index_t inner) {
+    return (line / inner) * extent * inner + line % inner;
+}
 
 // Sum in double of x[first], x[first + step], ... below n: one thread's share of a total.
 template <class T>
@@ -36,7 +55,7 @@ GCL_HOST_DEVICE inline bool max_beats(T a, index_t ia, T b, index_t ib) {
 // out[o, i] = scale * sum over k of x[o, k, i], for e = o * inner + i.
 template <class T>
 GCL_HOST_DEVICE inline T sum_dim_item(const T* x, index_t extent, index_t inner, index_t e, double scale) {
-    const T* in = x + (e / inner) * extent * inner + e % inner;
+    const T* in = x + line_first(e, extent, inner);
     double acc = 0;
     for (index_t k = 0; k < extent; ++k) acc += static_cast<double>(in[k * inner]);
     return static_cast<T>(scale * acc);
@@ -45,7 +64,7 @@ GCL_HOST_DEVICE inline T sum_dim_item(const T* x, index_t extent, index_t inner,
 // out[o, i] = max over k of x[o, k, i] (first maximum; NaN wins), its k in arg.
 template <class T>
 GCL_HOST_DEVICE inline T max_dim_item(const T* x, index_t extent, index_t inner, index_t e, index_t& arg) {
-    const T* in = x + (e / inner) * extent * inner + e % inner;
+    const T* in = x + line_first(e, extent, inner);
     T best = in[0];
     arg = 0;
     for (index_t k = 1; k < extent && best == best; ++k) {
