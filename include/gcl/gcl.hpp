@@ -84,6 +84,7 @@
 #include "gcl/ops/random.hpp"
 #include "gcl/ops/reduce.hpp"
 #include "gcl/ops/softmax.hpp"
+#include "gcl/ops/transfer.hpp"
 #include "gcl/ops/window2d.hpp"
 #include "gcl/optim/adam.hpp"
 #include "gcl/optim/flat_optimizer.hpp"

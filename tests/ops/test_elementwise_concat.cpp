@@ -1,5 +1,8 @@
+#include <utility>
+
 #include "gcl/ops/concat.hpp"
 #include "gcl/ops/elementwise.hpp"
+#include "gcl/ops/transfer.hpp"
 #include "support/compare.hpp"
 #include "support/errors.hpp"
 #include "support/gradient.hpp"
@@ -86,6 +89,25 @@ TEMPLATE_TEST_CASE("copy handles any strides", "[ops][elementwise]", float, doub
     Tensor<T> col(Shape{3, 1});
     ops::copy(x.view().select(2, 4).narrow(1, 2, 1), col.view());
     for (index_t a = 0; a < 3; ++a) CHECK(col(a, 0) == x(a, 2, 4));
+    // A column read with a zero stride: every column of the output is that column.
+    Tensor<T> wide(Shape{3, 4});
+    ops::copy(ConstView<T>(col.data(), Shape{3, 4}, gcl::Strides{1, 0}), wide.view());
+    for (index_t a = 0; a < 3; ++a)
+        for (index_t b = 0; b < 4; ++b) CHECK(wide(a, b) == col(a, 0));
+}
+
+TEST_CASE("host_to_device and device_to_host on the cpu: a move and a contiguous copy", "[ops][transfer]") {
+    gcl::Rng rng(503);
+    Tensor<float> host = random<float>(Shape{4, 3}, rng);
+    const float* storage = host.data();
+    const Tensor<float> same = ops::host_to_device<gcl::cpu>(std::move(host));
+    CHECK(same.data() == storage);  // moved, not copied
+    CHECK(same.shape() == Shape{4, 3});
+    const Tensor<float> back = ops::device_to_host(same.cview().transpose(0, 1));
+    REQUIRE(back.shape() == Shape{3, 4});
+    CHECK(back.cview().is_contiguous());
+    for (index_t i = 0; i < 3; ++i)
+        for (index_t j = 0; j < 4; ++j) CHECK(back(i, j) == same(j, i));
 }
 
 TEST_CASE("convert casts element by element and checks shapes", "[ops][elementwise]") {

@@ -217,6 +217,8 @@ TEMPLATE_TEST_CASE("total reductions match plain loops and do not depend on thre
             CHECK(gcl::testing::close<T>(ops::mean(a.view()), s / n));
             CHECK(ops::max(a.cview()) == static_cast<T>(m));
             CHECK(gcl::testing::close<T>(ops::dot(a, b.view()), d));
+            // In double, not rounded to T (a float result would be 1e-7 away).
+            CHECK(ops::dot_double(a, b.view()) == Approx(d).epsilon(1e-13));
             CHECK(ops::sum(a) == ops::sum(a));  // repeats exactly
         }
     }

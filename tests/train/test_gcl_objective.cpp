@@ -70,6 +70,16 @@ TEST_CASE("GclObjective without surgery is the gradient of the summed losses", "
         INFO(gcl::train::to_string(space) << ": " << result.message);
         CHECK(result.passed);
     }
+    // A pixel weight scales the pixel losses' gradient too.
+    Setup s;
+    tr::GclObjectiveOptions o = plain(tr::LabelSpace::per_label);
+    o.pixel_weight = 0.5;
+    tr::GclObjective<double> weighted(s.model, s.arena, o);
+    const tr::GclStepReport r = weighted.gradient(s.images.cview(), s.meta.cview(), 7);
+    CHECK(r.total == Approx(r.image_losses[0] + r.image_losses[1] + 0.5 * (r.pixel_losses[0] + r.pixel_losses[1])));
+    const auto result = check_total_gradient(weighted, s, 150);
+    INFO("pixel_weight 0.5: " << result.message);
+    CHECK(result.passed);
 }
 
 TEST_CASE("GclObjective at the parameter level mitigates the per-label parameter gradients", "[train][gcl]") {

@@ -12,6 +12,8 @@
 #include "gcl/ops/normalize.hpp"
 #include "gcl/testing/gradcheck.hpp"
 #include "gcl/testing/projection.hpp"
+#include "gcl/train/contrast_device.hpp"
+#include "gcl/train/gradient_rows.hpp"
 #include "gcl/train/label_space.hpp"
 #include "gcl/train/pixel_filter_policy.hpp"
 #include "gcl/train/pixel_sampling.hpp"
@@ -20,6 +22,9 @@ using gcl::index_t;
 using gcl::Shape;
 using gcl::Tensor;
 namespace tr = gcl::train;
+
+// The contrasts run on the cpu (tests/cuda/test_gcl_parts_cuda.cu holds cuda to what it lacks).
+static_assert(tr::ContrastDevice<gcl::cpu>);
 
 namespace {
 // Meta labels [K, 2B] of B images (both views share them): label k of image i is (i >> k) & 1.
@@ -199,4 +204,44 @@ TEST_CASE("LabelSpaces: per_label contrasts part m for label m, shared the whole
         CHECK_THROWS_WITH(spaces.image_contrast<double>(odd.cview(), meta.cview(), report),
                           Catch::Contains("image embedding width (5)") && Catch::Contains("meta labels (2)"));
     }
+}
+
+TEST_CASE("The encoder-output level's rows: per sample, per location, back to the map, their Gram matrix",
+          "[train][gcl][parts]") {
+    gcl::Rng rng(9);
+    const index_t N = 3, K = 2, C = 4, h = 2, w = 3, HW = h * w, F = C * HW;
+    Tensor<double> by_sample(Shape{N, K, F}), by_location(Shape{N * HW, K, C});
+    std::vector<Tensor<double>> per_label;
+    for (index_t m = 0; m < K; ++m) {
+        per_label.push_back(gcl::testing::random_tensor<double>(Shape{N, C, h, w}, rng));
+        tr::label_rows_by_sample<double, gcl::cpu>(per_label[m].cview(), m, by_sample.view());
+        tr::label_rows_by_location<double, gcl::cpu>(per_label[m].cview(), m, by_location.view());
+    }
+    for (index_t m = 0; m < K; ++m)
+        for (index_t n = 0; n < N; ++n)
+            for (index_t c = 0; c < C; ++c)
+                for (index_t p = 0; p < HW; ++p) {
+                    CHECK(by_sample(n, m, c * HW + p) == per_label[m](n, c, p / w, p % w));
+                    CHECK(by_location(n * HW + p, m, c) == per_label[m](n, c, p / w, p % w));
+                }
+
+    const Tensor<double> rows = gcl::testing::random_tensor<double>(Shape{N * HW, C}, rng);
+    Tensor<double> map = gcl::testing::random_tensor<double>(Shape{N, C, h, w}, rng), scratch(Shape{N, C, h, w});
+    const Tensor<double> before = map;
+    tr::add_location_rows<double, gcl::cpu>(rows.cview(), map.view(), scratch.view());
+    for (index_t n = 0; n < N; ++n)
+        for (index_t c = 0; c < C; ++c)
+            for (index_t p = 0; p < HW; ++p)
+                CHECK(map(n, c, p / w, p % w) == before(n, c, p / w, p % w) + rows(n * HW + p, c));
+
+    // Dot products of float rows in double (a float result would be 1e-7 away).
+    const Tensor<float> g = gcl::testing::random_tensor<float>(Shape{3, 700}, rng);
+    const std::vector<double> gram = tr::row_gram<float, gcl::cpu>(g.cview());
+    REQUIRE(gram.size() == 9);
+    for (index_t i = 0; i < 3; ++i)
+        for (index_t j = 0; j < 3; ++j) {
+            double q = 0;
+            for (index_t e = 0; e < 700; ++e) q += static_cast<double>(g(i, e)) * static_cast<double>(g(j, e));
+            CHECK(gram[static_cast<std::size_t>(i * 3 + j)] == Approx(q).epsilon(1e-13));
+        }
 }

@@ -3,6 +3,7 @@
 // accumulated in double and do not depend on the thread count. Views are contiguous.
 //
 //   double total = ops::sum(x);                 // also mean, max, dot(a, b)
+//   double q = ops::dot_double(a, b);           // the dot product without rounding to the element type
 //   ops::sum(x, out.view(), 1);                 // out: x's shape without dimension 1, or with it as 1
 //   ops::mean(x, out.view(), -1);
 //   ops::max(x, out.view(), argmax.view(), 0);  // argmax: Tensor<index_t> of out's shape
@@ -41,17 +42,26 @@ typename X::value_type max(const X& x) {
     return backend::Reduce<typename X::device_type>::max(v);
 }
 
-// Sum of a[i] b[i] over views of equal shape.
+// Sum of a[i] b[i] over views of equal shape, in the double it is accumulated in (no rounding
+// to the element type: Gram matrices and cosines of float vectors keep their precision).
 template <ReadableTensor A, ReadableTensor B>
     requires std::same_as<typename A::value_type, typename B::value_type> &&
              std::same_as<typename A::device_type, typename B::device_type>
-typename A::value_type dot(const A& a, const B& b) {
+double dot_double(const A& a, const B& b) {
     const ConstViewOf<A> va = a;
     const ConstViewOf<B> vb = b;
     check_same_shape("ops::dot", va.shape(), vb.shape(), "a", "b");
     require_contiguous("ops::dot", va, "a");
     require_contiguous("ops::dot", vb, "b");
-    return static_cast<typename A::value_type>(backend::Reduce<typename A::device_type>::dot(va, vb));
+    return backend::Reduce<typename A::device_type>::dot(va, vb);
+}
+
+// Sum of a[i] b[i] over views of equal shape.
+template <ReadableTensor A, ReadableTensor B>
+    requires std::same_as<typename A::value_type, typename B::value_type> &&
+             std::same_as<typename A::device_type, typename B::device_type>
+typename A::value_type dot(const A& a, const B& b) {
+    return static_cast<typename A::value_type>(dot_double(a, b));
 }
 
 // ---- along a dimension ----

@@ -12,6 +12,12 @@
 // Each level is a small class with run(context, stage, step) and its own workspaces (kept
 // between steps); MitigationLevels picks one by train::Mitigation. A new level is a new class
 // and one case in MitigationLevels::run.
+//
+// Every level runs on the model's device D: the gradients are rearranged with ops::copy on
+// strided views, the mitigators are GradMitigator<T, D> / BatchedGradMitigator<T, D> (their K x K
+// weight solves run on the host inside them). run() reads the dense pixel gradient, a contrast
+// pass, hence its ContrastDevice constraint (contrast_device.hpp); the rearrangements of the
+// encoder-output level (gradient_rows.hpp) compile for every device.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -21,35 +27,44 @@
 #include "gcl/core/tensor.hpp"
 #include "gcl/nn/parameter_arena.hpp"
 #include "gcl/nn/pretrain_model.hpp"
+#include "gcl/ops/elementwise.hpp"
 #include "gcl/surgery/mitigate.hpp"
 #include "gcl/surgery/mitigate_batched.hpp"
+#include "gcl/train/contrast_device.hpp"
 #include "gcl/train/gcl_batch_exchange.hpp"
 #include "gcl/train/gcl_options.hpp"
 #include "gcl/train/gcl_stage.hpp"
+#include "gcl/train/gradient_rows.hpp"
 #include "gcl/train/pixel_sampling.hpp"
 
 namespace gcl::train {
 
 // What every level works with. Not owning.
-template <class T>
+template <class T, class D = cpu>
 struct MitigationContext {
-    nn::PretrainModel<T>& model;
-    nn::ParameterArena<T, cpu>& arena;
-    GclBatchExchange<T>* exchange;  // nullptr: one process
+    nn::PretrainModel<T, D>& model;
+    nn::ParameterArena<T, D>& arena;
+    GclBatchExchange<T, D>* exchange;  // nullptr: one process
     const surgery::MitigateOptions& options;
-    DensePixelGradient<T>& dense;
+    DensePixelGradient<T, D>& dense;
     bool pixel;  // the pixel contrast is on
 
     // The dense [N, C, h, w] gradient of sampled pixel gradients [A, C].
-    ConstView<T> dense_pixel(ConstView<T> sampled, const GclStage<T>& st) {
+    ConstView<T, D> dense_pixel(ConstView<T, D> sampled, const GclStage<T, D>& st)
+        requires ContrastDevice<D>
+    {
         return dense(sampled, st.locations.cview(), st.pixel_shape);
     }
     // Label m's dense pixel gradient, and the sum over the labels; empty without the pixel contrast.
-    ConstView<T> pixel_label_grad(const GclStage<T>& st, index_t m) {
-        return pixel ? dense_pixel(st.pix.grads.cview().select(0, m), st) : ConstView<T>();
+    ConstView<T, D> pixel_label_grad(const GclStage<T, D>& st, index_t m)
+        requires ContrastDevice<D>
+    {
+        return pixel ? dense_pixel(st.pix.grads.cview().select(0, m), st) : ConstView<T, D>();
     }
-    ConstView<T> pixel_sum_grad(const GclStage<T>& st) {
-        return pixel ? dense_pixel(st.pix.grad_sum.cview(), st) : ConstView<T>();
+    ConstView<T, D> pixel_sum_grad(const GclStage<T, D>& st)
+        requires ContrastDevice<D>
+    {
+        return pixel ? dense_pixel(st.pix.grad_sum.cview(), st) : ConstView<T, D>();
     }
     // Data parallel: the global index of each of this rank's rows (empty for one process, where
     // the local index is the global one), as the seeds of the per-sample projection orders.
@@ -59,11 +74,13 @@ struct MitigationContext {
     static const std::uint64_t* ids(const std::vector<std::uint64_t>& v) { return v.empty() ? nullptr : v.data(); }
 };
 
-template <class T>
+template <class T, class D = cpu>
 class ParameterLevel {
 public:
     // K backward passes after one forward, label m's gradient into row m of G [K, P].
-    void run(MitigationContext<T>& ctx, GclStage<T>& st, std::uint64_t step) {
+    void run(MitigationContext<T, D>& ctx, GclStage<T, D>& st, std::uint64_t step)
+        requires ContrastDevice<D>
+    {
         const index_t K = st.labels();
         grads_.resize(Shape{K, ctx.arena.size()});
         for (index_t m = 0; m < K; ++m) {
@@ -73,24 +90,26 @@ public:
         ctx.arena.end_backward();
         const surgery::MitigateReport r =
             ctx.exchange ? ctx.exchange->mitigate(grads_.cview(), ctx.arena.flat_grads(), ctx.options, step)
-                         : surgery::mitigate<T>(grads_.cview(), ctx.arena.flat_grads(), ctx.options, step);
+                         : surgery::GradMitigator<T, D>(ctx.options)({grads_.cview(), ctx.arena.flat_grads(), step});
         st.report.conflicting_pairs = r.conflicting_pairs;
         st.report.projections = r.projections;
         if (!r.gram.empty()) st.report.label_cosines = gram_cosines(r.gram.data(), K);
     }
 
 private:
-    Tensor<T> grads_;  // K x P per-label parameter gradients
+    Tensor<T, D> grads_;  // K x P per-label parameter gradients
 };
 
 // Mitigation at the encoder output F [N, C, h, w]: K passes through the heads alone give
 // dL_m/dF per label (the heads' parameter gradients add up over the labels in the arena); the
 // image branch's are mitigated per sample (vectors of C h w), the pixel branch's per location
 // (vectors of C, where the pixel loss reaches F), and one encoder pass takes their sum.
-template <class T>
+template <class T, class D = cpu>
 class EncoderOutputLevel {
 public:
-    void run(MitigationContext<T>& ctx, GclStage<T>& st, std::uint64_t step) {
+    void run(MitigationContext<T, D>& ctx, GclStage<T, D>& st, std::uint64_t step)
+        requires ContrastDevice<D>
+    {
         const index_t K = st.labels();
         const Shape& fs = st.feature_shape;
         const index_t N = fs[0], C = fs[1], HW = fs[2] * fs[3], F = C * HW;
@@ -101,83 +120,66 @@ public:
 
         ctx.arena.begin_backward(gcl::WriteMode::overwrite);
         for (index_t m = 0; m < K; ++m) {
-            const ConstView<T> d_pixel = ctx.pixel_label_grad(st, m);
+            const ConstView<T, D> d_pixel = ctx.pixel_label_grad(st, m);
             const auto g = ctx.model.heads_backward(st.img.grads.cview().select(0, m), d_pixel);
-            T* whole = per_label_feature_.data() + m * N * F;
-            for (index_t n = 0; n < N; ++n) {
-                const T* gi = g.features_from_image.data() + n * F;
-                std::copy(gi, gi + F, feature_image_.data() + (n * K + m) * F);
-            }
-            std::copy(g.features.data(), g.features.data() + N * F, whole);
-            if (pixel)
-                for (index_t n = 0; n < N; ++n)
-                    for (index_t c = 0; c < C; ++c) {
-                        const T* gp = g.features_from_pixel.data() + (n * C + c) * HW;
-                        for (index_t p = 0; p < HW; ++p) feature_pixel_((n * HW + p), m, c) = gp[p];
-                    }
+            label_rows_by_sample<T, D>(g.features_from_image, m, feature_image_.view());
+            ops::copy(g.features.reshape(Shape{N * F}), per_label_feature_.view().select(0, m));
+            if (pixel) label_rows_by_location<T, D>(g.features_from_pixel, m, feature_pixel_.view());
         }
         GclStepReport& report = st.report;
         combined_image_.resize(Shape{N, F});
         const std::vector<std::uint64_t> image_ids = ctx.global_rows(1);
-        const surgery::MitigateReport ri = surgery::mitigate_batched<T>(feature_image_.cview(), combined_image_.view(),
-                                                                        ctx.options, step, ctx.ids(image_ids));
+        const surgery::MitigateReport ri = surgery::BatchedGradMitigator<T, D>(ctx.options)(
+            {feature_image_.cview(), combined_image_.view(), step, ctx.ids(image_ids)});
         report.conflicting_pairs = ri.conflicting_pairs;
         report.projections = ri.projections;
         d_features_.resize(fs);
-        std::copy(combined_image_.data(), combined_image_.data() + N * F, d_features_.data());
+        ops::copy(combined_image_.cview().reshape(fs), d_features_.view());
         if (pixel) {
             combined_pixel_.resize(Shape{N * HW, C});
             // The locations' projection orders come from another step stream than the images'.
             const std::vector<std::uint64_t> location_ids = ctx.global_rows(HW);
-            const surgery::MitigateReport rp = surgery::mitigate_batched<T>(
-                feature_pixel_.cview(), combined_pixel_.view(), ctx.options, mix64(step + 1), ctx.ids(location_ids));
+            const surgery::MitigateReport rp = surgery::BatchedGradMitigator<T, D>(ctx.options)(
+                {feature_pixel_.cview(), combined_pixel_.view(), mix64(step + 1), ctx.ids(location_ids)});
             report.conflicting_pairs += rp.conflicting_pairs;
             report.projections += rp.projections;
-            for (index_t n = 0; n < N; ++n)
-                for (index_t c = 0; c < C; ++c)
-                    for (index_t p = 0; p < HW; ++p) d_features_(n, c, p / fs[3], p % fs[3]) += combined_pixel_(n * HW + p, c);
+            pixel_features_.resize(fs);
+            add_location_rows<T, D>(combined_pixel_.cview(), d_features_.view(), pixel_features_.view());
         }
         ctx.model.encoder_backward(d_features_.cview());
         ctx.arena.end_backward();
-
-        std::vector<double> gram(static_cast<std::size_t>(K * K));
-        for (index_t i = 0; i < K; ++i)
-            for (index_t j = i; j < K; ++j) {
-                double q = 0;
-                const T* a = per_label_feature_.data() + i * N * F;
-                const T* b = per_label_feature_.data() + j * N * F;
-                for (index_t e = 0; e < N * F; ++e) q += static_cast<double>(a[e]) * static_cast<double>(b[e]);
-                gram[static_cast<std::size_t>(i * K + j)] = gram[static_cast<std::size_t>(j * K + i)] = q;
-            }
-        report.label_cosines = gram_cosines(gram.data(), K);
+        report.label_cosines = gram_cosines(row_gram<T, D>(per_label_feature_.cview()).data(), K);
     }
 
 private:
     // Per-label dL/dF by sample [N, K, C h w] and by location [N h w, K, C], the whole per-label
-    // dL/dF [K, N C h w], the combined rows and dL/dF for the encoder pass.
-    Tensor<T> feature_image_, feature_pixel_, per_label_feature_, combined_image_, combined_pixel_, d_features_;
+    // dL/dF [K, N C h w], the combined rows, the pixel rows as a map, and dL/dF for the encoder pass.
+    Tensor<T, D> feature_image_, feature_pixel_, per_label_feature_, combined_image_, combined_pixel_, pixel_features_,
+        d_features_;
 };
 
-template <class T>
+template <class T, class D = cpu>
 class EmbeddingLevel {
 public:
-    void run(MitigationContext<T>& ctx, GclStage<T>& st, std::uint64_t step) {
-        const PerLabelGradients<T>& img = st.img;
-        const PerLabelGradients<T>& pix = st.pix;
+    void run(MitigationContext<T, D>& ctx, GclStage<T, D>& st, std::uint64_t step)
+        requires ContrastDevice<D>
+    {
+        const PerLabelGradients<T, D>& img = st.img;
+        const PerLabelGradients<T, D>& pix = st.pix;
         const index_t N = img.grads.dim(1);
-        Tensor<T> d_image(Shape{N, img.grads.dim(2)});
+        Tensor<T, D> d_image(Shape{N, img.grads.dim(2)});
         const std::vector<std::uint64_t> image_ids = ctx.global_rows(1);
-        const surgery::MitigateReport ri = surgery::mitigate_batched<T>(
-            img.grads.cview().transpose(0, 1), d_image.view(), ctx.options, step, ctx.ids(image_ids));
+        const surgery::MitigateReport ri = surgery::BatchedGradMitigator<T, D>(ctx.options)(
+            {img.grads.cview().transpose(0, 1), d_image.view(), step, ctx.ids(image_ids)});
         st.report.conflicting_pairs = ri.conflicting_pairs;
         st.report.projections = ri.projections;
-        ConstView<T> d_pixel;
+        ConstView<T, D> d_pixel;
         if (ctx.pixel) {
-            Tensor<T> combined(Shape{pix.grads.dim(1), pix.grads.dim(2)});
+            Tensor<T, D> combined(Shape{pix.grads.dim(1), pix.grads.dim(2)});
             // The pixels' projection orders come from another step stream than the images'.
             const std::vector<std::uint64_t> pixel_ids = ctx.global_rows(st.locations.dim(0));
-            const surgery::MitigateReport rp = surgery::mitigate_batched<T>(
-                pix.grads.cview().transpose(0, 1), combined.view(), ctx.options, mix64(step + 1), ctx.ids(pixel_ids));
+            const surgery::MitigateReport rp = surgery::BatchedGradMitigator<T, D>(ctx.options)(
+                {pix.grads.cview().transpose(0, 1), combined.view(), mix64(step + 1), ctx.ids(pixel_ids)});
             st.report.conflicting_pairs += rp.conflicting_pairs;
             st.report.projections += rp.projections;
             d_pixel = ctx.dense_pixel(combined.cview(), st);
@@ -188,21 +190,25 @@ public:
     }
 };
 
-template <class T>
+template <class T, class D = cpu>
 class SumLevel {
 public:
-    void run(MitigationContext<T>& ctx, GclStage<T>& st, std::uint64_t) {
-        const ConstView<T> d_pixel = ctx.pixel_sum_grad(st);
+    void run(MitigationContext<T, D>& ctx, GclStage<T, D>& st, std::uint64_t)
+        requires ContrastDevice<D>
+    {
+        const ConstView<T, D> d_pixel = ctx.pixel_sum_grad(st);
         ctx.arena.begin_backward(gcl::WriteMode::overwrite);
         ctx.model.backward(st.img.grad_sum.cview(), d_pixel);
         ctx.arena.end_backward();
     }
 };
 
-template <class T>
+template <class T, class D = cpu>
 class MitigationLevels {
 public:
-    void run(Mitigation level, MitigationContext<T>& ctx, GclStage<T>& st, std::uint64_t step) {
+    void run(Mitigation level, MitigationContext<T, D>& ctx, GclStage<T, D>& st, std::uint64_t step)
+        requires ContrastDevice<D>
+    {
         switch (level) {
             case Mitigation::parameters: return parameters_.run(ctx, st, step);
             case Mitigation::representation: return encoder_output_.run(ctx, st, step);
@@ -212,10 +218,10 @@ public:
     }
 
 private:
-    ParameterLevel<T> parameters_;
-    EncoderOutputLevel<T> encoder_output_;
-    EmbeddingLevel<T> embeddings_;
-    SumLevel<T> sum_;
+    ParameterLevel<T, D> parameters_;
+    EncoderOutputLevel<T, D> encoder_output_;
+    EmbeddingLevel<T, D> embeddings_;
+    SumLevel<T, D> sum_;
 };
 
 }  // namespace gcl::train

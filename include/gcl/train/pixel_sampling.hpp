@@ -6,6 +6,7 @@
 //
 //   train::PixelSampling sampling{.samples = 16, .seed = 0};
 //   Tensor<index_t> loc = sampling.locations(h, w, step);           // [min(S, h w)]
+//   Tensor<index_t, D> on_device = sampling.locations<D>(h, w, step);
 //   train::DensePixelGradient<float> dense;
 //   ConstView<float> d = dense(sampled_grads, loc.cview(), Shape{N, C, h, w});
 #include <algorithm>
@@ -15,6 +16,8 @@
 #include "gcl/core/tensor.hpp"
 #include "gcl/loss/pixel_contrast.hpp"
 #include "gcl/ops/elementwise.hpp"
+#include "gcl/ops/transfer.hpp"
+#include "gcl/train/contrast_device.hpp"
 
 namespace gcl::train {
 
@@ -22,27 +25,33 @@ struct PixelSampling {
     index_t samples = 16;     // S locations per feature map (fewer when the map is smaller)
     std::uint64_t seed = 0;
 
-    Tensor<index_t> locations(index_t height, index_t width, std::uint64_t step) const {
+    // The locations of a step on device D. They are drawn on the host (a partial Fisher-Yates
+    // shuffle on the seeded generator: sequential, and S values only), then moved to D.
+    template <class D = cpu>
+    Tensor<index_t, D> locations(index_t height, index_t width, std::uint64_t step) const {
         Rng rng(seed, mix64(step));
-        return loss::sample_locations(height, width, std::min(samples, height * width), rng);
+        return ops::host_to_device<D>(loss::sample_locations(height, width, std::min(samples, height * width), rng));
     }
 };
 
 // Gradients of the A = N S sampled pixels [A, C] scattered into a zeroed [N, C, h, w] map. The
 // map is kept between calls (no allocation in a steady state); the returned view is valid until
 // the next call.
-template <class T>
+template <class T, class D = cpu>
 class DensePixelGradient {
 public:
-    ConstView<T> operator()(ConstView<T> sampled, ConstView<index_t> locations, const Shape& pixel_shape) {
+    // The scatter is a backend::Contrast<D> pass (contrast_device.hpp).
+    ConstView<T, D> operator()(ConstView<T, D> sampled, ConstView<index_t, D> locations, const Shape& pixel_shape)
+        requires ContrastDevice<D>
+    {
         dense_.resize(pixel_shape);
         ops::fill(dense_.view(), T(0));
-        loss::scatter_pixel_grads<T>(sampled, locations, dense_.view());
+        loss::scatter_pixel_grads<T, D>(sampled, locations, dense_.view());
         return dense_.cview();
     }
 
 private:
-    Tensor<T> dense_;
+    Tensor<T, D> dense_;
 };
 
 }  // namespace gcl::train
