@@ -728,6 +728,7 @@ TEMPLATE_TEST_CASE("Contrast<cuda>'s pixel rules, replayed, equal the CPU backen
     locations(1) = -1;
     CHECK(CpuContrast::first_bad_location(locations.cview(), hw) == 1);
     CHECK(replay_first_index_where(S, [&](index_t s) { return bd::location_outside(locations(s), hw); }) == 1);
+}
 
 // RandomFill<cuda> runs the item rules of backend/detail/random_items.hpp, whose arithmetic on a
 // device is uniform_at_pinned and normal_at_pinned (core/random.hpp). Replayed here for every
