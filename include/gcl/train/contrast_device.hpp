@@ -4,10 +4,9 @@
 // spaces, the pixel filter policy, the dense pixel gradient, the mitigation levels that read it
 // and GclObjective::gradient) are constrained on this concept. The contrast families
 // (backend::Contrast, Softmax, Normalize) exist for cuda as well; what keeps cuda out is the
-// anchor guidance, loss::location_magnitudes, still a host loop, and with it the first step that
-// could run: an nn::PretrainModel<T, cuda> cannot be built yet (nn::Scope::parameter draws its
-// initial values on the host). A device joins here when location_magnitudes is a template over
-// the device and a whole GCL step on it is tested against the cpu's.
+// anchor guidance, loss::location_magnitudes, still a host loop. A device joins here when
+// location_magnitudes is a template over the device and a whole GCL step on it is tested
+// against the cpu's.
 // The rest (the stage, the pixel sampling, the levels' data movement, the exchange of rows) is
 // unconstrained and compiles for every device.
 #include <concepts>
