@@ -78,6 +78,12 @@ struct FillItem {
     T value;
     GCL_DEVICE void operator()(index_t i) const { fill_item(out, value, i); }
 };
+template <class S, class T>
+struct ConvertItem {
+    const S* in;
+    T* out;
+    GCL_DEVICE void operator()(index_t i) const { out[i] = static_cast<T>(in[i]); }
+};
 template <class T>
 struct CopyItem {
     const T* in;
@@ -117,6 +123,12 @@ struct Elementwise<cuda> {
     template <class T>
     static void fill(TensorView<T, cuda> out, T value) {
         cuda_detail::for_each_item(out.numel(), cuda_detail::FillItem<T>{out.data(), value});
+    }
+
+    // out = static_cast<T>(in) element by element, contiguous views of equal shape (the CPU's rule).
+    template <class S, class T>
+    static void convert(ConstView<S, cuda> in, TensorView<T, cuda> out) {
+        cuda_detail::for_each_item(out.numel(), cuda_detail::ConvertItem<S, T>{in.data(), out.data()});
     }
 
     // out = in, for views of equal shape and any strides.
