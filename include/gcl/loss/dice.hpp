@@ -39,12 +39,6 @@ struct DicePartial {
     index_t counted = 0;
 };
 
-namespace detail {
-inline double dice_class_weight(const DiceOptions& options, index_t c) {
-    return options.class_weights.empty() ? 1.0 : options.class_weights[static_cast<std::size_t>(c)];
-}
-}  // namespace detail
-
 // Softmax and sums of logits [N, C, ...] against targets [N, ...]: images first_image.. of a
 // global batch of total_images (defaults: the batch is the whole batch).
 template <class T, class D = cpu>
@@ -57,7 +51,7 @@ DicePartial<T, D> dice_sums(std::type_identity_t<ConstView<T, D>> logits,
     check(options.smooth >= 0 && std::isfinite(options.smooth), "soft_dice", "smooth must be >= 0, got ",
           options.smooth);
     double weight_sum = 0;
-    for (index_t c = 0; c < C; ++c) weight_sum += detail::dice_class_weight(options, c);
+    for (double w : detail::class_weight_array(options.class_weights, C)) weight_sum += w;
     check(weight_sum > 0, "soft_dice", "the class weights must not all be zero");
     if (total_images < 0) total_images = N;
     check(first_image >= 0 && first_image + N <= total_images, "soft_dice", "images [", first_image, ", ",
@@ -89,7 +83,7 @@ SegmentationLoss<T, D> dice_from_sums(const DicePartial<T, D>& part, const DiceO
           " values, not 3 x ", G, " x ", C);
     const std::vector<double> weights = detail::class_weight_array(options.class_weights, C);
     double weight_sum = 0;
-    for (index_t c = 0; c < C; ++c) weight_sum += weights[static_cast<std::size_t>(c)];
+    for (double w : weights) weight_sum += w;
     const double* inter = part.sums.data();
     const double* sum_p = inter + G * C;
     const double* sum_t = sum_p + G * C;
