@@ -192,8 +192,11 @@ namespace gcl::backend {
 template <>
 struct Conv2d<cuda> {
     // Forward operands kept for backward passes: cuDNN reads the caller's memory directly, so
-    // there is nothing to keep.
-    struct OperandCache {};
+    // there is nothing to keep (the layers' interface: clear, bytes).
+    struct OperandCache {
+        void clear() {}
+        std::size_t bytes() const { return 0; }
+    };
 
     template <class T>
     static void forward(ConstView<T, cuda> x, ConstView<T, cuda> w, TensorView<T, cuda> y, const Conv2dParams& p,
