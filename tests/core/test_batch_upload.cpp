@@ -3,6 +3,7 @@
 // BatchUploader<cpu>, which moves the batch.
 #include <catch2/catch.hpp>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -148,5 +149,20 @@ TEST_CASE("BatchUploader<cpu> rejects a strided view as the cuda uploader does",
     gcl::BatchUploader<gcl::cpu> uploader;
     gcl::Tensor<float> batch(gcl::Shape{4, 6});
     gcl_test::require_error([&] { (void)uploader.upload(batch.cview().narrow(1, 1, 3)); },
-                            {"BatchUploader::upload", "[4, 3]", "not contiguous"});
+                            {"BatchUploader: ", "[4, 3]", "not contiguous"});
+}
+
+TEST_CASE("BatchUploader<cpu>: start hands the batch to take once", "[core][staging][errors]") {
+    gcl::BatchUploader<gcl::cpu> uploader;
+    gcl::Tensor<std::int64_t> meta = gcl::Tensor<std::int64_t>::from(gcl::Shape{3, 2}, {0, 1, 2, 3, 4, 5});
+    const std::int64_t* storage = meta.data();
+    gcl::PendingUpload<std::int64_t, gcl::cpu> pending = uploader.start(std::move(meta));
+    gcl::Tensor<std::int64_t> taken = pending.take();
+    CHECK(taken.data() == storage);
+    CHECK(taken.shape() == gcl::Shape{3, 2});
+    gcl_test::require_error([&] { (void)pending.take(); }, {"PendingUpload::take", "taken already"});
+
+    // A pending upload can be replaced by the next one, as a prefetching loop does.
+    pending = uploader.start(taken.cview().narrow(0, 1, 1));
+    CHECK(pending.take().data()[1] == 3);
 }

@@ -145,12 +145,68 @@ TEST_CASE("BatchUploader<cuda>: kernels queued after an upload read the batch wh
     }
 }
 
+TEST_CASE("BatchUploader<cuda>: a started copy runs beside kernels queued before take()", "[cuda][upload][streams]") {
+    const long n = 1 << 20;
+    const gcl::Tensor<float> host = random_batch(gcl::Shape{n}, 13);
+    gcl::BatchUploader<gcl::cuda> uploader;
+    gcl::Tensor<float, gcl::cuda> busy(gcl::Shape{256});
+    gcl::PendingUpload<float, gcl::cuda> next = uploader.start(host);
+    spin_then_fill<<<1, 256>>>(busy.data(), 256, 1.0f, long_spin);  // this step's kernels
+    GCL_CUDA_CHECK_LAUNCH();
+    // The copy did not wait for the kernel queued after start(): it has finished while the
+    // kernel still runs.
+    GCL_CUDA_CHECK(cudaStreamSynchronize(uploader.copy_stream()));
+    CHECK(cudaStreamQuery(nullptr) == cudaErrorNotReady);
+    gcl::Tensor<float, gcl::cuda> batch = next.take();
+    gcl::Tensor<float, gcl::cuda> doubled(gcl::Shape{n});
+    scale_into<<<1024, 256>>>(batch.data(), doubled.data(), n, 2.0f);
+    GCL_CUDA_CHECK_LAUNCH();
+    gcl::Tensor<float> expected(gcl::Shape{n});
+    for (long i = 0; i < n; ++i) expected.data()[i] = 2.0f * host.data()[i];
+    CHECK(same_bits(gcl::to_host(doubled), expected));
+    gcl_test::require_error([&] { (void)next.take(); }, {"PendingUpload::take", "taken already"});
+}
+
+TEST_CASE("BatchUploader<cuda>: take() and an untaken upload's end order the default stream after a late copy",
+          "[cuda][upload][streams]") {
+    const long n = 1 << 20;
+    const gcl::Tensor<float> host = random_batch(gcl::Shape{n}, 17);
+    gcl::BatchUploader<gcl::cuda> uploader;
+    gcl::Tensor<float, gcl::cuda> busy(gcl::Shape{256});
+    const auto hold_copy_stream = [&] {  // the next copy starts only after this kernel
+        spin_then_fill<<<1, 256, 0, uploader.copy_stream()>>>(busy.data(), 256, 1.0f, long_spin);
+        GCL_CUDA_CHECK_LAUNCH();
+    };
+
+    hold_copy_stream();
+    gcl::Tensor<float, gcl::cuda> batch = uploader.upload(host);
+    gcl::Tensor<float, gcl::cuda> doubled(gcl::Shape{n});
+    scale_into<<<1024, 256>>>(batch.data(), doubled.data(), n, 2.0f);  // waits for the copy
+    GCL_CUDA_CHECK_LAUNCH();
+    gcl::Tensor<float> expected(gcl::Shape{n});
+    for (long i = 0; i < n; ++i) expected.data()[i] = 2.0f * host.data()[i];
+    CHECK(same_bits(gcl::to_host(doubled), expected));
+
+    // Dropped before take(): its block returns to the pool, and the next tensor of its size
+    // class takes it and is zeroed on the default stream, which must come after the copy.
+    gcl::cuda_release_cached_memory();  // so the dropped batch's block is the only one cached
+    hold_copy_stream();
+    { gcl::PendingUpload<float, gcl::cuda> dropped = uploader.start(host); }
+    const gcl::CachingPoolStats dropped = gcl::cuda_memory_stats();
+    CHECK(dropped.bytes_cached == gcl::CachingPool<gcl::cuda_detail::CudaMemory>::size_class(n * sizeof(float)));
+    gcl::Tensor<float, gcl::cuda> zeroed(gcl::Shape{n});
+    CHECK(gcl::cuda_memory_stats().bytes_cached == 0);  // it took the dropped batch's block
+    GCL_CUDA_CHECK(cudaDeviceSynchronize());
+    const gcl::Tensor<float> zeros = gcl::to_host(zeroed);
+    CHECK(std::all_of(zeros.data(), zeros.data() + n, [](float v) { return v == 0.0f; }));
+}
+
 TEST_CASE("BatchUploader<cuda>: a strided host view is rejected, naming its shape", "[cuda][upload][errors]") {
     gcl::BatchUploader<gcl::cuda> uploader;
     const gcl::Tensor<float> host = random_batch(gcl::Shape{4, 6}, 3);
     const gcl::CachingPoolStats before = gcl::cuda_pinned_stats();
     gcl_test::require_error([&] { (void)uploader.upload(host.cview().transpose(0, 1)); },
-                            {"BatchUploader::upload", "[6, 4]", "not contiguous"});
+                            {"BatchUploader: ", "[6, 4]", "not contiguous"});
     // Rejected before it took a staging block.
     CHECK(gcl::cuda_pinned_stats().source_allocations == before.source_allocations);
     CHECK(gcl::cuda_pinned_stats().cache_hits == before.cache_hits);
