@@ -24,13 +24,7 @@ namespace cuda_detail {
 struct CudaMemory {
     static void* allocate(std::size_t bytes) {
         void* block = nullptr;
-        const cudaError_t status = cudaMalloc(&block, bytes);
-        if (status == cudaErrorMemoryAllocation) {
-            cudaGetLastError();  // clear it: the pool frees its cache and asks again
-            return nullptr;
-        }
-        GCL_CUDA_CHECK(status);
-        return block;
+        return GCL_CUDA_CHECK_ALLOCATION(cudaMalloc(&block, bytes)) ? block : nullptr;
     }
     static void release(void* block) noexcept { cudaFree(block); }  // no remedy for a failure here
     static int current_device() {

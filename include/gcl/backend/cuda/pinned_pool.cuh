@@ -23,13 +23,7 @@ namespace cuda_detail {
 struct CudaPinnedMemory {
     static void* allocate(std::size_t bytes) {
         void* block = nullptr;
-        const cudaError_t status = cudaHostAlloc(&block, bytes, cudaHostAllocPortable);
-        if (status == cudaErrorMemoryAllocation) {
-            cudaGetLastError();  // clear it: the pool frees its cache and asks again
-            return nullptr;
-        }
-        GCL_CUDA_CHECK(status);
-        return block;
+        return GCL_CUDA_CHECK_ALLOCATION(cudaHostAlloc(&block, bytes, cudaHostAllocPortable)) ? block : nullptr;
     }
     static void release(void* block) noexcept { cudaFreeHost(block); }  // no remedy for a failure here
     static int current_device() { return 0; }                           // portable: one cache for all
