@@ -214,3 +214,13 @@ TEST_CASE("BatchUploader<cuda>: a strided host view is rejected, naming its shap
     CHECK(same_bits(gcl::to_host(uploader.upload(host.cview().narrow(0, 1, 2))),
                     gcl::Tensor<float>::copy_of(host.cview().narrow(0, 1, 2))));
 }
+
+TEST_CASE("BatchUploader<cuda> moves, as the cpu uploader does", "[cuda][upload]") {
+    const gcl::Tensor<float> host = random_batch(gcl::Shape{3, 5}, 19);
+    gcl::BatchUploader<gcl::cuda> first;
+    gcl::PendingUpload<float, gcl::cuda> pending = first.start(host);
+    gcl::BatchUploader<gcl::cuda> moved = std::move(first);
+    CHECK(same_bits(gcl::to_host(pending.take()), host));
+    CHECK(same_bits(gcl::to_host(moved.upload(host)), host));
+    gcl_test::require_error([&] { (void)first.upload(host); }, {"BatchUploader: ", "moved from"});  // NOLINT(bugprone-use-after-move): the check
+}

@@ -87,38 +87,29 @@ private:
 template <>
 class BatchUploader<cuda> {
 public:
-    BatchUploader() {
-        GCL_CUDA_CHECK(cudaGetDevice(&device_));
-        GCL_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
-    }
-    BatchUploader(const BatchUploader&) = delete;
-    BatchUploader& operator=(const BatchUploader&) = delete;
-    // The copies end before the stream goes; the ring then gives its blocks back to the pool.
-    ~BatchUploader() {
-        cudaStreamSynchronize(copy_stream_);  // no throw from a destructor
-        cudaStreamDestroy(copy_stream_);
-    }
+    BatchUploader() : state_(std::make_unique<State>()) {}
 
     template <class T>
     PendingUpload<std::remove_const_t<T>, cuda> start(TensorView<T, cpu> host) {
         using U = std::remove_const_t<T>;
         detail::check_uploadable(host);
+        State& s = state();
         int current = 0;
         GCL_CUDA_CHECK(cudaGetDevice(&current));
-        check(current == device_, "BatchUploader", "the uploader was made for device ", device_,
-              " but device ", current, " is current");
+        check(current == s.device, "BatchUploader", "the uploader was made for device ", s.device, " but device ",
+              current, " is current");
         Tensor<U, cuda> batch(host.shape());  // zeroed on the default stream
         const std::size_t bytes = static_cast<std::size_t>(batch.numel()) * sizeof(U);
         if (bytes > 0) {
-            auto& slot = staging_.acquire(bytes);  // after this block's previous copy has finished
+            auto& slot = s.staging.acquire(bytes);  // after this block's previous copy has finished
             std::memcpy(slot.block, host.data(), bytes);
-            GCL_CUDA_CHECK(cudaEventRecord(default_stream_reached_.get(), nullptr));
-            GCL_CUDA_CHECK(cudaStreamWaitEvent(copy_stream_, default_stream_reached_.get(), 0));
+            GCL_CUDA_CHECK(cudaEventRecord(s.default_stream_reached.get(), nullptr));
+            GCL_CUDA_CHECK(cudaStreamWaitEvent(s.copy_stream, s.default_stream_reached.get(), 0));
             GCL_CUDA_CHECK(
-                cudaMemcpyAsync(batch.data(), slot.block, bytes, cudaMemcpyHostToDevice, copy_stream_));
-            GCL_CUDA_CHECK(cudaEventRecord(slot.copied.get(), copy_stream_));
+                cudaMemcpyAsync(batch.data(), slot.block, bytes, cudaMemcpyHostToDevice, s.copy_stream));
+            GCL_CUDA_CHECK(cudaEventRecord(slot.copied.get(), s.copy_stream));
         }
-        return PendingUpload<U, cuda>(std::move(batch), copy_stream_);
+        return PendingUpload<U, cuda>(std::move(batch), s.copy_stream);
     }
     template <class T>
     PendingUpload<T, cuda> start(const Tensor<T, cpu>& host) {
@@ -136,13 +127,35 @@ public:
     }
 
     // The stream the copies run on (for a caller that orders its own streams after it).
-    Stream<cuda> copy_stream() const { return copy_stream_; }
+    Stream<cuda> copy_stream() const { return state().copy_stream; }
 
 private:
-    int device_ = 0;
-    cudaStream_t copy_stream_ = nullptr;
-    cuda_detail::ScopedEvent default_stream_reached_;
-    StagingRing<cuda_detail::PinnedStaging> staging_;
+    // Behind a pointer, so the uploader moves (as BatchUploader<cpu> does) while its events and
+    // stream stay where the queued copies refer to them.
+    struct State {
+        int device = 0;
+        cudaStream_t copy_stream = nullptr;
+        cuda_detail::ScopedEvent default_stream_reached;
+        StagingRing<cuda_detail::PinnedStaging> staging;
+
+        State() {
+            GCL_CUDA_CHECK(cudaGetDevice(&device));
+            GCL_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream, cudaStreamNonBlocking));
+        }
+        State(const State&) = delete;
+        State& operator=(const State&) = delete;
+        // The copies end before the stream goes; the ring then gives its blocks back to the pool.
+        ~State() {
+            cudaStreamSynchronize(copy_stream);  // no throw from a destructor
+            cudaStreamDestroy(copy_stream);
+        }
+    };
+    State& state() const {
+        check(state_ != nullptr, "BatchUploader", "used after it was moved from");
+        return *state_;
+    }
+
+    std::unique_ptr<State> state_;
 };
 
 }  // namespace gcl
