@@ -124,7 +124,7 @@ TEST_CASE("StagingRing: a failed allocation leaves the slot as it was", "[core][
     slot.copied = FakeCopy{0, true};
     ring.acquire(1000);
     CountingSource::budget = 3 * 1024;  // no room for a block of 4 KiB next to the two
-    gcl_test::require_error([&] { ring.acquire(4000); }, {"CachingPool::allocate", "4000 bytes"});
+    gcl_test::require_error([&] { ring.acquire(4000); }, {"CachingPool::allocate", "out of test memory", "4000 bytes"});
     CHECK(slot.block == block);
     CHECK(slot.capacity == 1000);
     CHECK_FALSE(slot.copied.running);  // it was waited for before the allocation was tried

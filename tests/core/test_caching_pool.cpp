@@ -97,7 +97,7 @@ TEST_CASE("CachingPool: out of memory, the cache goes back to the source and the
     } catch (const gcl::Error& e) {
         const std::string what = e.what();
         CHECK_THAT(what, Catch::Contains("CachingPool::allocate"));
-        CHECK_THAT(what, Catch::Contains("out of memory"));
+        CHECK_THAT(what, Catch::Contains("out of test memory"));
         CHECK_THAT(what, Catch::Contains("8192 bytes"));
     }
     CHECK(pool.stats().bytes_in_use == 8192);  // the failed request changed nothing

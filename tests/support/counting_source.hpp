@@ -9,6 +9,7 @@
 namespace gcl_test {
 
 struct CountingSource {
+    static constexpr const char* memory = "test memory";
     static inline std::size_t allocations = 0, releases = 0, live_bytes = 0, budget = ~std::size_t{0};
     static inline int device = 0;
     static inline std::vector<std::pair<void*, std::size_t>> live;

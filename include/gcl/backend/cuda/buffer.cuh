@@ -22,6 +22,7 @@ namespace gcl {
 namespace cuda_detail {
 // CachingPool's source: the current device's memory.
 struct CudaMemory {
+    static constexpr const char* memory = "device memory";
     static void* allocate(std::size_t bytes) {
         void* block = nullptr;
         return GCL_CUDA_CHECK_ALLOCATION(cudaMalloc(&block, bytes)) ? block : nullptr;

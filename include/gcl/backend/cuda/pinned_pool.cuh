@@ -21,6 +21,7 @@ namespace gcl {
 namespace cuda_detail {
 // CachingPool's source: page-locked host memory.
 struct CudaPinnedMemory {
+    static constexpr const char* memory = "page-locked host memory";
     static void* allocate(std::size_t bytes) {
         void* block = nullptr;
         return GCL_CUDA_CHECK_ALLOCATION(cudaHostAlloc(&block, bytes, cudaHostAllocPortable)) ? block : nullptr;
