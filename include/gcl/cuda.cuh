@@ -6,6 +6,7 @@
 #include "gcl/core/random.hpp"
 #include "gcl/core/tensor.hpp"
 #include "gcl/backend/cuda/activation.cuh"
+#include "gcl/backend/cuda/batch_uploader.cuh"
 #include "gcl/backend/cuda/batch_norm.cuh"
 #include "gcl/backend/cuda/bias.cuh"
 #include "gcl/backend/cuda/buffer.cuh"

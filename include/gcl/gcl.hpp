@@ -2,6 +2,7 @@
 // gcl umbrella header: everything that compiles with a plain C++ compiler.
 // The CUDA backend has its own umbrella, gcl/cuda.cuh, for nvcc translation units.
 
+#include "gcl/core/batch_uploader.hpp"
 #include "gcl/core/box_muller.hpp"
 #include "gcl/core/buffer.hpp"
 #include "gcl/core/config.hpp"

@@ -9,42 +9,11 @@
 #include <vector>
 
 #include "gcl/core/caching_pool.hpp"
+#include "support/counting_source.hpp"
 
 namespace {
 
-// A source of host memory with a byte budget, standing in for a device.
-struct CountingSource {
-    static inline std::size_t allocations = 0, releases = 0, live_bytes = 0, budget = ~std::size_t{0};
-    static inline int device = 0;
-    static inline std::vector<std::pair<void*, std::size_t>> live;
-
-    static void reset() {
-        allocations = releases = live_bytes = 0;
-        budget = ~std::size_t{0};
-        device = 0;
-        live.clear();
-    }
-    static void* allocate(std::size_t bytes) {
-        if (live_bytes + bytes > budget) return nullptr;
-        void* p = std::malloc(bytes);
-        ++allocations;
-        live_bytes += bytes;
-        live.emplace_back(p, bytes);
-        return p;
-    }
-    static void release(void* block) noexcept {
-        for (auto it = live.begin(); it != live.end(); ++it)
-            if (it->first == block) {
-                live_bytes -= it->second;
-                live.erase(it);
-                break;
-            }
-        std::free(block);
-        ++releases;
-    }
-    static int current_device() { return device; }
-};
-
+using gcl_test::CountingSource;
 using Pool = gcl::CachingPool<CountingSource>;
 
 }  // namespace
@@ -128,7 +97,7 @@ TEST_CASE("CachingPool: out of memory, the cache goes back to the source and the
     } catch (const gcl::Error& e) {
         const std::string what = e.what();
         CHECK_THAT(what, Catch::Contains("CachingPool::allocate"));
-        CHECK_THAT(what, Catch::Contains("out of memory"));
+        CHECK_THAT(what, Catch::Contains("out of test memory"));
         CHECK_THAT(what, Catch::Contains("8192 bytes"));
     }
     CHECK(pool.stats().bytes_in_use == 8192);  // the failed request changed nothing

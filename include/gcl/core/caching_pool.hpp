@@ -13,6 +13,7 @@
 //   static void* allocate(std::size_t bytes);   // nullptr when the device is out of memory
 //   static void release(void* block) noexcept;
 //   static int current_device();                // blocks are cached per device
+//   static constexpr const char* memory = "...";  // what it allocates, for errors ("device memory")
 // Size classes: requests are rounded up to a multiple of 512 bytes below 1 MiB and of 2 MiB
 // above, so tensors of nearly equal sizes share blocks (at most 2 MiB, or 512 bytes, of slack
 // per block). When the source is out of memory the pool gives its cached blocks back and asks
@@ -74,8 +75,8 @@ public:
                 block = Source::allocate(size);
             }
             if (!block)
-                fail("CachingPool::allocate", "the device is out of memory: cannot allocate ", bytes, " bytes (",
-                     stats_.bytes_in_use, " bytes in use by gcl)");
+                fail("CachingPool::allocate", "out of ", Source::memory, ": cannot allocate ", bytes, " bytes (",
+                     stats_.bytes_in_use, " bytes of it in use by gcl)");
             ++stats_.source_allocations;
         }
         used_.emplace(block, Used{device, size});

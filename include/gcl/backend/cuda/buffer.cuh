@@ -22,15 +22,10 @@ namespace gcl {
 namespace cuda_detail {
 // CachingPool's source: the current device's memory.
 struct CudaMemory {
+    static constexpr const char* memory = "device memory";
     static void* allocate(std::size_t bytes) {
         void* block = nullptr;
-        const cudaError_t status = cudaMalloc(&block, bytes);
-        if (status == cudaErrorMemoryAllocation) {
-            cudaGetLastError();  // clear it: the pool frees its cache and asks again
-            return nullptr;
-        }
-        GCL_CUDA_CHECK(status);
-        return block;
+        return GCL_CUDA_CHECK_ALLOCATION(cudaMalloc(&block, bytes)) ? block : nullptr;
     }
     static void release(void* block) noexcept { cudaFree(block); }  // no remedy for a failure here
     static int current_device() {

@@ -39,9 +39,22 @@ inline void check_cudnn(cudnnStatus_t status, const char* call, const char* file
         fail("cudnn", call, " failed with ", cudnnGetErrorString(status), " at ", file, ":", line);
 }
 
+// An allocation call of a CachingPool source: false when the memory is exhausted (the error is
+// cleared; the pool gives its cache back and asks again), a throw for any other failure.
+inline bool check_allocation(cudaError_t status, const char* call, const char* file, int line) {
+    if (status == cudaErrorMemoryAllocation) {
+        cudaGetLastError();
+        return false;
+    }
+    check_cuda(status, call, file, line);
+    return true;
+}
+
 }  // namespace gcl::cuda_detail
 
 #define GCL_CUDA_CHECK(call) ::gcl::cuda_detail::check_cuda((call), #call, __FILE__, __LINE__)
+// For a CachingPool source's allocation call: false when out of memory (see check_allocation).
+#define GCL_CUDA_CHECK_ALLOCATION(call) ::gcl::cuda_detail::check_allocation((call), #call, __FILE__, __LINE__)
 #define GCL_CUBLAS_CHECK(call) ::gcl::cuda_detail::check_cublas((call), #call, __FILE__, __LINE__)
 #define GCL_CUDNN_CHECK(call) ::gcl::cuda_detail::check_cudnn((call), #call, __FILE__, __LINE__)
 // After a kernel launch: reports launch-configuration errors at the launch site.

@@ -6,6 +6,7 @@
 #include "gcl/backend/cuda/block_sum.cuh"
 #include "gcl/backend/cuda/buffer.cuh"
 #include "gcl/backend/cuda/check.cuh"
+#include "gcl/backend/cuda/event.cuh"
 #include "gcl/backend/cuda/launch.cuh"
 #include "gcl/backend/cuda/stream.cuh"
 #include "gcl/core/shape.hpp"
@@ -16,20 +17,8 @@ namespace gcl::surgery::cuda_impl {
 using cuda_detail::block_sum;
 using cuda_detail::grid_blocks;
 using cuda_detail::warp_size;
+using cuda_detail::ScopedEvent;
 using cuda_detail::warp_sum;
-
-// A CUDA event that is destroyed with its scope.
-class ScopedEvent {
-public:
-    ScopedEvent() { GCL_CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming)); }
-    ~ScopedEvent() { cudaEventDestroy(event_); }  // no throw from a destructor
-    ScopedEvent(const ScopedEvent&) = delete;
-    ScopedEvent& operator=(const ScopedEvent&) = delete;
-    cudaEvent_t get() const { return event_; }
-
-private:
-    cudaEvent_t event_ = nullptr;
-};
 
 // Orders `stream` after the work queued so far on the default stream. gcl::Buffer zeroes new
 // device memory there (cudaMemset), and a non-blocking stream would not wait for it: call this
