@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -154,6 +156,16 @@ void time_steps(const Settings& s, Step&& step, std::vector<double>& seconds, st
     }
     std::sort(seconds.begin(), seconds.end());
     std::sort(cpu_seconds.begin(), cpu_seconds.end());
+}
+
+// A program's main: run(argc, argv), an error printed as its message with exit status 1.
+inline int guarded_main(int (*run)(int, char**), int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s\n", e.what());
+        return 1;
+    }
 }
 
 }  // namespace gcl_bench
