@@ -192,8 +192,10 @@ namespace gcl::backend {
 template <>
 struct Conv2d<cuda> {
     // Forward operands kept for backward passes: cuDNN reads the caller's memory directly, so
-    // there is nothing to keep.
-    struct OperandCache {};
+    // there is nothing to keep (clear(), which a layer calls in evaluation mode, has nothing to drop).
+    struct OperandCache {
+        void clear() {}
+    };
 
     template <class T>
     static void forward(ConstView<T, cuda> x, ConstView<T, cuda> w, TensorView<T, cuda> y, const Conv2dParams& p,
