@@ -6,6 +6,9 @@ if(CUDAToolkit_FOUND AND NOT TARGET gcl::cuda)
     if(GCL_CUDNN_LIBRARY)
         add_library(gcl::cuda INTERFACE IMPORTED)
         target_link_libraries(gcl::cuda INTERFACE gcl::gcl CUDA::cudart CUDA::cublas ${GCL_CUDNN_LIBRARY})
+        # What nvcc needs for gcl's headers; CMake 3.25 does not know nvcc 13's C++20 flag, so it
+        # is given directly.
+        target_compile_options(gcl::cuda INTERFACE $<$<COMPILE_LANGUAGE:CUDA>:-std=c++20 --expt-relaxed-constexpr>)
         # CUDA 13 keeps CUB and Thrust under include/cccl.
         foreach(dir IN LISTS CUDAToolkit_INCLUDE_DIRS)
             if(EXISTS ${dir}/cccl)

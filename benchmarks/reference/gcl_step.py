@@ -2,6 +2,7 @@
 """One GCL pre-training step in PyTorch: the twin of benchmarks/gcl_step.cpp.
 
     python gcl_step.py --model demo --mitigation parameters --threads 2 [--steps 10 --warmup 2]
+    python gcl_step.py --model demo --device cuda     # the same step on the GPU (float32)
     python gcl_step.py --check DIR      # DIR written by `gcl_step --model M --dump DIR`
 
 The same step as gcl's train::GclObjective with the benchmark's options, written the way a
@@ -20,8 +21,10 @@ runs one step in float64 and compares the combined gradient with gcl's: prints t
 difference relative to the largest gradient entry and exits non-zero above --tolerance (default
 1e-4; the two agree to about 1e-12).
 Timing prints `torch_step model=<m> mitigation=<l> threads=<t> steps=<n> median_s=<x> min_s=<y>
-cpu_s=<c> peak_mb=<z> params=<P> torch=<version>` (wall times, the median CPU time of the process
-per step, the peak resident memory).
+cpu_s=<c> peak_mb=<z> params=<P> torch=<version> device=<d>` (wall times, the median CPU time of
+the process per step, the peak resident memory). On cuda every step ends with
+torch.cuda.synchronize(), so a step's wall time holds its kernels; the batch, the sampled
+locations and the projection orders are drawn on the host as on the cpu and copied once.
 """
 import argparse
 import resource
@@ -205,28 +208,36 @@ def check(directory, tolerance, mitigation):
 
 def timing(args):
     depth, size = MODELS[args.model]
+    device = torch.device(args.device)
     torch.manual_seed(7)
     model = Pretrain(depth)
-    params = model.gcl_order()
-    optimizer = make_optimizer(model)
-    generator = torch.Generator().manual_seed(7)
+    generator = torch.Generator().manual_seed(7)  # host draws, as gcl's
     x = torch.randn(2 * IMAGES, 1, size, size, generator=generator)
     x[IMAGES:] = x[:IMAGES] + 0.1 * x[IMAGES:]
     values = torch.stack([torch.randint(0, v, (IMAGES,), generator=generator) for v in (4, 4, 2)])
     meta = torch.cat([values, values], dim=1)
+    torch.set_default_device(device)  # the step's own tensors (masks, identities) on the device
+    model = model.to(device)
+    params = model.gcl_order()
+    optimizer = make_optimizer(model)
+    x = x.to(device)
     h = size >> depth
-    image_masks, pixel_masks = masks(meta, SAMPLES)
+    image_masks, pixel_masks = masks(meta.to(device), SAMPLES)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     seconds, cpu_seconds = [], []
     for step in range(args.warmup + args.steps):
+        sync()
         start, cpu_start = time.perf_counter(), time.process_time()
-        locations = torch.sort(torch.randperm(h * h, generator=generator)[:SAMPLES]).values
-        orders = [[j for j in torch.randperm(LABELS, generator=generator).tolist() if j != i] for i in range(LABELS)]
+        locations = torch.sort(torch.randperm(h * h, generator=generator, device="cpu")[:SAMPLES]).values.to(device)
+        orders = [[j for j in torch.randperm(LABELS, generator=generator, device="cpu").tolist() if j != i]
+                  for i in range(LABELS)]
         g = step_gradient(model, params, x, image_masks, pixel_masks, locations, orders, args.mitigation)
         offset = 0
         for p in params:
             p.grad = g[offset:offset + p.numel()].view_as(p)
             offset += p.numel()
         optimizer.step()
+        sync()
         if step >= args.warmup:
             seconds.append(time.perf_counter() - start)
             cpu_seconds.append(time.process_time() - cpu_start)
@@ -234,7 +245,7 @@ def timing(args):
     print(f"torch_step model={args.model} mitigation={args.mitigation} threads={torch.get_num_threads()} "
           f"steps={args.steps} median_s={statistics.median(seconds):.4f} min_s={min(seconds):.4f} "
           f"cpu_s={statistics.median(cpu_seconds):.4f} peak_mb={peak:.1f} "
-          f"params={sum(p.numel() for p in params)} torch={torch.__version__}")
+          f"params={sum(p.numel() for p in params)} torch={torch.__version__} device={device.type}")
     return 0
 
 
@@ -247,6 +258,7 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--check", metavar="DIR")
     parser.add_argument("--tolerance", type=float, default=1e-4)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)

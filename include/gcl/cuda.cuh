@@ -1,6 +1,8 @@
 #pragma once
 // gcl's CUDA backend umbrella: include from nvcc translation units only (after or instead of
-// gcl/gcl.hpp). Link with gcl::cuda (cudart, cuBLAS, cuDNN).
+// gcl/gcl.hpp). Link with gcl::cuda (cudart, cuBLAS, cuDNN, and the flags nvcc needs). With the
+// backend it brings the device-generic models, losses, optimizers and objectives, so that a
+// training program on the GPU needs this one include (tests/consumer/cuda/main.cu).
 #include "gcl/core/random.hpp"
 #include "gcl/core/tensor.hpp"
 #include "gcl/backend/cuda/activation.cuh"
@@ -25,3 +27,13 @@
 #include "gcl/surgery/cuda/filter.cuh"
 #include "gcl/surgery/cuda/mitigate.cuh"
 #include "gcl/surgery/cuda/mitigate_batched.cuh"
+#include "gcl/loss/cross_entropy.hpp"
+#include "gcl/loss/dice.hpp"
+#include "gcl/nn/pretrain_model.hpp"
+#include "gcl/nn/unet.hpp"
+#include "gcl/ops/random.hpp"
+#include "gcl/ops/transfer.hpp"
+#include "gcl/optim/adam.hpp"
+#include "gcl/optim/sgd.hpp"
+#include "gcl/train/gcl_objective.hpp"
+#include "gcl/train/segmentation_objective.hpp"

@@ -1,5 +1,7 @@
 # Installs gcl from BUILD_DIR into a temporary prefix, then configures, builds and runs the
 # consumer project against that prefix. Run with: cmake -DBUILD_DIR=... -DSOURCE_DIR=... -DWORK_DIR=... -P
+# Optional: -DCUDA_COMPILER=... and -DCUDA_ARCHITECTURES=... (handed to a CUDA consumer's
+# configure step), -DPROGRAM=name (the program to run, default gcl_consumer; empty: build only).
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
 function(run)
@@ -10,6 +12,16 @@ function(run)
     message(STATUS "${out}")
 endfunction()
 run(${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${WORK_DIR}/prefix")
-run(${CMAKE_COMMAND} -S "${SOURCE_DIR}" -B "${WORK_DIR}/build" -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DCMAKE_BUILD_TYPE=Release)
+if(NOT DEFINED PROGRAM)
+    set(PROGRAM gcl_consumer)
+endif()
+set(cuda_args)
+if(DEFINED CUDA_COMPILER)
+    list(APPEND cuda_args -DCMAKE_CUDA_COMPILER=${CUDA_COMPILER} -DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCHITECTURES})
+endif()
+run(${CMAKE_COMMAND} -S "${SOURCE_DIR}" -B "${WORK_DIR}/build" -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DCMAKE_BUILD_TYPE=Release
+    ${cuda_args})
 run(${CMAKE_COMMAND} --build "${WORK_DIR}/build")
-run("${WORK_DIR}/build/gcl_consumer")
+if(PROGRAM)
+    run("${WORK_DIR}/build/${PROGRAM}")
+endif()

@@ -145,6 +145,17 @@ TEMPLATE_TEST_CASE("ops L2 normalisation on cuda equals the CPU: eps and strict 
     ops::l2_normalize_strict_backward<T>(gcl::to_device(du).cview(), u_dev.cview(), norms_dev.cview(), dz_dev.view(), 1);
     check_close(dz, gcl::to_host(dz_dev), tolerance<T>());
 
+    // The norms alone, of every line: zero, tiny and huge ones included.
+    for (int dim : {0, 1, -1}) {
+        INFO("l2_norm, dim " << dim);
+        const int d = dim < 0 ? dim + 3 : dim;
+        Tensor<T> n(ops::remove_dim(x.shape(), d));
+        Tensor<T, gcl::cuda> n_dev(n.shape());
+        ops::l2_norm<T>(x.cview(), n.view(), dim);
+        ops::l2_norm<T>(x_dev.cview(), n_dev.view(), dim);
+        check_close(n, gcl::to_host(n_dev), tolerance<T>());
+    }
+
     // A vector without a direction is the CPU's gcl::Error on the GPU: the first offending line.
     const auto strict_error = [](const Tensor<T>& in, auto device) {
         using D = decltype(device);
@@ -271,6 +282,14 @@ TEMPLATE_TEST_CASE("pixel contrast on cuda equals the CPU: forward, backward, ga
         loss::scatter_pixel_grads<T>(r.grad_sum.cview(), loc.cview(), grad_map.view());
         loss::scatter_pixel_grads<T, gcl::cuda>(r_dev.grad_sum.cview(), loc_dev.cview(), grad_map_dev.view());
         check_close(grad_map, gcl::to_host(grad_map_dev), loss_tolerance<T>());
+        // GradFilter's anchor weights from that map, and from the same map the CPU's norms.
+        check_close(loss::location_magnitudes<T>(grad_map.cview(), loc.cview()),
+                    gcl::to_host(loss::location_magnitudes<T, gcl::cuda>(grad_map_dev.cview(), loc_dev.cview())),
+                    loss_tolerance<T>());
+        check_close(loss::location_magnitudes<T>(grad_map.cview(), loc.cview()),
+                    gcl::to_host(loss::location_magnitudes<T, gcl::cuda>(gcl::to_device(grad_map).cview(),
+                                                                         loc_dev.cview())),
+                    tolerance<T>());
         for (index_t label : {index_t{-1}, index_t{1}}) {
             check_close(loss::pair_grad_magnitudes<T>(r, label),
                         gcl::to_host(loss::pair_grad_magnitudes<T, gcl::cuda>(r_dev, label)), loss_tolerance<T>());

@@ -1,13 +1,13 @@
-// The device-generic parts of GCL's objective on cuda, against the same calls on the cpu: the
-// sampled locations, the host <-> device transfers, the encoder-output level's rearrangements and
-// Gram matrix, and the pixel filter's anchor scores and kept-anchor rows. Copies and additions
-// give the cpu's bits; sums in double may differ in their last bits (another order).
-//
-// GclObjective<float, gcl::cuda> and its levels instantiate here; the members that compute the
-// contrasts wait for cuda to join train::ContrastDevice (contrast_device.hpp says what is
-// missing), which the static_asserts hold to: when cuda joins, they say so.
+// GCL's objective on cuda against the same calls on the cpu: one whole pre-training step
+// (GclObjective::gradient at every mitigation level, with and without the pixel filter), and its
+// parts: the sampled locations, the host <-> device transfers, the encoder-output level's
+// rearrangements and Gram matrix, and the pixel filter's anchor scores and kept-anchor rows.
+// Copies and additions give the cpu's bits; sums may differ in their last bits (another order,
+// cuDNN's convolutions, fused multiply-adds).
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
 #include <vector>
@@ -15,10 +15,13 @@
 #include "../optim/optim_test_util.hpp"
 #include "gcl/core/random.hpp"
 #include "gcl/cuda.cuh"
+#include "gcl/nn/pretrain_model.hpp"
+#include "gcl/ops/elementwise.hpp"
 #include "gcl/ops/transfer.hpp"
 #include "gcl/train/gcl_objective.hpp"
 #include "gcl/train/gradient_rows.hpp"
 
+using gcl::ConstView;
 using gcl::index_t;
 using gcl::Shape;
 using gcl::Tensor;
@@ -40,15 +43,122 @@ concept HasGradient = requires(O& objective, gcl::ConstView<float, typename O::d
     objective.gradient(images, meta, std::uint64_t{0});
 };
 
-static_assert(HasGradient<tr::GclObjective<float>>, "the cpu objective computes its gradient");
-static_assert(!tr::ContrastDevice<gcl::cuda> && !HasGradient<tr::GclObjective<float, gcl::cuda>>,
-              "cuda is not a ContrastDevice yet (contrast_device.hpp); when it is, test the whole GCL step here");
+static_assert(HasGradient<tr::GclObjective<float>> && HasGradient<tr::GclObjective<float, gcl::cuda>>,
+              "the objective computes its gradient on both devices");
 static_assert(std::is_abstract_v<tr::GclBatchExchange<float, gcl::cuda>>);
+
+gcl::nn::PretrainModelOptions tiny_model() {
+    return {.encoder = {.in_channels = 1, .depth = 1, .base_width = 4},
+            .image_hidden = 8,
+            .image_out = 6,
+            .pixel_hidden = 8,
+            .pixel_out = 6};
+}
+
+// One model with the same parameters on each device (copied, so that the comparison does not
+// depend on the two devices' normal draws), its arena, and a batch of 3 images x 2 views under
+// two meta labels that contradict each other.
+template <class T, class D>
+struct StepSetup {
+    gcl::nn::ParameterArena<T, D> arena;
+    gcl::nn::PretrainModel<T, D> model;
+    Tensor<T, D> images;
+    Tensor<std::int64_t, D> meta;
+    StepSetup(const Tensor<T>& parameters, const Tensor<T>& host_images, const Tensor<std::int64_t>& host_meta)
+        : model(arena, tiny_model(), 3),
+          images(ops::host_to_device<D>(host_images)),
+          meta(ops::host_to_device<D>(host_meta)) {
+        REQUIRE(arena.size() == parameters.numel());
+        ops::copy(ops::host_to_device<D>(parameters).cview(), arena.flat_values());
+    }
+};
+
+// The largest |cpu - gpu| of the gradients, relative to the largest |cpu|.
+template <class T>
+double relative_gradient_gap(const Tensor<T>& cpu, const Tensor<T>& gpu) {
+    REQUIRE(cpu.shape() == gpu.shape());
+    double gap = 0, scale = 0;
+    for (index_t p = 0; p < cpu.numel(); ++p) {
+        gap = std::max(gap, std::abs(static_cast<double>(cpu.data()[p]) - static_cast<double>(gpu.data()[p])));
+        scale = std::max(scale, std::abs(static_cast<double>(cpu.data()[p])));
+    }
+    REQUIRE(scale > 0);
+    return gap / scale;
+}
 
 }  // namespace
 
-// Every member whose constraints cuda meets compiles: the objective's construction, options and
-// data-parallel row selection, the levels' and the context's device-independent members.
+TEMPLATE_TEST_CASE("one whole GCL step on cuda equals the cpu's: losses, report and parameter gradients",
+                   "[cuda][train][gcl]", float, double) {
+    using T = TestType;
+    const double rtol = std::is_same_v<T, float> ? 1e-4 : 1e-10;
+    const Tensor<T> images = random_tensor<T>(Shape{6, 1, 8, 8}, 5);
+    const Tensor<std::int64_t> meta = Tensor<std::int64_t>::from(Shape{2, 6}, {0, 0, 1, 0, 0, 1, 0, 1, 0, 0, 1, 0});
+    Tensor<T> parameters;
+    {
+        gcl::nn::ParameterArena<T> arena;
+        gcl::nn::PretrainModel<T> model(arena, tiny_model(), 3);
+        parameters = Tensor<T>::copy_of(arena.flat_values());
+    }
+    StepSetup<T, gcl::cpu> host(parameters, images, meta);
+    StepSetup<T, gcl::cuda> device(parameters, images, meta);
+
+    struct Case {
+        const char* name;
+        tr::GclObjectiveOptions options;
+    };
+    std::vector<Case> cases;
+    for (tr::Mitigation level : {tr::Mitigation::none, tr::Mitigation::parameters, tr::Mitigation::representation,
+                                 tr::Mitigation::embeddings})
+        for (tr::LabelSpace space : {tr::LabelSpace::shared, tr::LabelSpace::per_label})
+            cases.push_back({tr::to_string(level),
+                             {.mitigation = level, .label_space = space, .pixel_samples = 4,
+                              .filter = tr::PixelFilter::none, .seed = 11}});
+    // The filter ranks pixel pairs: in float, pairs whose scores agree to float rounding may be
+    // ranked differently by the two devices, so the filtered steps are compared in double.
+    if constexpr (std::is_same_v<T, double>) {
+        cases.push_back({"anchors with image guidance",
+                         {.pixel_samples = 4, .filter = tr::PixelFilter::anchors, .image_guidance = true, .seed = 11}});
+        cases.push_back({"anchors without guidance",
+                         {.pixel_samples = 4, .filter = tr::PixelFilter::anchors, .image_guidance = false, .seed = 11}});
+        cases.push_back({"pairs",
+                         {.pixel_samples = 4,
+                          .filter = tr::PixelFilter::pairs,
+                          .filter_options = {.rule = gcl::surgery::FilterRule::top_k_per_anchor, .k = 3},
+                          .seed = 11}});
+    }
+    for (const Case& c : cases) {
+        INFO(c.name << ", label space " << tr::to_string(c.options.label_space));
+        tr::GclObjective<T> on_cpu(host.model, host.arena, c.options);
+        tr::GclObjective<T, gcl::cuda> on_gpu(device.model, device.arena, c.options);
+        const tr::GclStepReport r = on_cpu.gradient(host.images.cview(), host.meta.cview(), 7);
+        const tr::GclStepReport g = on_gpu.gradient(device.images.cview(), device.meta.cview(), 7);
+        REQUIRE(g.image_losses.size() == r.image_losses.size());
+        REQUIRE(g.pixel_losses.size() == r.pixel_losses.size());
+        for (std::size_t m = 0; m < r.image_losses.size(); ++m) {
+            CHECK(g.image_losses[m] == Approx(r.image_losses[m]).epsilon(rtol));
+            CHECK(g.pixel_losses[m] == Approx(r.pixel_losses[m]).epsilon(rtol));
+        }
+        CHECK(g.total == Approx(r.total).epsilon(rtol));
+        CHECK(g.conflicting_pairs == r.conflicting_pairs);
+        CHECK(g.projections == r.projections);
+        CHECK(g.kept_pairs == r.kept_pairs);
+        CHECK(g.candidate_pairs == r.candidate_pairs);
+        CHECK(g.image_anchors_without_positives == r.image_anchors_without_positives);
+        REQUIRE(g.label_cosines.size() == r.label_cosines.size());
+        for (std::size_t i = 0; i < r.label_cosines.size(); ++i)
+            CHECK(g.label_cosines[i] == Approx(r.label_cosines[i]).epsilon(rtol).margin(rtol));
+        const Tensor<T> cpu_grads = Tensor<T>::copy_of(host.arena.flat_grads());
+        const Tensor<T> gpu_grads = ops::device_to_host(ConstView<T, gcl::cuda>(device.arena.flat_grads()));
+        CHECK(relative_gradient_gap(cpu_grads, gpu_grads) <= rtol * 10);
+        // A second step on the same batch repeats the first bit for bit on the device.
+        on_gpu.gradient(device.images.cview(), device.meta.cview(), 7);
+        CHECK(same_bits(ops::device_to_host(ConstView<T, gcl::cuda>(device.arena.flat_grads())), gpu_grads));
+    }
+}
+
+// Every member compiles for cuda: the objective's construction, options and data-parallel row
+// selection, the levels' and the context's members.
 template class gcl::train::GclObjective<float, gcl::cuda>;
 template class gcl::train::MitigationLevels<float, gcl::cuda>;
 template struct gcl::train::MitigationContext<double, gcl::cuda>;

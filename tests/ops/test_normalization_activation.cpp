@@ -527,6 +527,47 @@ TEMPLATE_TEST_CASE("strict l2 normalisation equals the eps mode where vectors ha
     }
 }
 
+TEMPLATE_TEST_CASE("l2_norm gives the strict mode's norms, and 0, NaN or infinity where it has no direction",
+                   "[ops][normalize]", float, double) {
+    using T = TestType;
+    gcl::Rng rng(334);
+    const Shape shape{4, 6, 3};
+    auto x = random<T>(shape, rng);
+    for (int dim : {1, -1, 0}) {
+        DYNAMIC_SECTION("dim " << dim) {
+            const int d = dim < 0 ? dim + 3 : dim;
+            Tensor<T> y(shape), strict_norms(ops::remove_dim(shape, d)), norms(strict_norms.shape());
+            ops::l2_normalize_strict_forward(x, y.view(), strict_norms.view(), dim);
+            ops::l2_norm(x, norms.view(), dim);
+            for (index_t i = 0; i < norms.numel(); ++i) CHECK(norms.data()[i] == strict_norms.data()[i]);
+        }
+    }
+    // Rows of a matrix: a zero row, a NaN, an infinity, a norm beyond T's range, a huge and a tiny row.
+    Tensor<T> m(Shape{7, 3});
+    for (index_t c = 0; c < 3; ++c) {
+        m(0, c) = T(0);
+        m(1, c) = T(c + 1);
+        m(2, c) = c == 1 ? std::numeric_limits<T>::quiet_NaN() : T(1);
+        m(3, c) = c == 2 ? std::numeric_limits<T>::infinity() : T(1);
+        m(4, c) = std::numeric_limits<T>::max();
+        m(5, c) = T(3e30) * T(c + 1);
+        m(6, c) = std::numeric_limits<T>::min() * T(c + 1);
+    }
+    Tensor<T> n(Shape{7});
+    ops::l2_norm(m, n.view(), 1);
+    CHECK(n(0) == T(0));
+    CHECK(n(1) == Approx(std::sqrt(14.0)));
+    CHECK(std::isnan(n(2)));
+    CHECK(n(3) == std::numeric_limits<T>::infinity());
+    CHECK(n(4) == std::numeric_limits<T>::infinity());
+    CHECK(static_cast<double>(n(5)) == Approx(3e30 * std::sqrt(14.0)).epsilon(1e-6));
+    CHECK(static_cast<double>(n(6)) ==
+          Approx(static_cast<double>(std::numeric_limits<T>::min()) * std::sqrt(14.0)).epsilon(1e-6));
+    Tensor<T> wrong(Shape{3});
+    require_error([&] { ops::l2_norm(m, wrong.view(), 1); }, {"ops::l2_norm", "norms", "[3]"});
+    require_error([&] { ops::l2_norm(m, n.view(), 2); }, {"ops::l2_norm", "2"});
+}
+
 TEST_CASE("strict l2 normalisation gradients pass the finite-difference check", "[ops][normalize][gradcheck]") {
     gcl::Rng rng(334);
     auto x = random<double>(Shape{3, 5, 2}, rng);

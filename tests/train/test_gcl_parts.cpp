@@ -12,7 +12,6 @@
 #include "gcl/ops/normalize.hpp"
 #include "gcl/testing/gradcheck.hpp"
 #include "gcl/testing/projection.hpp"
-#include "gcl/train/contrast_device.hpp"
 #include "gcl/train/gradient_rows.hpp"
 #include "gcl/train/label_space.hpp"
 #include "gcl/train/pixel_filter_policy.hpp"
@@ -24,7 +23,6 @@ using gcl::Tensor;
 namespace tr = gcl::train;
 
 // The contrasts run on the cpu (tests/cuda/test_gcl_parts_cuda.cu holds cuda to what it lacks).
-static_assert(tr::ContrastDevice<gcl::cpu>);
 
 namespace {
 // Meta labels [K, 2B] of B images (both views share them): label k of image i is (i >> k) & 1.

@@ -23,6 +23,7 @@
 #include "gcl/core/random.hpp"
 #include "gcl/loss/multi_label_contrast.hpp"
 #include "gcl/loss/positive_pairs.hpp"
+#include "gcl/ops/normalize.hpp"
 
 namespace gcl::loss {
 
@@ -79,15 +80,11 @@ void scatter_pixel_grads(Input<T, D> grads, Input<index_t, D> locations, TensorV
 
 // Per sampled pixel, the L2 norm over channels of a feature-map gradient (N x C x H x W), e.g. of
 // the image branch's loss: anchor weights for GradFilter. Returns [N * S].
-template <class T>
-Tensor<T> location_magnitudes(ConstView<T> grad_features, ConstView<index_t> locations) {
-    const Tensor<T> g = gather_pixels<T>(grad_features, locations);
-    Tensor<T> out(Shape{g.dim(0)});
-    for (index_t i = 0; i < g.dim(0); ++i) {
-        double s = 0;
-        for (index_t c = 0; c < g.dim(1); ++c) s += static_cast<double>(g(i, c)) * static_cast<double>(g(i, c));
-        out(i) = static_cast<T>(std::sqrt(s));
-    }
+template <class T, class D = cpu>
+Tensor<T, D> location_magnitudes(ConstView<T, D> grad_features, ConstView<index_t, D> locations) {
+    const Tensor<T, D> g = gather_pixels<T, D>(grad_features, locations);
+    Tensor<T, D> out(Shape{g.dim(0)});
+    ops::l2_norm(g.cview(), out.view(), 1);
     return out;
 }
 

@@ -14,6 +14,10 @@
 //   ops::l2_normalize_strict_forward(z, u.view(), norms.view(), 1, "supcon");  // norms [N]
 //   ops::l2_normalize_strict_backward(du, u, norms, dz.view(), 1);           // u: the forward's output
 //
+// The norms alone, of any vectors (a zero vector has norm 0):
+//
+//   ops::l2_norm(g, norms.view(), 1);   // norms [N] of the rows of g [N, D]
+//
 // Norms are computed after scaling by the largest magnitude, so vectors with norms near 1e200 or
 // 1e-160 (double) normalise as accurately as unit ones. y may be x itself; dx may be dy (and,
 // in eps mode, x).
@@ -67,6 +71,20 @@ void l2_normalize_backward(Input<T, Device> dy, Input<T, Device> x, TensorView<T
     const DimSplit s = detail::check_normalize_backward(op, dy, x, dx, dim, "x");
     require_disjoint_or_same(op, dx, x, "dx", "x");
     backend::Normalize<Device>::l2_backward(dy, x, dx, s.outer, s.extent, s.inner, eps);
+}
+
+// norms (x's shape without `dim`) = ||x|| along `dim`, for any values: 0 for a zero vector,
+// NaN or infinity where x holds one, infinity for a norm beyond T's range.
+template <class T, class Device>
+void l2_norm(Input<T, Device> x, TensorView<T, Device> norms, int dim) {
+    constexpr std::string_view op = "ops::l2_norm";
+    const int d = resolve_dim(op, x.shape(), dim);
+    check_same_shape(op, norms.shape(), remove_dim(x.shape(), d), "norms", "x without the normalised dimension");
+    require_contiguous(op, x, "x");
+    require_contiguous(op, norms, "norms");
+    require_disjoint(op, norms, x, "norms", "x");
+    const DimSplit s = split_at(x.shape(), d);
+    backend::Normalize<Device>::l2_norms(x, norms, s.outer, s.extent, s.inner);
 }
 
 // Strict mode: y = x / ||x|| along `dim`, norms (x's shape without `dim`) receives ||x||. A

@@ -19,14 +19,12 @@
 //   mitigation_level.hpp     where GradMitigator acts, and the backward pass that follows
 //   gradient_rows.hpp        the encoder-output level's per-sample and per-location rows
 //   gcl_batch_exchange.hpp   the seam of data-parallel pre-training
-//   contrast_device.hpp      the devices the contrasts run on today
 //
 // GclObjective<T, D> runs on the model's device D (GclObjective<float> is the cpu's): the
 // embeddings, the per-label gradients and the mitigation stay on D. Three small steps run on
 // the host, each explicitly: the sampled locations are drawn from the seeded generator, the meta
 // labels [K, 2B] are read (one copy) to check them and build the positives, and the mitigators
 // solve their K x K weights; the locations and the positives go to D by ops::host_to_device.
-// gradient() needs D to be a ContrastDevice (contrast_device.hpp says what cuda still lacks).
 //
 //   nn::ParameterArena<float> arena;
 //   nn::PretrainModel<float> model(arena, model_options, seed);
@@ -51,7 +49,6 @@
 #include "gcl/ops/elementwise.hpp"
 #include "gcl/ops/finite.hpp"
 #include "gcl/ops/transfer.hpp"
-#include "gcl/train/contrast_device.hpp"
 #include "gcl/train/gcl_batch_exchange.hpp"
 #include "gcl/train/gcl_options.hpp"
 #include "gcl/train/gcl_stage.hpp"
@@ -102,7 +99,6 @@ public:
     // combined gradient in the arena's own gradient buffer. `step` seeds the location sampling
     // and the projection orders, so a run repeats exactly.
     GclStepReport gradient(ConstView<T, D> images, ConstView<std::int64_t, D> meta, std::uint64_t step)
-        requires ContrastDevice<D>
     {
         GclStage<T, D> st = stage(images, meta, step);
         MitigationContext<T, D> ctx{*model_, *arena_, exchange_, options_.mitigate, dense_, options_.pixel_contrast};
@@ -116,7 +112,6 @@ public:
     // gradient() would mitigate. Writes no parameter gradient.
     EmbeddingGradients<T, D> embedding_gradients(ConstView<T, D> images, ConstView<std::int64_t, D> meta,
                                                  std::uint64_t step)
-        requires ContrastDevice<D>
     {
         GclStage<T, D> st = stage(images, meta, step);
         EmbeddingGradients<T, D> out;
@@ -135,7 +130,6 @@ public:
 
 private:
     GclStage<T, D> stage(ConstView<T, D> images, ConstView<std::int64_t, D> meta, std::uint64_t step)
-        requires ContrastDevice<D>
     {
         constexpr std::string_view op = "train::GclObjective::gradient";
         check(images.rank() == 4, op, "images must be [2B, C, H, W], got ", images.shape());
@@ -223,15 +217,13 @@ private:
 
     // GradFilter's anchor weights: |d(sum_m L_img^m)/dF| at each sampled location [A], from the
     // image head's backward pass on this process's rows (gathered over the ranks with an exchange).
-    // loss::location_magnitudes is a host loop, hence the constraint (contrast_device.hpp).
     Tensor<T, D> image_guidance(const PerLabelGradients<T, D>& img, const Tensor<index_t, D>& locations)
-        requires ContrastDevice<D>
     {
         if (!exchange_)
-            return loss::location_magnitudes<T>(model_->image_feature_gradient(img.grad_sum.cview()), locations.cview());
+            return loss::location_magnitudes<T, D>(model_->image_feature_gradient(img.grad_sum.cview()), locations.cview());
         const Tensor<T, D> own = exchange_->local_rows(img.grad_sum.cview());
         const Tensor<T, D> local =
-            loss::location_magnitudes<T>(model_->image_feature_gradient(own.cview()), locations.cview());
+            loss::location_magnitudes<T, D>(model_->image_feature_gradient(own.cview()), locations.cview());
         const index_t S = locations.dim(0);
         Tensor<T, D> global = exchange_->gather(local.cview().reshape(Shape{local.dim(0) / S, S}));
         global.reshape(Shape{global.numel()});

@@ -27,7 +27,6 @@
 #include "gcl/ops/elementwise.hpp"
 #include "gcl/ops/normalize.hpp"
 #include "gcl/ops/transfer.hpp"
-#include "gcl/train/contrast_device.hpp"
 #include "gcl/train/gcl_options.hpp"
 #include "gcl/train/gcl_stage.hpp"
 #include "gcl/train/pixel_filter_policy.hpp"
@@ -80,7 +79,6 @@ struct LabelSpaces {
     template <class T, class D = cpu>
     PerLabelGradients<T, D> image_contrast(ConstView<T, D> z, ConstView<std::int64_t> meta,
                                            GclStepReport& report) const
-        requires ContrastDevice<D>
     {
         const index_t K = meta.dim(0), N = z.dim(0), width = z.dim(1);
         PerLabelGradients<T, D> r;
@@ -127,7 +125,6 @@ struct LabelSpaces {
                                            const Tensor<index_t, D>& locations, const PixelFilterPolicy& filter,
                                            const Tensor<T, D>& guidance, double pixel_weight,
                                            GclStepReport& report) const
-        requires ContrastDevice<D>
     {
         const index_t K = meta.dim(0), N = features.dim(0), C = features.dim(1), B = N / 2;
         const index_t S = locations.dim(0), A = N * S;

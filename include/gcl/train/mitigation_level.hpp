@@ -15,9 +15,7 @@
 //
 // Every level runs on the model's device D: the gradients are rearranged with ops::copy on
 // strided views, the mitigators are GradMitigator<T, D> / BatchedGradMitigator<T, D> (their K x K
-// weight solves run on the host inside them). run() reads the dense pixel gradient, a contrast
-// pass, hence its ContrastDevice constraint (contrast_device.hpp); the rearrangements of the
-// encoder-output level (gradient_rows.hpp) compile for every device.
+// weight solves run on the host inside them).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -30,7 +28,6 @@
 #include "gcl/ops/elementwise.hpp"
 #include "gcl/surgery/mitigate.hpp"
 #include "gcl/surgery/mitigate_batched.hpp"
-#include "gcl/train/contrast_device.hpp"
 #include "gcl/train/gcl_batch_exchange.hpp"
 #include "gcl/train/gcl_options.hpp"
 #include "gcl/train/gcl_stage.hpp"
@@ -51,18 +48,15 @@ struct MitigationContext {
 
     // The dense [N, C, h, w] gradient of sampled pixel gradients [A, C].
     ConstView<T, D> dense_pixel(ConstView<T, D> sampled, const GclStage<T, D>& st)
-        requires ContrastDevice<D>
     {
         return dense(sampled, st.locations.cview(), st.pixel_shape);
     }
     // Label m's dense pixel gradient, and the sum over the labels; empty without the pixel contrast.
     ConstView<T, D> pixel_label_grad(const GclStage<T, D>& st, index_t m)
-        requires ContrastDevice<D>
     {
         return pixel ? dense_pixel(st.pix.grads.cview().select(0, m), st) : ConstView<T, D>();
     }
     ConstView<T, D> pixel_sum_grad(const GclStage<T, D>& st)
-        requires ContrastDevice<D>
     {
         return pixel ? dense_pixel(st.pix.grad_sum.cview(), st) : ConstView<T, D>();
     }
@@ -79,7 +73,6 @@ class ParameterLevel {
 public:
     // K backward passes after one forward, label m's gradient into row m of G [K, P].
     void run(MitigationContext<T, D>& ctx, GclStage<T, D>& st, std::uint64_t step)
-        requires ContrastDevice<D>
     {
         const index_t K = st.labels();
         grads_.resize(Shape{K, ctx.arena.size()});
@@ -108,7 +101,6 @@ template <class T, class D = cpu>
 class EncoderOutputLevel {
 public:
     void run(MitigationContext<T, D>& ctx, GclStage<T, D>& st, std::uint64_t step)
-        requires ContrastDevice<D>
     {
         const index_t K = st.labels();
         const Shape& fs = st.feature_shape;
@@ -162,7 +154,6 @@ template <class T, class D = cpu>
 class EmbeddingLevel {
 public:
     void run(MitigationContext<T, D>& ctx, GclStage<T, D>& st, std::uint64_t step)
-        requires ContrastDevice<D>
     {
         const PerLabelGradients<T, D>& img = st.img;
         const PerLabelGradients<T, D>& pix = st.pix;
@@ -194,7 +185,6 @@ template <class T, class D = cpu>
 class SumLevel {
 public:
     void run(MitigationContext<T, D>& ctx, GclStage<T, D>& st, std::uint64_t)
-        requires ContrastDevice<D>
     {
         const ConstView<T, D> d_pixel = ctx.pixel_sum_grad(st);
         ctx.arena.begin_backward(gcl::WriteMode::overwrite);
@@ -207,7 +197,6 @@ template <class T, class D = cpu>
 class MitigationLevels {
 public:
     void run(Mitigation level, MitigationContext<T, D>& ctx, GclStage<T, D>& st, std::uint64_t step)
-        requires ContrastDevice<D>
     {
         switch (level) {
             case Mitigation::parameters: return parameters_.run(ctx, st, step);

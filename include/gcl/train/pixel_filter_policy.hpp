@@ -23,7 +23,6 @@
 #include "gcl/ops/elementwise.hpp"
 #include "gcl/ops/reduce.hpp"
 #include "gcl/surgery/filter.hpp"
-#include "gcl/train/contrast_device.hpp"
 #include "gcl/train/gcl_options.hpp"
 
 namespace gcl::train {
@@ -48,7 +47,6 @@ struct PixelFilterPolicy {
     template <class T, class D>
     Tensor<std::uint8_t, D> mask(const loss::ContrastResult<T, D>& pix, const Tensor<T, D>& guidance,
                                  GclStepReport& report) const
-        requires ContrastDevice<D>
     {
         const Tensor<T, D> magnitudes = loss::pair_grad_magnitudes<T, D>(pix);  // |sum_m dL_m/ds|, A x A
         const index_t A = magnitudes.dim(0);
@@ -73,7 +71,6 @@ struct PixelFilterPolicy {
     template <class T, class D>
     Tensor<T, D> gradients(const loss::ContrastResult<T, D>& pix, const Tensor<T, D>& guidance,
                            GclStepReport& report) const
-        requires ContrastDevice<D>
     {
         if (filter == PixelFilter::none) return pix.grads;
         const Tensor<std::uint8_t, D> kept = mask(pix, guidance, report);

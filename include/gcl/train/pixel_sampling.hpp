@@ -17,7 +17,6 @@
 #include "gcl/loss/pixel_contrast.hpp"
 #include "gcl/ops/elementwise.hpp"
 #include "gcl/ops/transfer.hpp"
-#include "gcl/train/contrast_device.hpp"
 
 namespace gcl::train {
 
@@ -40,9 +39,8 @@ struct PixelSampling {
 template <class T, class D = cpu>
 class DensePixelGradient {
 public:
-    // The scatter is a backend::Contrast<D> pass (contrast_device.hpp).
+    // The scatter is a backend::Contrast<D> pass.
     ConstView<T, D> operator()(ConstView<T, D> sampled, ConstView<index_t, D> locations, const Shape& pixel_shape)
-        requires ContrastDevice<D>
     {
         dense_.resize(pixel_shape);
         ops::fill(dense_.view(), T(0));

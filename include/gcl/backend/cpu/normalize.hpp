@@ -37,6 +37,16 @@ struct Normalize<cpu> {
         });
     }
 
+    // norms[line] = ||x|| of every line along the middle dimension of [outer, extent, inner],
+    // whatever its values (a zero line has norm 0).
+    template <class T>
+    static void l2_norms(ConstView<T, cpu> x, TensorView<T, cpu> norms, index_t outer, index_t extent, index_t inner) {
+        const T* in = x.data();
+        T* out = norms.data();
+        cpu_detail::parallel_for(outer * inner, cpu_detail::worth_parallel(outer * inner, extent),
+                                 [&](index_t line) { detail::l2_norm_line(in, out, line, extent, inner); });
+    }
+
     // Strict mode: y = x / ||x|| and norms[line] = ||x|| for every line, when every line has a
     // direction (no zero vector, no non-finite value, a norm within T's range). Otherwise nothing
     // is guaranteed about y and the problem is returned: the first non-finite value in memory

@@ -192,9 +192,10 @@ namespace gcl::backend {
 template <>
 struct Conv2d<cuda> {
     // Forward operands kept for backward passes: cuDNN reads the caller's memory directly, so
-    // there is nothing to keep (clear(), which a layer calls in evaluation mode, has nothing to drop).
+    // there is nothing to keep (the layers' interface: clear, bytes).
     struct OperandCache {
         void clear() {}
+        std::size_t bytes() const { return 0; }
     };
 
     template <class T>

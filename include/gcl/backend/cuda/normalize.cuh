@@ -43,6 +43,14 @@ struct NormalizeBackwardLine {
     }
 };
 
+template <class T>
+struct NormLine {
+    const T* x;
+    T* norms;
+    index_t extent, inner;
+    GCL_DEVICE void operator()(index_t line) const { detail::l2_norm_line(x, norms, line, extent, inner); }
+};
+
 // Normalises line `line` strictly; its key is line * 4 + problem when it has no direction, so
 // the smallest key is the first such line, with its problem.
 template <class T>
@@ -89,6 +97,13 @@ struct Normalize<cuda> {
                             index_t extent, index_t inner, double eps) {
         cuda_detail::for_each_item(outer * inner, cuda_kernels::NormalizeBackwardLine<T>{dy.data(), x.data(), dx.data(),
                                                                                           extent, inner, eps});
+    }
+
+    // norms[line] = ||x|| of every line, whatever its values (a zero line has norm 0).
+    template <class T>
+    static void l2_norms(ConstView<T, cuda> x, TensorView<T, cuda> norms, index_t outer, index_t extent,
+                         index_t inner) {
+        cuda_detail::for_each_item(outer * inner, cuda_kernels::NormLine<T>{x.data(), norms.data(), extent, inner});
     }
 
     // Strict mode: y = x / ||x|| and norms[line] = ||x||, or the CPU's report of the problem

@@ -45,6 +45,13 @@ GCL_HOST_DEVICE inline double l2_line_norm(const T* in, index_t first, index_t s
     return largest * sqrt(squares);
 }
 
+// norms[line] = ||x|| of line `line`, as T: zero for a zero line, NaN or infinity for one
+// with a non-finite value, infinity for a norm beyond T's range.
+template <class T>
+GCL_HOST_DEVICE inline void l2_norm_line(const T* in, T* norms, index_t line, index_t extent, index_t inner) {
+    norms[line] = static_cast<T>(l2_line_norm(in, line_first(line, extent, inner), inner, extent));
+}
+
 // eps mode: out = x / max(||x||, eps) on the line at `first`. out may be in.
 template <class T>
 GCL_HOST_DEVICE inline void l2_normalize_line(const T* in, T* out, index_t first, index_t stride, index_t extent,
