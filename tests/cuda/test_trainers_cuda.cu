@@ -81,8 +81,13 @@ const nn::UNetOptions unet_options{.in_channels = 1, .classes = 4, .depth = 2, .
 const nn::PretrainModelOptions model_options{
     .encoder = unet_options.encoder(), .image_hidden = 8, .image_out = 6, .pixel_hidden = 8, .pixel_out = 6};
 
-tr::GclPretrainerOptions pretrainer_options() {
-    tr::GclPretrainerOptions o;  // the library's objective: GradMitigator over the parameters, GradFilter on anchors
+// The library's objective without GradFilter: float anchor scores that agree to rounding may rank
+// differently on the two devices (test_cuda_train compares the filters in double), and a
+// different anchor would make the runs part by more than rounding.
+tr::GclPretrainerOptions pretrainer_options(tr::Mitigation mitigation = tr::Mitigation::parameters) {
+    tr::GclPretrainerOptions o;
+    o.objective.mitigation = mitigation;
+    o.objective.filter = tr::PixelFilter::none;
     o.steps = 3;
     o.warmup_steps = 1;
     o.sgd.learning_rate = 0.05;
@@ -105,14 +110,16 @@ tr::SegmentationTrainerOptions segmentation_options() {
 }  // namespace
 
 TEST_CASE("GclPretrainer on cuda follows the cpu's steps", "[cuda][train][pretrainer]") {
+    const tr::Mitigation mitigation = GENERATE(tr::Mitigation::parameters, tr::Mitigation::representation);
+    INFO("mitigation " << static_cast<int>(mitigation));
     nn::ParameterArena<float> cpu_arena;
     nn::PretrainModel<float> cpu_model(cpu_arena, model_options, 9);
     nn::ParameterArena<float, gcl::cuda> cuda_arena;
     nn::PretrainModel<float, gcl::cuda> cuda_model(cuda_arena, model_options, 9);
     copy_arena(cpu_arena, cuda_arena);
 
-    tr::GclPretrainer<float> on_cpu(cpu_model, cpu_arena, slices(), pretrainer_options());
-    tr::GclPretrainer<float, gcl::cuda> on_cuda(cuda_model, cuda_arena, slices(), pretrainer_options());
+    tr::GclPretrainer<float> on_cpu(cpu_model, cpu_arena, slices(), pretrainer_options(mitigation));
+    tr::GclPretrainer<float, gcl::cuda> on_cuda(cuda_model, cuda_arena, slices(), pretrainer_options(mitigation));
     while (!on_cpu.done()) {
         const tr::GclStepReport a = on_cpu.step();
         const tr::GclStepReport b = on_cuda.step();
@@ -123,7 +130,8 @@ TEST_CASE("GclPretrainer on cuda follows the cpu's steps", "[cuda][train][pretra
             CHECK(b.pixel_losses[k] == Approx(a.pixel_losses[k]).epsilon(1e-4));
         }
         CHECK(b.total == Approx(a.total).epsilon(1e-4));
-        CHECK(b.kept_pairs == a.kept_pairs);
+        // Conflicts are signs of dot products: one near zero may fall either way on the two devices.
+        CHECK(std::abs(b.conflicting_pairs - a.conflicting_pairs) <= a.conflicting_pairs / 100);
         CHECK(b.candidate_pairs == a.candidate_pairs);
     }
     CHECK(on_cuda.steps_done() == on_cpu.steps_done());
