@@ -22,6 +22,7 @@
 #include "gcl/train/gcl_pretrainer.hpp"
 #include "gcl/train/pretrain_probe.hpp"
 #include "gcl/train/segmentation_trainer.hpp"
+#include "support/cuda_parity.hpp"
 
 using gcl::index_t;
 using gcl::Shape;
@@ -33,16 +34,12 @@ namespace tr = gcl::train;
 
 namespace {
 
-// The largest |got - expected| relative to max(1, the largest |expected|), printed under `what`.
+// relative_gap (support/cuda_parity.hpp), printed under `what`.
 double relative_difference(const char* what, const Tensor<float>& expected, const Tensor<float>& got) {
-    REQUIRE(expected.shape() == got.shape());
-    double scale = 1, worst = 0;
-    for (index_t i = 0; i < expected.numel(); ++i) scale = std::max(scale, std::abs(double(expected.data()[i])));
-    for (index_t i = 0; i < expected.numel(); ++i)
-        worst = std::max(worst, std::abs(double(got.data()[i]) - double(expected.data()[i])));
-    std::printf("%s: %lld values, largest difference %.3g (scale %.3g)\n", what, static_cast<long long>(expected.numel()),
-                worst, scale);
-    return worst / scale;
+    const double gap = gcl_test::relative_gap(expected, got);
+    std::printf("%s: %lld values, largest difference %.3g of the largest value\n", what,
+                static_cast<long long>(expected.numel()), gap);
+    return gap;
 }
 
 bool bitwise_equal(const Tensor<float>& a, const Tensor<float>& b) {
