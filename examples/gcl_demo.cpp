@@ -5,9 +5,11 @@
 // initialisation and from the same contrastive pre-training without gradient surgery (skipped
 // with --no-compare), on held-out patients of the same scanner and of two others.
 //
-//   gcl_demo [--quick] [--no-compare] [--seed S] [--mitigation parameters|representation] [--out DIR] ...
+//   gcl_demo [--quick] [--no-compare] [--seed S] [--mitigation parameters|representation] [--device cpu|cuda]
+//            [--out DIR] ...
 //   gcl_demo --help
 //   mpirun -np N gcl_demo ...      data-parallel on N ranks (built with MPI), the same results
+//   gcl_demo --device cuda ...     the whole pipeline on the GPU (built with CUDA: gcl_runs_cuda.cu)
 //
 // Writes DIR/results.json (every run: Dice and HD95 per class and test scanner, and for a
 // pre-trained run its final per-label losses, log(2B - 1) and the probe) and DIR/report.md.
@@ -22,17 +24,6 @@
 using namespace gcl_runs;
 
 namespace {
-
-void print_pretraining(const Pretraining& r) {
-    std::printf("pre-training %s done in %.0f s: %lld conflicting gradient pairs met, %lld projections\n",
-                r.method.c_str(), r.seconds, static_cast<long long>(r.conflicts), static_cast<long long>(r.projections));
-    std::printf("  final image loss (mean of the last tenth of the steps; log(2B - 1) = %.3f):", r.log_2b_minus_1);
-    for (std::size_t k = 0; k < r.labels.size(); ++k) std::printf(" %s %.3f", r.labels[k].c_str(), r.final_image_loss[k]);
-    std::printf("\n  k-NN probe on %s:", "held-out patients");
-    for (std::size_t k = 0; k < r.probe_labels.size(); ++k)
-        std::printf(" %s %.2f (chance %.2f)", r.probe_labels[k].c_str(), r.probe_accuracy[k], r.probe_chance[k]);
-    std::printf("\n");
-}
 
 std::string table(const std::vector<Finetuning>& runs) {
     std::string out;
@@ -74,6 +65,9 @@ int demo(int argc, char** argv, const Job& job) {
         ->check(CLI::IsMember({"parameters", "representation"}));
     app.add_option("--labelled-patients", labelled, "labelled patients to fine-tune on")->check(CLI::Range(1, 5));
     app.add_option("--out", out_dir, "directory for results.json and report.md");
+    std::string device_flag = "cpu";
+    app.add_option("--device", device_flag, "where the networks train and run: cpu (default) or cuda (a build with CUDA)")
+        ->check(CLI::IsMember({"cpu", "cuda"}));
     add_protocol_flags(app, p);
     if (const auto code = parse_or_exit(app, argc, argv)) return *code;
     // --quick sets smaller sizes; flags given explicitly with it still win.
@@ -85,6 +79,8 @@ int demo(int argc, char** argv, const Job& job) {
         if (unset("--finetune-steps")) p.finetune_steps = 60;
     }
     const Method gcl_method = mitigation == "representation" ? Method::gcl_representation : Method::gcl_parameters;
+    const Device device = device_flag == "cuda" ? Device::cuda : Device::cpu;
+    check_device(device, job);
 
     const auto start = Clock::now();
     const Data d = make_data(p, seed);
@@ -94,24 +90,23 @@ int demo(int argc, char** argv, const Job& job) {
                 static_cast<long long>(p.pretrain_patients), static_cast<long long>(labelled), d.probe.size(),
                 static_cast<long long>(p.probe_patients), static_cast<long long>(p.test_patients));
     if (job.size() > 1) std::printf("data-parallel on %d ranks\n", job.size());
+    if (device != Device::cpu) std::printf("device: %s\n", device_name(device));
 
     std::vector<Method> pretrained{gcl_method};
     if (!no_compare) pretrained.push_back(Method::summed);
     std::vector<Finetuning> runs;
     std::vector<Pretraining> pres;
-    runs.push_back(finetune(method_name(Method::random), p, d, labelled, seed, nullptr, true, job));
+    runs.push_back(run_method(device, Method::random, p, d, labelled, seed, job).finetuning);
     for (Method m : pretrained) {
-        nn::ParameterArena<float> arena;
-        nn::PretrainModel<float> model(arena, pretrain_model_options(p), seed);
-        std::printf("pre-training %s: %lld parameters\n", method_name(m).c_str(), static_cast<long long>(arena.size()));
-        pres.push_back(pretrain(m, p, d, seed, model, arena, 10, job));
-        print_pretraining(pres.back());
-        runs.push_back(finetune(method_name(m), p, d, labelled, seed, &arena, true, job));
+        MethodRun run = run_method(device, m, p, d, labelled, seed, job);
+        pres.push_back(std::move(*run.pretraining));
+        runs.push_back(std::move(run.finetuning));
     }
 
     Json results;
     results["program"] = "gcl_demo";
     results["seed"] = seed;
+    results["device"] = device_name(device);
     results["runs"] = Json::array();
     results["runs"].push_back(run_json(runs[0], nullptr));
     for (std::size_t i = 0; i < pres.size(); ++i) results["runs"].push_back(run_json(runs[i + 1], &pres[i]));

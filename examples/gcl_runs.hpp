@@ -2,9 +2,16 @@
 // What gcl_demo and gcl_experiment share: the phantom data of one seed, one pre-training per
 // method (with its per-label losses, conflicts and k-NN probe), one fine-tuning with its Dice and
 // HD95 on every test scanner, and the JSON form of both (results.json).
+//
+// Pre-training and fine-tuning are templates over the device (pretrain<D>, finetune<D>,
+// run_method_on<D>). This header compiles with a plain C++ compiler and instantiates them for
+// the cpu; the cuda instantiation lives in gcl_runs_cuda.cu, an nvcc translation unit that the
+// build links into gcl_demo where CUDA is enabled (it defines GCL_RUNS_WITH_CUDA), so the
+// program's own .cpp never includes the CUDA headers.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <concepts>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -313,22 +320,25 @@ inline nn::PretrainModelOptions pretrain_model_options(const Protocol& p) {
 }
 
 // Pre-trains `model` (in `arena`) with method m; prints a line every `print_every` steps (0: never).
-inline Pretraining pretrain(Method m, const Protocol& p, const Data& d, std::uint64_t seed, nn::PretrainModel<float>& model,
-                            nn::ParameterArena<float>& arena, std::int64_t print_every, const Job& job) {
+// On device D (the model's); data parallel (a job of several ranks) on the cpu only.
+template <class D>
+Pretraining pretrain(Method m, const Protocol& p, const Data& d, std::uint64_t seed, nn::PretrainModel<float, D>& model,
+                     nn::ParameterArena<float, D>& arena, std::int64_t print_every, const Job& job) {
     const tr::GclPretrainerOptions po = pretrainer_options(m, p, seed);
-    tr::GclPretrainer<float> pretrainer(model, arena, d.unlabelled, po);
+    tr::GclPretrainer<float, D> pretrainer(model, arena, d.unlabelled, po);
+    gcl::check(std::same_as<D, gcl::cpu> || job.size() == 1, "gcl_runs", "data-parallel pre-training runs on the cpu only");
 #ifdef GCL_RUNS_WITH_MPI
     std::optional<gcl::dist::DataParallelGcl<float, gcl::dist::MpiCommunicator>> data_parallel;
-    if (job.size() > 1) {
-        data_parallel.emplace(job.communicator(), arena, po.sampler.batch_size);
-        pretrainer.set_batch_exchange(&data_parallel->exchange());
-        if (print_every > 0)
-            std::printf("  [pre-train %s] data-parallel: %lld of the %lld images of each batch on rank 0\n",
-                        method_name(m).c_str(), static_cast<long long>(data_parallel->exchange().own_images()),
-                        static_cast<long long>(po.sampler.batch_size));
+    if constexpr (std::same_as<D, gcl::cpu>) {
+        if (job.size() > 1) {
+            data_parallel.emplace(job.communicator(), arena, po.sampler.batch_size);
+            pretrainer.set_batch_exchange(&data_parallel->exchange());
+            if (print_every > 0)
+                std::printf("  [pre-train %s] data-parallel: %lld of the %lld images of each batch on rank 0\n",
+                            method_name(m).c_str(), static_cast<long long>(data_parallel->exchange().own_images()),
+                            static_cast<long long>(po.sampler.batch_size));
+        }
     }
-#else
-    (void)job;
 #endif
     Pretraining r;
     r.method = method_name(m);
@@ -406,12 +416,15 @@ inline const char* class_name(int c) {
 
 // Fine-tunes a U-Net (from `encoder` when given) on the labelled slices and evaluates it on
 // every test set; `unet_out` (when given) receives the network for pictures.
-inline Finetuning finetune(const std::string& method, const Protocol& p, const Data& d, index_t labelled_patients,
-                           std::uint64_t seed, const nn::ParameterArena<float>* encoder, bool print, const Job& job,
-                           std::vector<gcl::Tensor<std::uint8_t>>* predictions = nullptr) {
+// On device D; the evaluation brings the predictions back to the host for the metrics.
+template <class D = gcl::cpu>
+Finetuning finetune(const std::string& method, const Protocol& p, const Data& d, index_t labelled_patients,
+                    std::uint64_t seed, const nn::ParameterArena<float, D>* encoder, bool print, const Job& job,
+                    std::vector<gcl::Tensor<std::uint8_t>>* predictions = nullptr) {
     const auto t0 = Clock::now();
-    nn::ParameterArena<float> arena;
-    nn::UNet<float> unet(arena, unet_options(p), seed + 100);
+    gcl::check(std::same_as<D, gcl::cpu> || job.size() == 1, "gcl_runs", "data-parallel fine-tuning runs on the cpu only");
+    nn::ParameterArena<float, D> arena;
+    nn::UNet<float, D> unet(arena, unet_options(p), seed + 100);
     if (encoder) nn::transfer_parameters(*encoder, arena, {.source_prefix = "encoder."});
     const std::vector<gd::Slice> labelled = first_patients(d.labelled_pool, labelled_patients);
     tr::SegmentationTrainerOptions o;
@@ -421,19 +434,19 @@ inline Finetuning finetune(const std::string& method, const Protocol& p, const D
     o.adam.learning_rate = p.finetune_lr;
     o.augment = finetune_augmentation();
     o.seed = seed;
-    tr::SegmentationTrainer<float, nn::UNet<float>> trainer(unet, arena, labelled, o);
+    tr::SegmentationTrainer<float, nn::UNet<float, D>> trainer(unet, arena, labelled, o);
 #ifdef GCL_RUNS_WITH_MPI
     std::optional<gcl::dist::DataParallelSegmentation<float, gcl::dist::MpiCommunicator>> data_parallel;
-    if (job.size() > 1) {
-        data_parallel.emplace(job.communicator(), arena, trainer.batch_images());
-        trainer.set_batch_exchange(&data_parallel->exchange());
-        if (print)
-            std::printf("  [fine-tune %s] data-parallel: %lld of the %lld images of each batch on rank 0\n", method.c_str(),
-                        static_cast<long long>(data_parallel->exchange().own_images()),
-                        static_cast<long long>(trainer.batch_images()));
+    if constexpr (std::same_as<D, gcl::cpu>) {
+        if (job.size() > 1) {
+            data_parallel.emplace(job.communicator(), arena, trainer.batch_images());
+            trainer.set_batch_exchange(&data_parallel->exchange());
+            if (print)
+                std::printf("  [fine-tune %s] data-parallel: %lld of the %lld images of each batch on rank 0\n",
+                            method.c_str(), static_cast<long long>(data_parallel->exchange().own_images()),
+                            static_cast<long long>(trainer.batch_images()));
+        }
     }
-#else
-    (void)job;
 #endif
     double running = 0;
     while (!trainer.done()) {
@@ -465,6 +478,83 @@ inline Finetuning finetune(const std::string& method, const Protocol& p, const D
     }
     f.seconds = seconds_since(t0);
     return f;
+}
+
+// ---- the device a program trains on (--device) ----
+
+enum class Device { cpu, cuda };
+
+inline const char* device_name(Device device) { return device == Device::cpu ? "cpu" : "cuda"; }
+
+#ifdef GCL_RUNS_WITH_CUDA
+// gcl_runs_cuda.cu: the number of CUDA devices (0 without a GPU or a driver).
+int cuda_devices();
+#endif
+
+// Raises gcl::Error, naming --device, unless this build and machine can train on `device`.
+inline void check_device(Device device, const Job& job) {
+    if (device == Device::cpu) return;
+#ifdef GCL_RUNS_WITH_CUDA
+    gcl::check(cuda_devices() > 0, "gcl_runs", "--device cuda: no CUDA device is available on this machine");
+    gcl::check(job.size() == 1, "gcl_runs", "--device cuda trains in one process; data parallel (mpirun) is cpu only");
+#else
+    (void)job;
+    gcl::fail("gcl_runs", "--device cuda: this build has no CUDA backend (configure with -DGCL_ENABLE_CUDA=ON where the "
+              "CUDA toolkit and cuDNN are installed)");
+#endif
+}
+
+// One method of a program: the fine-tuning from a random start (Method::random), or a
+// pre-training and the fine-tuning from its encoder.
+struct MethodRun {
+    std::optional<Pretraining> pretraining;
+    Finetuning finetuning;
+};
+
+inline void print_pretraining(const Pretraining& r) {
+    std::printf("pre-training %s done in %.0f s: %lld conflicting gradient pairs met, %lld projections\n",
+                r.method.c_str(), r.seconds, static_cast<long long>(r.conflicts), static_cast<long long>(r.projections));
+    std::printf("  final image loss (mean of the last tenth of the steps; log(2B - 1) = %.3f):", r.log_2b_minus_1);
+    for (std::size_t k = 0; k < r.labels.size(); ++k) std::printf(" %s %.3f", r.labels[k].c_str(), r.final_image_loss[k]);
+    std::printf("\n  k-NN probe on %s:", "held-out patients");
+    for (std::size_t k = 0; k < r.probe_labels.size(); ++k)
+        std::printf(" %s %.2f (chance %.2f)", r.probe_labels[k].c_str(), r.probe_accuracy[k], r.probe_chance[k]);
+    std::printf("\n");
+}
+
+// Method m on device D, printing its progress (gcl_demo's runs).
+template <class D>
+MethodRun run_method_on(Method m, const Protocol& p, const Data& d, index_t labelled, std::uint64_t seed, const Job& job) {
+    MethodRun run;
+    if (m == Method::random) {
+        run.finetuning = finetune<D>(method_name(m), p, d, labelled, seed, nullptr, true, job);
+        return run;
+    }
+    nn::ParameterArena<float, D> arena;
+    nn::PretrainModel<float, D> model(arena, pretrain_model_options(p), seed);
+    std::printf("pre-training %s: %lld parameters\n", method_name(m).c_str(), static_cast<long long>(arena.size()));
+    run.pretraining = pretrain<D>(m, p, d, seed, model, arena, 10, job);
+    print_pretraining(*run.pretraining);
+    run.finetuning = finetune<D>(method_name(m), p, d, labelled, seed, &arena, true, job);
+    return run;
+}
+
+#ifdef GCL_RUNS_WITH_CUDA
+// gcl_runs_cuda.cu: run_method_on<gcl::cuda>.
+MethodRun run_method_on_cuda(Method m, const Protocol& p, const Data& d, index_t labelled, std::uint64_t seed,
+                             const Job& job);
+#endif
+
+// Method m on `device` (check_device first).
+inline MethodRun run_method(Device device, Method m, const Protocol& p, const Data& d, index_t labelled,
+                            std::uint64_t seed, const Job& job) {
+    if (device == Device::cpu) return run_method_on<gcl::cpu>(m, p, d, labelled, seed, job);
+#ifdef GCL_RUNS_WITH_CUDA
+    return run_method_on_cuda(m, p, d, labelled, seed, job);
+#else
+    check_device(device, job);  // raises: this build has no CUDA backend
+    return {};
+#endif
 }
 
 // ---- JSON ----

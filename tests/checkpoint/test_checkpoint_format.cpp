@@ -152,6 +152,16 @@ TEST_CASE("Checkpoint round trip of every dtype and rank", "[checkpoint]") {
     CHECK(v.get<float>("strided")(1, 0) == 2);
     CHECK_THROWS_AS(views.add_view("viewed", source.cview()), gcl::Error);
 
+    // add of a moved tensor takes it over (no copy): the writer holds it after the tensor's scope.
+    CheckpointWriter taken;
+    {
+        Tensor<double> host = Tensor<double>::from(Shape{3}, {1.5, -2, 4});
+        taken.add("taken", std::move(host));
+        CHECK_THROWS_AS(taken.add("taken", Tensor<double>(Shape{1})), gcl::Error);
+    }
+    taken.write(dir / "taken.gclc");
+    CHECK(same(Checkpoint::read(dir / "taken.gclc").get<double>("taken"), Tensor<double>::from(Shape{3}, {1.5, -2, 4})));
+
     // Writing again replaces the file.
     CheckpointWriter again;
     again.add_scalar<double>("only", 2.5);

@@ -3,6 +3,8 @@
 // (also used as the absolute margin near zero) or bit for bit.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <type_traits>
 
@@ -23,6 +25,19 @@ void check_close(const gcl::Tensor<T>& expected, const gcl::Tensor<T>& got, doub
     for (gcl::index_t i = 0; i < got.numel(); ++i)
         CHECK(static_cast<double>(got.data()[i]) ==
               Approx(static_cast<double>(expected.data()[i])).epsilon(rtol).margin(rtol));
+}
+
+// The largest |got - expected| relative to the largest |expected| (which must not be zero).
+template <class T>
+double relative_gap(const gcl::Tensor<T>& expected, const gcl::Tensor<T>& got) {
+    REQUIRE(expected.shape() == got.shape());
+    double gap = 0, scale = 0;
+    for (gcl::index_t i = 0; i < expected.numel(); ++i) {
+        gap = std::max(gap, std::abs(static_cast<double>(got.data()[i]) - static_cast<double>(expected.data()[i])));
+        scale = std::max(scale, std::abs(static_cast<double>(expected.data()[i])));
+    }
+    REQUIRE(scale > 0);
+    return gap / scale;
 }
 
 template <class T>

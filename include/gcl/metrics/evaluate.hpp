@@ -7,7 +7,13 @@
 //
 //   auto report = metrics::evaluate_segmentation<float>(unet, test_slices, {.classes = 4});
 //   report.mean_dice[c], report.mean_hd95[c], report.mean_foreground_dice(), report.conventions()
+//
+// The network runs on its own device (Net::device_type; a net without one is a host net): each
+// batch of slices goes there once and its logits come back to the host, where the class maps are
+// formed and scored. Dice, HD95 and ASSD are host code on purpose: they sort, search and stack
+// whole volumes, a small share of an evaluation against the forward passes.
 #include <algorithm>
+#include <concepts>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -18,11 +24,13 @@
 #include <tuple>
 #include <vector>
 
+#include "gcl/core/device.hpp"
 #include "gcl/core/error.hpp"
 #include "gcl/core/tensor.hpp"
 #include "gcl/data/slice.hpp"
 #include "gcl/metrics/hausdorff.hpp"
 #include "gcl/metrics/segmentation_metrics.hpp"
+#include "gcl/ops/transfer.hpp"
 
 namespace gcl::metrics {
 
@@ -88,6 +96,21 @@ Tensor<std::uint8_t> argmax_classes(ConstView<T> logits) {
     return out;
 }
 
+namespace detail {
+// The device a network runs on: its device_type (every gcl layer has one), else the host.
+template <class Net>
+struct net_device {
+    using type = cpu;
+};
+template <class Net>
+    requires requires { typename Net::device_type; }
+struct net_device<Net> {
+    using type = typename Net::device_type;
+};
+}  // namespace detail
+template <class Net>
+using net_device_t = typename detail::net_device<Net>::type;
+
 // Predicted class maps [n, H, W] of the given slices, in evaluation mode, `batch_size` at a time.
 template <class T, class Net>
 Tensor<std::uint8_t> predict_slices(Net& net, const std::vector<data::Slice>& slices, std::span<const index_t> indices,
@@ -110,7 +133,13 @@ Tensor<std::uint8_t> predict_slices(Net& net, const std::vector<data::Slice>& sl
             std::transform(s.image.data(), s.image.data() + H * W, x.data() + k * H * W,
                            [](float v) { return static_cast<T>(v); });
         }
-        const Tensor<std::uint8_t> classes = argmax_classes<T>(net.forward(x.cview()));
+        Tensor<std::uint8_t> classes;
+        if constexpr (std::same_as<net_device_t<Net>, cpu>) {
+            classes = argmax_classes<T>(net.forward(x.cview()));
+        } else {  // the batch to the network's device, its logits back for the class maps
+            const auto x_device = ops::host_to_device<net_device_t<Net>>(std::move(x));
+            classes = argmax_classes<T>(ops::device_to_host(net.forward(x_device.cview())).cview());
+        }
         std::copy(classes.data(), classes.data() + classes.numel(), out.data() + start * H * W);
     }
     net.set_training(was_training);

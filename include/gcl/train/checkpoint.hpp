@@ -144,6 +144,19 @@ public:
     void add(std::string name, const Tensor<T, cpu>& tensor) {
         add(std::move(name), tensor.cview());
     }
+    // Takes a contiguous tensor over, without copying it (e.g. a host copy of device memory):
+    // the writer keeps it until it is destroyed.
+    template <class T>
+        requires is_checkpoint_type_v<T>
+    void add(std::string name, Tensor<T, cpu>&& tensor) {
+        check_name(name);
+        auto owned = std::make_unique<Tensor<T, cpu>>(std::move(tensor));
+        const void* data = owned->data();
+        const Shape shape = owned->shape();
+        const std::size_t bytes = static_cast<std::size_t>(owned->numel()) * sizeof(T);
+        owned_.push_back(std::shared_ptr<void>(std::move(owned)));
+        entries_.push_back(Entry{std::move(name), dtype_of<T>(), shape, data, bytes});
+    }
 
     // Adds a tensor without copying it: its memory must stay valid, and unchanged, until write()
     // returns. (Views that are not contiguous are copied.)

@@ -5,6 +5,12 @@
 // contrast per meta label, GradFilter, GradMitigator) and takes an SGD step on a cosine schedule
 // with linear warm-up. Everything is seeded: the same options and thread count repeat exactly.
 //
+// GclPretrainer<T, D> trains a model on device D (D = gcl::cpu by default). The batch is drawn and
+// augmented on the host (the sampler and the augmentation are host code, seeded by the step),
+// converted to T there and moved to D once per step (ops::host_to_device: on the cpu a move, no
+// copy); the objective, the model and SGD then run on D. A cuda pre-trainer needs an nvcc
+// translation unit that includes gcl/cuda.cuh.
+//
 //   std::vector<data::Slice> unlabelled = data::phantom_slices({.patients = 48, .size = 64});
 //   nn::ParameterArena<float> arena;
 //   nn::PretrainModel<float> model(arena, {.encoder = {.depth = 3, .base_width = 16}}, seed);
@@ -23,6 +29,8 @@
 #include "gcl/nn/parameter_arena.hpp"
 #include "gcl/nn/pretrain_model.hpp"
 #include "gcl/optim/schedule.hpp"
+#include "gcl/ops/elementwise.hpp"
+#include "gcl/ops/transfer.hpp"
 #include "gcl/optim/sgd.hpp"
 #include "gcl/train/gcl_objective.hpp"
 #include "gcl/train/training_state.hpp"
@@ -61,10 +69,13 @@ struct GclPretrainerOptions {
     std::uint64_t seed = 0;  // augmentation
 };
 
-template <class T>
+template <class T, class D = cpu>
 class GclPretrainer {
 public:
-    GclPretrainer(nn::PretrainModel<T>& model, nn::ParameterArena<T, cpu>& arena, const std::vector<data::Slice>& slices,
+    using value_type = T;
+    using device_type = D;
+
+    GclPretrainer(nn::PretrainModel<T, D>& model, nn::ParameterArena<T, D>& arena, const std::vector<data::Slice>& slices,
                   const GclPretrainerOptions& options)
         : arena_(&arena), slices_(&slices), options_(options), sampler_(data::meta_of(slices), options.sampler),
           objective_(model, arena, options.objective), sgd_(options.sgd),
@@ -79,7 +90,7 @@ public:
     bool done() const { return step_ >= options_.steps; }
     std::int64_t steps_done() const { return step_; }
     double learning_rate() const { return sgd_.learning_rate(); }
-    optim::SGD<T>& optimizer() { return sgd_; }
+    optim::SGD<T, D>& optimizer() { return sgd_; }
     // The meta labels the batches carry (and, unless instance_contrast, the losses contrast).
     const data::MetaSpec& meta_spec() const { return spec_; }
     const GclPretrainerOptions& options() const { return options_; }
@@ -87,7 +98,7 @@ public:
     // Data-parallel pre-training: each step takes this rank's share of the global batch of
     // options.sampler.batch_size images, and the objective sees the global batch through the
     // exchange (dist::DataParallelGcl sets it up). nullptr (the default): one process. Not owned.
-    void set_batch_exchange(GclBatchExchange<T>* exchange) {
+    void set_batch_exchange(GclBatchExchange<T, D>* exchange) {
         exchange_ = exchange;
         objective_.set_batch_exchange(exchange);
     }
@@ -106,34 +117,30 @@ public:
         check(!done(), "train::GclPretrainer::step", "all ", options_.steps, " steps are done");
         const auto s = static_cast<std::uint64_t>(step_);
         const std::vector<index_t> indices = sampler_.batch(s);
-        const data::TwoViewBatch batch =
+        data::TwoViewBatch batch =
             data::two_view_batch(*slices_, indices, options_.augment, spec_, Rng(options_.seed).split(s), options_.geometry);
-        Tensor<std::int64_t> instances;
+        Tensor<std::int64_t> meta_host = std::move(batch.meta);
         if (options_.instance_contrast) {  // image i's two views share value i, nothing else does
-            const index_t N = batch.meta.dim(1);
-            instances = Tensor<std::int64_t>(Shape{1, N});
-            for (index_t n = 0; n < N; ++n) instances(0, n) = n % (N / 2);
+            const index_t N = meta_host.dim(1);
+            meta_host = Tensor<std::int64_t>(Shape{1, N});
+            for (index_t n = 0; n < N; ++n) meta_host(0, n) = n % (N / 2);
         }
-        ConstView<std::int64_t> meta = options_.instance_contrast ? instances.cview() : batch.meta.cview();
-        Tensor<T> converted;
-        ConstView<T> images;
+        Tensor<T> images_host;
         if constexpr (std::is_same_v<T, float>) {
-            images = batch.images.cview();
+            images_host = std::move(batch.images);
         } else {
-            converted = Tensor<T>(batch.images.shape());
-            std::copy(batch.images.data(), batch.images.data() + converted.numel(), converted.data());
-            images = converted.cview();
+            images_host = Tensor<T>(batch.images.shape());
+            ops::convert(batch.images.cview(), images_host.view());
         }
+        // The batch on D, once per step.
+        Tensor<T, D> images = ops::host_to_device<D>(std::move(images_host));
+        Tensor<std::int64_t, D> meta = ops::host_to_device<D>(std::move(meta_host));
         // Data parallel: this rank's share of the global batch (dist/data_parallel_gcl.hpp).
-        Tensor<T> own_images;
-        Tensor<std::int64_t> own_meta;
         if (exchange_) {
-            own_images = exchange_->local_rows(images);
-            own_meta = exchange_->local_meta(meta);
-            images = own_images.cview();
-            meta = own_meta.cview();
+            images = exchange_->local_rows(images.cview());
+            meta = exchange_->local_meta(meta.cview());
         }
-        const GclStepReport report = objective_.gradient(images, meta, s);
+        const GclStepReport report = objective_.gradient(images.cview(), meta.cview(), s);
         sgd_.set_learning_rate(schedule_(step_));
         sgd_.step(*arena_);
         ++step_;
@@ -162,16 +169,16 @@ private:
                           {"pixel_weight", o.pixel_weight}}};
     }
 
-    nn::ParameterArena<T, cpu>* arena_;
+    nn::ParameterArena<T, D>* arena_;
     const std::vector<data::Slice>* slices_;
     GclPretrainerOptions options_;
     data::BatchSampler sampler_;
-    GclObjective<T> objective_;
-    optim::SGD<T> sgd_;
+    GclObjective<T, D> objective_;
+    optim::SGD<T, D> sgd_;
     optim::CosineWarmupSchedule schedule_;
     data::MetaSpec spec_;
     std::int64_t step_ = 0;
-    GclBatchExchange<T>* exchange_ = nullptr;
+    GclBatchExchange<T, D>* exchange_ = nullptr;
 };
 
 }  // namespace gcl::train

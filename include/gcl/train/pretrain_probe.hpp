@@ -15,6 +15,9 @@
 //
 //   auto probe = train::probe_meta_labels<float>(model, held_out, spec, LabelSpace::per_label);
 //   probe.accuracy[m], probe.chance[m]
+//
+// The model runs on its device D: each batch of slices goes there once and its embeddings come
+// back to the host, where the k-NN probe (host code: a small [N, D] problem) runs.
 #include <algorithm>
 #include <cstdint>
 #include <set>
@@ -27,7 +30,8 @@
 #include "gcl/data/slice.hpp"
 #include "gcl/metrics/knn_probe.hpp"
 #include "gcl/nn/pretrain_model.hpp"
-#include "gcl/train/gcl_objective.hpp"
+#include "gcl/ops/transfer.hpp"
+#include "gcl/train/gcl_options.hpp"
 
 namespace gcl::train {
 
@@ -43,9 +47,9 @@ struct MetaProbeResult {
 };
 
 // The image embeddings [N, D] of the slices, in evaluation mode, without augmentation. Leaves
-// the model in the training mode it was in.
-template <class T>
-Tensor<T> embed_images(nn::PretrainModel<T>& model, const std::vector<data::Slice>& slices, index_t batch = 32) {
+// the model in the training mode it was in. On the host whatever the model's device.
+template <class T, class D>
+Tensor<T> embed_images(nn::PretrainModel<T, D>& model, const std::vector<data::Slice>& slices, index_t batch = 32) {
     constexpr std::string_view op = "train::embed_images";
     check(!slices.empty(), op, "no slices to embed");
     check(batch >= 1, op, "batch must be at least 1, got ", batch);
@@ -63,7 +67,7 @@ Tensor<T> embed_images(nn::PretrainModel<T>& model, const std::vector<data::Slic
             check(sl.image.shape() == s, op, "slice ", first + i, " has shape ", sl.image.shape(), ", slice 0 has ", s);
             std::copy(sl.image.data(), sl.image.data() + sl.image.numel(), x.data() + i * sl.image.numel());
         }
-        const ConstView<T> z = model.forward(x.cview()).image;
+        const Tensor<T> z = ops::device_to_host(model.forward(ops::host_to_device<D>(std::move(x)).cview()).image);
         if (out.empty()) out = Tensor<T>(Shape{N, z.dim(1)});
         std::copy(z.data(), z.data() + z.numel(), out.data() + first * z.dim(1));
     }
@@ -71,8 +75,8 @@ Tensor<T> embed_images(nn::PretrainModel<T>& model, const std::vector<data::Slic
     return out;
 }
 
-template <class T>
-MetaProbeResult probe_meta_labels(nn::PretrainModel<T>& model, const std::vector<data::Slice>& slices,
+template <class T, class Device>
+MetaProbeResult probe_meta_labels(nn::PretrainModel<T, Device>& model, const std::vector<data::Slice>& slices,
                                   const data::MetaSpec& spec, LabelSpace space, const MetaProbeOptions& options = {}) {
     constexpr std::string_view op = "train::probe_meta_labels";
     check(!spec.labels.empty(), op, "no meta labels to probe");

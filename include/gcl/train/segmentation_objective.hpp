@@ -13,6 +13,11 @@
 // sums, Dice's per-class sums) are summed over the ranks before the loss and its gradient are
 // formed, so every rank reports the global batch's loss and holds its share of the gradient, and
 // the exchange sums the ranks' parameter gradients: the single-process gradient of the global batch.
+//
+// SegmentationObjective<T, D> runs on the network's device D (D = gcl::cpu by default): logits,
+// losses and gradients stay on D. The labels are class indices on the host (a batch is built
+// there); they are converted to index_t once and moved to D with ops::host_to_device.
+#include <concepts>
 #include <cstdint>
 #include <span>
 #include <type_traits>
@@ -23,6 +28,7 @@
 #include "gcl/loss/dice.hpp"
 #include "gcl/nn/parameter_arena.hpp"
 #include "gcl/ops/elementwise.hpp"
+#include "gcl/ops/transfer.hpp"
 #include "gcl/train/training_state.hpp"
 
 namespace gcl::train {
@@ -48,8 +54,9 @@ struct BatchShare {
 };
 
 // The seam of data-parallel fine-tuning (dist::DataParallelSegmentation implements it over a
-// communicator); checkpoints go through its CheckpointRanks side.
-template <class T>
+// communicator); checkpoints go through its CheckpointRanks side. The gradient is on the
+// objective's device D (dist/data_parallel_segmentation.hpp implements the cpu's).
+template <class T, class D = cpu>
 class SegmentationBatchExchange : public CheckpointRanks {
 public:
     // This rank's images of a global batch of `global_images` (every rank draws the same one).
@@ -57,12 +64,15 @@ public:
     // In place: every rank ends with the sum over the ranks (the losses' partial sums).
     virtual void sum(std::span<double> values) = 0;
     // This rank's share of the parameter gradient -> the sum over the ranks.
-    virtual void sum_gradient(TensorView<T> grad) = 0;
+    virtual void sum_gradient(TensorView<T, D> grad) = 0;
 };
 
-template <class T>
+template <class T, class D = cpu>
 class SegmentationObjective {
 public:
+    using value_type = T;
+    using device_type = D;
+
     explicit SegmentationObjective(const SegmentationObjectiveOptions& options = {}) : options_(options) {
         check(options.cross_entropy_weight >= 0 && options.dice_weight >= 0 &&
                   options.cross_entropy_weight + options.dice_weight > 0,
@@ -71,16 +81,24 @@ public:
     }
 
     // Data-parallel fine-tuning (SegmentationBatchExchange); nullptr (the default): one process. Not owned.
-    void set_batch_exchange(SegmentationBatchExchange<T>* exchange) { exchange_ = exchange; }
+    void set_batch_exchange(SegmentationBatchExchange<T, D>* exchange) { exchange_ = exchange; }
 
-    // Loss of logits [N, C, H, W] against labels [N, H, W]; the gradient goes to `d_logits`. With
-    // an exchange, the N images are `share` of the global batch and the loss is the global one.
+    // Loss of logits [N, C, H, W] (on D) against labels [N, H, W] (on the host); the gradient goes
+    // to `d_logits`. With an exchange, the N images are `share` of the global batch and the loss
+    // is the global one.
     template <class L>
-    SegmentationStepReport loss(ConstView<T> logits, ConstView<L> labels, Tensor<T>& d_logits, BatchShare share = {}) {
+    SegmentationStepReport loss(ConstView<T, D> logits, ConstView<L> labels, Tensor<T, D>& d_logits,
+                                BatchShare share = {}) {
         static_assert(std::is_integral_v<L>, "labels are class indices");
         check(labels.is_contiguous(), "train::SegmentationObjective", "labels must be contiguous");
-        targets_.resize(labels.shape());
-        for (index_t i = 0; i < labels.numel(); ++i) targets_.data()[i] = static_cast<index_t>(labels.data()[i]);
+        if constexpr (std::same_as<D, cpu>) {
+            targets_.resize(labels.shape());
+            for (index_t i = 0; i < labels.numel(); ++i) targets_.data()[i] = static_cast<index_t>(labels.data()[i]);
+        } else {
+            Tensor<index_t> host(labels.shape());
+            for (index_t i = 0; i < labels.numel(); ++i) host.data()[i] = static_cast<index_t>(labels.data()[i]);
+            targets_ = ops::host_to_device<D>(std::move(host));
+        }
 
         if (!exchange_) share = {.first = 0, .count = logits.dim(0), .total = logits.dim(0)};
         check(share.count == logits.dim(0), "train::SegmentationObjective", "the share holds ", share.count,
@@ -93,9 +111,10 @@ public:
         d_logits.resize(logits.shape());
         ops::fill(d_logits.view(), T(0));
         if (options_.cross_entropy_weight > 0) {
-            loss::CrossEntropyPartial<T> part = loss::cross_entropy_sums<T>(logits, targets_.cview(), options_.cross_entropy);
+            loss::CrossEntropyPartial<T, D> part =
+                loss::cross_entropy_sums<T, D>(logits, targets_.cview(), options_.cross_entropy);
             sum_over_ranks(part.sums);
-            const loss::SegmentationLoss<T> ce = loss::cross_entropy_from_sums<T>(std::move(part));
+            const loss::SegmentationLoss<T, D> ce = loss::cross_entropy_from_sums<T, D>(std::move(part));
             r.cross_entropy = ce.loss;
             ops::axpy(static_cast<T>(options_.cross_entropy_weight), ce.grad.cview(), d_logits.view());
         }
@@ -105,9 +124,10 @@ public:
                 dice.class_weights.assign(static_cast<std::size_t>(logits.dim(1)), 1.0);
                 dice.class_weights[0] = 0.0;
             }
-            loss::DicePartial<T> part = loss::dice_sums<T>(logits, targets_.cview(), dice, share.first, share.total);
+            loss::DicePartial<T, D> part =
+                loss::dice_sums<T, D>(logits, targets_.cview(), dice, share.first, share.total);
             sum_over_ranks(part.sums);
-            const loss::SegmentationLoss<T> d = loss::dice_from_sums<T>(part, dice);
+            const loss::SegmentationLoss<T, D> d = loss::dice_from_sums<T, D>(part, dice);
             r.dice_loss = d.loss;
             ops::axpy(static_cast<T>(options_.dice_weight), d.grad.cview(), d_logits.view());
         }
@@ -119,13 +139,13 @@ public:
     // With an exchange: the images are `share` of the global batch, and the arena ends with the
     // gradient summed over the ranks.
     template <class Net, class L>
-    SegmentationStepReport gradient(Net& net, nn::ParameterArena<T, cpu>& arena, ConstView<T> images,
+    SegmentationStepReport gradient(Net& net, nn::ParameterArena<T, D>& arena, ConstView<T, D> images,
                                     ConstView<L> labels, BatchShare share = {}) {
         check(!labels.empty(), "train::SegmentationObjective", "the batch has no labels (an unlabelled slice?)");
         net.set_training(true);
         // The step never reads dL/d(images): nets that can skip it (nn::UNet) do.
         if constexpr (requires { net.set_input_gradient(false); }) net.set_input_gradient(false);
-        const ConstView<T> logits = net.forward(images);
+        const ConstView<T, D> logits = net.forward(images);
         const SegmentationStepReport r = loss(logits, labels, d_logits_, share);
         arena.begin_backward(gcl::WriteMode::overwrite);
         net.backward(d_logits_.cview());
@@ -136,9 +156,9 @@ public:
 
 private:
     SegmentationObjectiveOptions options_;
-    Tensor<index_t> targets_;
-    Tensor<T> d_logits_;
-    SegmentationBatchExchange<T>* exchange_ = nullptr;
+    Tensor<index_t, D> targets_;
+    Tensor<T, D> d_logits_;
+    SegmentationBatchExchange<T, D>* exchange_ = nullptr;
 };
 
 }  // namespace gcl::train

@@ -11,6 +11,12 @@
 // Data parallel: dist::DataParallelSegmentation dp(comm, arena, trainer.batch_images());
 // trainer.set_batch_exchange(&dp.exchange()); every rank then trains on its share of each batch
 // and reports the global batch's losses.
+//
+// The network's device (Net::device_type, e.g. nn::UNet<float, gcl::cuda>) is the trainer's: the
+// batch is drawn and augmented on the host, converted to T there and its images moved to the
+// device once per step (ops::host_to_device: on the cpu a move, no copy); the network, the
+// losses and Adam run on the device. A cuda trainer needs an nvcc translation unit that includes
+// gcl/cuda.cuh.
 #include <cstdint>
 #include <filesystem>
 #include <type_traits>
@@ -20,6 +26,8 @@
 #include "gcl/data/batch.hpp"
 #include "gcl/data/slice.hpp"
 #include "gcl/nn/parameter_arena.hpp"
+#include "gcl/ops/elementwise.hpp"
+#include "gcl/ops/transfer.hpp"
 #include "gcl/optim/adam.hpp"
 #include "gcl/optim/schedule.hpp"
 #include "gcl/train/segmentation_objective.hpp"
@@ -41,7 +49,11 @@ struct SegmentationTrainerOptions {
 template <class T, class Net>
 class SegmentationTrainer {
 public:
-    SegmentationTrainer(Net& net, nn::ParameterArena<T, cpu>& arena, const std::vector<data::Slice>& slices,
+    using value_type = T;
+    using device_type = typename Net::device_type;
+    using D = device_type;
+
+    SegmentationTrainer(Net& net, nn::ParameterArena<T, D>& arena, const std::vector<data::Slice>& slices,
                         const SegmentationTrainerOptions& options)
         : net_(&net), arena_(&arena), slices_(&slices), options_(options), objective_(options.objective),
           adam_(options.adam),
@@ -56,7 +68,7 @@ public:
     bool done() const { return step_ >= options_.steps; }
     std::int64_t steps_done() const { return step_; }
     double learning_rate() const { return adam_.learning_rate(); }
-    optim::Adam<T>& optimizer() { return adam_; }
+    optim::Adam<T, D>& optimizer() { return adam_; }
     const SegmentationTrainerOptions& options() const { return options_; }
     // The images every step draws: the global batch under data parallel.
     index_t batch_images() const { return std::min(options_.batch_size, static_cast<index_t>(slices_->size())); }
@@ -64,7 +76,7 @@ public:
     // Data-parallel fine-tuning: each step trains on this rank's share of the global batch of
     // batch_images() slices, and the losses are the global batch's (dist::DataParallelSegmentation
     // sets it up). nullptr (the default): one process. Not owned.
-    void set_batch_exchange(SegmentationBatchExchange<T>* exchange) {
+    void set_batch_exchange(SegmentationBatchExchange<T, D>* exchange) {
         exchange_ = exchange;
         objective_.set_batch_exchange(exchange);
     }
@@ -88,20 +100,22 @@ public:
         const auto n = static_cast<index_t>(slices_->size());
         std::vector<index_t> order = random_permutation(n, draw);
         order.resize(static_cast<std::size_t>(batch_images()));
-        const data::Batch batch =
+        data::Batch batch =
             data::augmented_batch(*slices_, order, options_.augment, data::MetaSpec{}, Rng(options_.seed, 2).split(s));
         // Data parallel: every rank drew the same global batch; it trains on its own images.
         const BatchShare share = exchange_ ? exchange_->share(batch.images.dim(0)) : BatchShare{};
-        const ConstView<float> images = exchange_ ? own_rows(batch.images.cview(), share) : batch.images.cview();
+        const ConstView<float> own_images = exchange_ ? own_rows(batch.images.cview(), share) : batch.images.cview();
         const ConstView<std::int32_t> labels = exchange_ ? own_rows(batch.labels.cview(), share) : batch.labels.cview();
-        SegmentationStepReport report;
+        // The images in T on the host, then on D once per step.
+        Tensor<T> images_host;
         if constexpr (std::is_same_v<T, float>) {
-            report = objective_.gradient(*net_, *arena_, images, labels, share);
+            images_host = exchange_ ? Tensor<T>::copy_of(own_images) : std::move(batch.images);
         } else {
-            Tensor<T> converted(images.shape());
-            std::copy(images.data(), images.data() + converted.numel(), converted.data());
-            report = objective_.gradient(*net_, *arena_, converted.cview(), labels, share);
+            images_host = Tensor<T>(own_images.shape());
+            ops::convert(own_images, images_host.view());
         }
+        const Tensor<T, D> images = ops::host_to_device<D>(std::move(images_host));
+        const SegmentationStepReport report = objective_.gradient(*net_, *arena_, images.cview(), labels, share);
         adam_.set_learning_rate(schedule_(step_));
         adam_.step(*arena_);
         ++step_;
@@ -131,14 +145,14 @@ private:
     }
 
     Net* net_;
-    nn::ParameterArena<T, cpu>* arena_;
+    nn::ParameterArena<T, D>* arena_;
     const std::vector<data::Slice>* slices_;
     SegmentationTrainerOptions options_;
-    SegmentationObjective<T> objective_;
-    optim::Adam<T> adam_;
+    SegmentationObjective<T, D> objective_;
+    optim::Adam<T, D> adam_;
     optim::CosineWarmupSchedule schedule_;
     std::int64_t step_ = 0;
-    SegmentationBatchExchange<T>* exchange_ = nullptr;
+    SegmentationBatchExchange<T, D>* exchange_ = nullptr;
 };
 
 }  // namespace gcl::train

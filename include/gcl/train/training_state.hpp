@@ -17,6 +17,9 @@
 // sends its bytes to every rank, so only rank 0 needs to see the file (no shared file system) and
 // every rank validates the same bytes and raises the same error. The number of ranks may differ
 // from the run that wrote it: the state is the single-process state of the global batch.
+//
+// The arena and the optimizer may live on any device (checkpoint_state.hpp): the file is the same,
+// so a run saved on cuda resumes on the cpu and the other way round.
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -99,9 +102,9 @@ inline void check_identity(const Checkpoint& checkpoint, const TrainerIdentity& 
 
 // Writes the trainer's state to `path` atomically; with ranks, only the writing rank writes and
 // every rank returns (or raises its error) once the file is complete.
-template <class T, class Rule>
-void save_trainer_state(const std::filesystem::path& path, const nn::ParameterArena<T, cpu>& arena,
-                        const optim::FlatOptimizer<T, Rule>& optimizer, std::int64_t steps_done,
+template <class T, class Rule, class D>
+void save_trainer_state(const std::filesystem::path& path, const nn::ParameterArena<T, D>& arena,
+                        const optim::FlatOptimizer<T, Rule, D>& optimizer, std::int64_t steps_done,
                         const TrainerIdentity& identity, CheckpointRanks* ranks = nullptr) {
     const auto write = [&] {
         CheckpointWriter writer;
@@ -119,9 +122,9 @@ void save_trainer_state(const std::filesystem::path& path, const nn::ParameterAr
 
 // Loads a state saved by save_trainer_state into `arena` and `optimizer` and returns the steps
 // done. Everything is checked first: on any mismatch gcl::Error, and nothing changes.
-template <class T, class Rule>
-std::int64_t resume_trainer_state(const std::filesystem::path& path, nn::ParameterArena<T, cpu>& arena,
-                                  optim::FlatOptimizer<T, Rule>& optimizer, const TrainerIdentity& identity,
+template <class T, class Rule, class D>
+std::int64_t resume_trainer_state(const std::filesystem::path& path, nn::ParameterArena<T, D>& arena,
+                                  optim::FlatOptimizer<T, Rule, D>& optimizer, const TrainerIdentity& identity,
                                   CheckpointRanks* ranks = nullptr) {
     std::vector<unsigned char> bytes;
     if (!ranks) {
