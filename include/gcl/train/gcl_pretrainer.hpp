@@ -7,8 +7,8 @@
 //
 // GclPretrainer<T, D> trains a model on device D (D = gcl::cpu by default). The batch is drawn and
 // augmented on the host (the sampler and the augmentation are host code, seeded by the step),
-// converted to T there and moved to D once per step (ops::host_to_device: on the cpu a move, no
-// copy); the objective, the model and SGD then run on D. A cuda pre-trainer needs an nvcc
+// converted to T there and moved to D once per step (BatchUploader: through pinned staging on
+// cuda, a move on the cpu); the objective, the model and SGD then run on D. A cuda pre-trainer needs an nvcc
 // translation unit that includes gcl/cuda.cuh.
 //
 //   std::vector<data::Slice> unlabelled = data::phantom_slices({.patients = 48, .size = 64});
@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "gcl/core/batch_uploader.hpp"
 #include "gcl/data/batch.hpp"
 #include "gcl/data/sampler.hpp"
 #include "gcl/data/slice.hpp"
@@ -132,8 +133,8 @@ public:
             images_host = Tensor<T>(batch.images.shape());
             ops::convert(batch.images.cview(), images_host.view());
         }
-        // The batch on D, once per step.
-        Tensor<T, D> images = ops::host_to_device<D>(std::move(images_host));
+        // The batch on D, once per step (through pinned staging on cuda; a move on the cpu).
+        Tensor<T, D> images = uploader_.upload(std::move(images_host));
         Tensor<std::int64_t, D> meta = ops::host_to_device<D>(std::move(meta_host));
         // Data parallel: this rank's share of the global batch (dist/data_parallel_gcl.hpp).
         if (exchange_) {
@@ -179,6 +180,7 @@ private:
     data::MetaSpec spec_;
     std::int64_t step_ = 0;
     GclBatchExchange<T, D>* exchange_ = nullptr;
+    BatchUploader<D> uploader_;  // the batches' way to D (core/batch_uploader.hpp)
 };
 
 }  // namespace gcl::train

@@ -14,7 +14,7 @@
 //
 // The network's device (Net::device_type, e.g. nn::UNet<float, gcl::cuda>) is the trainer's: the
 // batch is drawn and augmented on the host, converted to T there and its images moved to the
-// device once per step (ops::host_to_device: on the cpu a move, no copy); the network, the
+// device once per step (BatchUploader: through pinned staging on cuda, a move on the cpu); the network, the
 // losses and Adam run on the device. A cuda trainer needs an nvcc translation unit that includes
 // gcl/cuda.cuh.
 #include <cstdint>
@@ -22,6 +22,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "gcl/core/batch_uploader.hpp"
 #include "gcl/core/random.hpp"
 #include "gcl/data/batch.hpp"
 #include "gcl/data/slice.hpp"
@@ -114,7 +115,7 @@ public:
             images_host = Tensor<T>(own_images.shape());
             ops::convert(own_images, images_host.view());
         }
-        const Tensor<T, D> images = ops::host_to_device<D>(std::move(images_host));
+        const Tensor<T, D> images = uploader_.upload(std::move(images_host));  // pinned staging on cuda
         const SegmentationStepReport report = objective_.gradient(*net_, *arena_, images.cview(), labels, share);
         adam_.set_learning_rate(schedule_(step_));
         adam_.step(*arena_);
@@ -153,6 +154,7 @@ private:
     optim::CosineWarmupSchedule schedule_;
     std::int64_t step_ = 0;
     SegmentationBatchExchange<T, D>* exchange_ = nullptr;
+    BatchUploader<D> uploader_;  // the batches' way to D (core/batch_uploader.hpp)
 };
 
 }  // namespace gcl::train
