@@ -20,6 +20,7 @@
 #include "gcl/ops/transfer.hpp"
 #include "gcl/train/gcl_objective.hpp"
 #include "gcl/train/gradient_rows.hpp"
+#include "support/cuda_parity.hpp"
 
 using gcl::ConstView;
 using gcl::index_t;
@@ -30,12 +31,6 @@ namespace tr = gcl::train;
 using optim_test::random_tensor;
 
 namespace {
-
-// Same shape and the same bits.
-template <class T>
-bool same_bits(const Tensor<T>& a, const Tensor<T>& b) {
-    return a.shape() == b.shape() && optim_test::bitwise_equal<T>(a.cview(), b.cview());
-}
 
 template <class O>
 concept HasGradient = requires(O& objective, gcl::ConstView<float, typename O::device_type> images,
@@ -72,19 +67,6 @@ struct StepSetup {
         ops::copy(ops::host_to_device<D>(parameters).cview(), arena.flat_values());
     }
 };
-
-// The largest |cpu - gpu| of the gradients, relative to the largest |cpu|.
-template <class T>
-double relative_gradient_gap(const Tensor<T>& cpu, const Tensor<T>& gpu) {
-    REQUIRE(cpu.shape() == gpu.shape());
-    double gap = 0, scale = 0;
-    for (index_t p = 0; p < cpu.numel(); ++p) {
-        gap = std::max(gap, std::abs(static_cast<double>(cpu.data()[p]) - static_cast<double>(gpu.data()[p])));
-        scale = std::max(scale, std::abs(static_cast<double>(cpu.data()[p])));
-    }
-    REQUIRE(scale > 0);
-    return gap / scale;
-}
 
 }  // namespace
 
@@ -150,10 +132,10 @@ TEMPLATE_TEST_CASE("one whole GCL step on cuda equals the cpu's: losses, report 
             CHECK(g.label_cosines[i] == Approx(r.label_cosines[i]).epsilon(rtol).margin(rtol));
         const Tensor<T> cpu_grads = Tensor<T>::copy_of(host.arena.flat_grads());
         const Tensor<T> gpu_grads = ops::device_to_host(ConstView<T, gcl::cuda>(device.arena.flat_grads()));
-        CHECK(relative_gradient_gap(cpu_grads, gpu_grads) <= rtol * 10);
+        CHECK(gcl_test::relative_gap(cpu_grads, gpu_grads) <= rtol * 10);
         // A second step on the same batch repeats the first bit for bit on the device.
         on_gpu.gradient(device.images.cview(), device.meta.cview(), 7);
-        CHECK(same_bits(ops::device_to_host(ConstView<T, gcl::cuda>(device.arena.flat_grads())), gpu_grads));
+        CHECK(gcl_test::same_bits(ops::device_to_host(ConstView<T, gcl::cuda>(device.arena.flat_grads())), gpu_grads));
     }
 }
 
@@ -169,13 +151,13 @@ template struct gcl::train::EmbeddingGradients<float, gcl::cuda>;
 TEST_CASE("PixelSampling on cuda holds the cpu's locations", "[cuda][train][gcl]") {
     const tr::PixelSampling sampling{.samples = 10, .seed = 7};
     const Tensor<index_t, gcl::cuda> device = sampling.locations<gcl::cuda>(6, 5, 3);
-    CHECK(same_bits(gcl::to_host(device), sampling.locations(6, 5, 3)));
+    CHECK(gcl_test::same_bits(gcl::to_host(device), sampling.locations(6, 5, 3)));
 }
 
 TEST_CASE("host_to_device and device_to_host on cuda, strided views included", "[cuda][ops][transfer]") {
     const Tensor<float> host = random_tensor<float>(Shape{4, 3}, 1);
     const Tensor<float, gcl::cuda> device = ops::host_to_device<gcl::cuda>(host);
-    CHECK(same_bits(ops::device_to_host(device.cview()), host));
+    CHECK(gcl_test::same_bits(ops::device_to_host(device.cview()), host));
     const Tensor<float> transposed = ops::device_to_host(device.cview().transpose(0, 1));
     REQUIRE(transposed.shape() == Shape{3, 4});
     for (index_t i = 0; i < 3; ++i)
@@ -203,8 +185,8 @@ TEMPLATE_TEST_CASE("the encoder-output level's rearrangements on cuda give the c
                     CHECK(rows_location(n * HW + p, m, c) == g(n, c, p / w, p % w));
                 }
     }
-    CHECK(same_bits(gcl::to_host(rows_sample_d), rows_sample));
-    CHECK(same_bits(gcl::to_host(rows_location_d), rows_location));
+    CHECK(gcl_test::same_bits(gcl::to_host(rows_sample_d), rows_sample));
+    CHECK(gcl_test::same_bits(gcl::to_host(rows_location_d), rows_location));
 
     const Tensor<T> combined = random_tensor<T>(Shape{N * HW, C}, 20);
     Tensor<T> map = random_tensor<T>(fs, 21), scratch(fs);
@@ -216,7 +198,7 @@ TEMPLATE_TEST_CASE("the encoder-output level's rearrangements on cuda give the c
         for (index_t c = 0; c < C; ++c)
             for (index_t p = 0; p < HW; ++p)
                 CHECK(map(n, c, p / w, p % w) == before(n, c, p / w, p % w) + combined(n * HW + p, c));
-    CHECK(same_bits(gcl::to_host(map_d), map));
+    CHECK(gcl_test::same_bits(gcl::to_host(map_d), map));
 
     const Tensor<T> g = random_tensor<T>(Shape{3, 500}, 30);
     const std::vector<double> gram = tr::row_gram<T, gcl::cpu>(g.cview());
@@ -239,7 +221,7 @@ TEST_CASE("PixelFilterPolicy's anchor scores and kept rows on cuda", "[cuda][tra
     for (index_t i = 0; i < A; ++i) kept(i, 0) = i % 3 == 0;
     const Tensor<std::uint8_t> rows = tr::PixelFilterPolicy::anchor_rows<gcl::cpu>(kept.cview());
     const Tensor<std::uint8_t> rows_d = gcl::to_host(tr::PixelFilterPolicy::anchor_rows<gcl::cuda>(gcl::to_device(kept).cview()));
-    CHECK(same_bits(rows_d, rows));
+    CHECK(gcl_test::same_bits(rows_d, rows));
     for (index_t i = 0; i < A; ++i)
         for (index_t a = 0; a < A; ++a) CHECK(rows(i, a) == kept(i, 0));
 }

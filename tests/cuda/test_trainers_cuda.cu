@@ -42,10 +42,6 @@ double relative_difference(const char* what, const Tensor<float>& expected, cons
     return gap;
 }
 
-bool bitwise_equal(const Tensor<float>& a, const Tensor<float>& b) {
-    return a.shape() == b.shape() && std::equal(a.data(), a.data() + a.numel(), b.data());
-}
-
 // A cpu arena's values and buffers into a cuda arena of the same model.
 void copy_arena(const nn::ParameterArena<float>& from, nn::ParameterArena<float, gcl::cuda>& to) {
     REQUIRE(from.size() == to.size());
@@ -163,12 +159,12 @@ TEST_CASE("a pre-training checkpoint crosses the devices", "[cuda][train][checkp
     tr::GclPretrainer<float> on_cpu(cpu_model, cpu_arena, slices(), o);
     on_cpu.resume(from_cuda);
     CHECK(on_cpu.steps_done() == 2);
-    CHECK(bitwise_equal(values_of(cuda_arena), values_of(cpu_arena)));
-    CHECK(bitwise_equal(buffers_of(cuda_arena), buffers_of(cpu_arena)));
+    CHECK(gcl_test::same_bits(values_of(cuda_arena), values_of(cpu_arena)));
+    CHECK(gcl_test::same_bits(buffers_of(cuda_arena), buffers_of(cpu_arena)));
     REQUIRE(on_cpu.optimizer().state().size() == on_cuda.optimizer().state().size());
     CHECK(on_cpu.optimizer().step_count() == on_cuda.optimizer().step_count());
     for (std::size_t k = 0; k < on_cpu.optimizer().state().size(); ++k)
-        CHECK(bitwise_equal(ops::device_to_host(on_cuda.optimizer().state()[k].values),
+        CHECK(gcl_test::same_bits(ops::device_to_host(on_cuda.optimizer().state()[k].values),
                             ops::device_to_host(on_cpu.optimizer().state()[k].values)));
     on_cpu.save(from_cpu);
     CHECK(gcl::io::read_file_bytes(from_cpu, "test") == gcl::io::read_file_bytes(from_cuda, "test"));
@@ -186,8 +182,8 @@ TEST_CASE("a pre-training checkpoint crosses the devices", "[cuda][train][checkp
     tr::GclPretrainer<float, gcl::cuda> resumed(resumed_model, resumed_arena, slices(), o);
     resumed.resume(from_cpu);
     CHECK(resumed.steps_done() == 3);
-    CHECK(bitwise_equal(values_of(cpu_arena), values_of(resumed_arena)));
-    CHECK(bitwise_equal(buffers_of(cpu_arena), buffers_of(resumed_arena)));
+    CHECK(gcl_test::same_bits(values_of(cpu_arena), values_of(resumed_arena)));
+    CHECK(gcl_test::same_bits(buffers_of(cpu_arena), buffers_of(resumed_arena)));
     resumed.save(from_cuda);
     CHECK(gcl::io::read_file_bytes(from_cuda, "test") == gcl::io::read_file_bytes(from_cpu, "test"));
 
@@ -198,7 +194,7 @@ TEST_CASE("a pre-training checkpoint crosses the devices", "[cuda][train][checkp
     tr::GclPretrainer<float, gcl::cuda> other(other_model, other_arena, slices(), o);
     const Tensor<float> before = values_of(other_arena);
     CHECK_THROWS_WITH(other.resume(from_cpu), Catch::Contains("batch_size = 6, this trainer has 8"));
-    CHECK(bitwise_equal(before, values_of(other_arena)));
+    CHECK(gcl_test::same_bits(before, values_of(other_arena)));
     CHECK(other.steps_done() == 0);
     std::filesystem::remove(from_cuda);
     std::filesystem::remove(from_cpu);
@@ -234,8 +230,8 @@ TEST_CASE("SegmentationTrainer and the evaluation on cuda follow the cpu", "[cud
     tr::SegmentationTrainer<float, nn::UNet<float>> resumed(resumed_unet, resumed_arena, slices(), segmentation_options());
     resumed.resume(path);
     CHECK(resumed.steps_done() == 3);
-    CHECK(bitwise_equal(values_of(cuda_arena), values_of(resumed_arena)));
-    CHECK(bitwise_equal(buffers_of(cuda_arena), buffers_of(resumed_arena)));
+    CHECK(gcl_test::same_bits(values_of(cuda_arena), values_of(resumed_arena)));
+    CHECK(gcl_test::same_bits(buffers_of(cuda_arena), buffers_of(resumed_arena)));
     std::filesystem::remove(path);
 
     // The evaluation: the same network (the cuda one's values on both devices) predicts the same

@@ -40,6 +40,13 @@ double relative_gap(const gcl::Tensor<T>& expected, const gcl::Tensor<T>& got) {
     return gap / scale;
 }
 
+// Same shape and the same bits, element by element.
+template <class T>
+bool same_bits(const gcl::Tensor<T>& a, const gcl::Tensor<T>& b) {
+    return a.shape() == b.shape() &&
+           std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.numel()) * sizeof(T)) == 0;
+}
+
 template <class T>
 void check_bitwise(const gcl::Tensor<T>& expected, const gcl::Tensor<T>& got) {
     REQUIRE(expected.shape() == got.shape());
