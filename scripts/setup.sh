@@ -8,6 +8,7 @@ packages=(
     build-essential cmake pkg-config git
     libeigen3-dev libxtensor-dev xtl-dev zlib1g-dev
     libdnnl-dev                             # oneDNN: the float CPU convolutions (GCL_CPU_CONV)
+    ocl-icd-opencl-dev                      # oneDNN's CMake package requires OpenCL (only recommended by libdnnl-dev)
     catch2 libbenchmark-dev
     python3 python3-numpy python3-nibabel   # nibabel cross-checks of the NIfTI reader/writer
     insighttoolkit5-examples                # ships a real T1 MRI volume with a label map
