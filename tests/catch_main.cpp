@@ -1,3 +1,4 @@
-// The one Catch2 main shared by every test binary (compiled once).
-#define CATCH_CONFIG_MAIN
-#include <catch2/catch.hpp>
+// The plain main of the test binaries; Catch2's implementation is catch_session.cpp.
+#include "support/catch_session.hpp"
+
+int main(int argc, char** argv) { return gcl_test::run_catch_session(argc, argv); }

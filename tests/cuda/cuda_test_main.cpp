@@ -1,7 +1,6 @@
 // Catch2 main for the CUDA test binaries: without a GPU it says so and exits 77, which CTest
 // reports as skipped; with one it runs every test case.
-#define CATCH_CONFIG_RUNNER
-#include <catch2/catch.hpp>
+#include "support/catch_session.hpp"
 
 #include <cstdio>
 
@@ -13,5 +12,5 @@ int main(int argc, char** argv) {
         std::printf("SKIPPED: no CUDA device available; the CUDA tests compiled but did not run\n");
         return 77;
     }
-    return Catch::Session().run(argc, argv);
+    return gcl_test::run_catch_session(argc, argv);
 }

@@ -1,8 +1,9 @@
 // The NCCL communicator and the sharded mitigation on device memory, against the host
 // mitigation of the global G; run under mpirun with one rank per GPU (one GPU: one rank, which
 // still goes through every NCCL call). Without a GPU it says so and exits 77 (skipped).
-#define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
+
+#include "support/catch_session.hpp"
 #include <cstdio>
 #include <vector>
 
@@ -69,7 +70,7 @@ int main(int argc, char** argv) {
     dist::MpiCommunicator comm;
     world = &comm;
     local_device = comm.rank() % devices;
-    const int failed = Catch::Session().run(argc, argv);
+    const int failed = gcl_test::run_catch_session(argc, argv);
     int worst = 0;
     MPI_Allreduce(&failed, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     return worst;

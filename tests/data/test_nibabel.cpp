@@ -1,8 +1,9 @@
 // Cross-check with a real reader: files gcl writes load in nibabel (Debian's python3-nibabel)
 // with equal data, spacing and affine, and files nibabel writes load in gcl. Skipped (exit 77)
 // when /usr/bin/python3 cannot import nibabel.
-#define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
+
+#include "support/catch_session.hpp"
 
 #include <cstdlib>
 #include <filesystem>
@@ -144,5 +145,5 @@ int main(int argc, char** argv) {
                      "scripts/setup.sh installs it)\n";
         return 77;
     }
-    return Catch::Session().run(argc, argv);
+    return gcl_test::run_catch_session(argc, argv);
 }
