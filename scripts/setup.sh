@@ -12,7 +12,7 @@ packages=(
     catch2 libbenchmark-dev
     python3 python3-numpy python3-nibabel   # nibabel cross-checks of the NIfTI reader/writer
     insighttoolkit5-examples                # ships a real T1 MRI volume with a label map
-    clang                                   # libFuzzer target of the NIfTI parser
+    clang libclang-rt-dev libomp-dev        # the sanitizer stage's compiler and runtimes; libFuzzer targets
     libopenmpi-dev openmpi-bin              # data-parallel training (dist/) and its mpirun tests
     libcli11-dev nlohmann-json3-dev         # the programs' flags and config files; results.json, model files, reports
     mricron-data                            # MRIcron's template volumes: seeds of the NIfTI fuzzer

@@ -140,7 +140,10 @@ Tensor<std::uint8_t> mask_surface(ConstView<M> mask) {
     const Shape& s = mask.shape();
     check(s.rank() == 2 || s.rank() == 3, "mask_surface", "needs a 2D or 3D mask, got shape ", s);
     check(mask.is_contiguous(), "mask_surface", "the mask must be contiguous");
-    const auto [D, H, W] = detail::as_3d(s);
+    // Named copies, not a structured binding: the lambda below captures them (clang < 16 cannot
+    // capture a binding).
+    const std::array<index_t, 3> dims = detail::as_3d(s);
+    const index_t D = dims[0], H = dims[1], W = dims[2];
     const bool three_d = s.rank() == 3;
     Tensor<std::uint8_t> surface(s);
     const M* m = mask.data();
