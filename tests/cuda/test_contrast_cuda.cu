@@ -221,6 +221,15 @@ TEMPLATE_TEST_CASE("supcon on cuda equals the CPU: losses, gradients, pair gradi
     const loss::ContrastResult<T> plain = loss::supcon<T>(z.cview(), discrete.positives(), {.normalize = true});
     check_contrast_close(plain, loss::supcon<T, gcl::cuda>(z_dev.cview(), positives_to_device(discrete.positives()),
                                                            {.normalize = true}));
+    // The host descriptions, moved to the device by the loss: PositivePairs, and labels [K x N].
+    check_contrast_close(plain, loss::supcon<T, gcl::cuda>(z_dev.cview(), discrete, {.normalize = true}));
+    Tensor<index_t> labels(Shape{2, A});
+    for (index_t i = 0; i < A; ++i) {
+        labels(0, i) = patient(i % B);
+        labels(1, i) = (i % B) % 3;
+    }
+    check_contrast_close(loss::supcon<T>(z.cview(), labels.cview(), {.normalize = true}),
+                         loss::supcon<T, gcl::cuda>(z_dev.cview(), gcl::to_device(labels).cview(), {.normalize = true}));
 
     // Errors name the same embedding or pair on both devices.
     Tensor<T> zero = z;
@@ -275,6 +284,8 @@ TEMPLATE_TEST_CASE("pixel contrast on cuda equals the CPU: forward, backward, ga
         const loss::ContrastResult<T, gcl::cuda> r_dev = loss::pixel_contrast<T, gcl::cuda>(
             features_dev.cview(), loc_dev.cview(), positives_to_device(positives), o);
         check_contrast_close(r, r_dev);
+        // The host description, moved to the device by the loss.
+        check_contrast_close(r, loss::pixel_contrast<T, gcl::cuda>(features_dev.cview(), loc_dev.cview(), *pairs, o));
 
         // The feature-map gradient, and the magnitudes GradFilter ranks.
         Tensor<T> grad_map(features.shape());

@@ -159,7 +159,8 @@ void padded_rows_and_strided_weights() {
     const ConstView<T, D> w_view = pairs_device.cview().select(1, 1);
     for (const FilterOptions& o : filter_option_sets(true)) {
         INFO("rule " << int(o.rule) << ", k " << o.k << ", ratio " << o.ratio << ", anchor_ratio " << o.anchor_ratio);
-        require_same_selection(Dev::download(GradFilter<T, D>(o)({mag_view, w_view})),
+        // The one-call form on D: GradFilter<T, D>'s operator() on the default stream.
+        require_same_selection(Dev::download(surgery::filter_pairs(mag_view, o, w_view)),
                                surgery::filter_pairs<T>(mag.cview(), o, w.cview()));
     }
 }

@@ -43,8 +43,9 @@ void matches_reference(const std::vector<index_t>& Ks, const std::vector<index_t
                 const MitigateReport rr = surgery::reference::mitigate_batched<T>(per_sample, ref.view(), options, 5);
                 const Tensor<T, Dev> g_device = Device::upload(g);
                 Tensor<T, Dev> out_device(Shape{N, D});
+                // The one-call form: BatchedGradMitigator<T, Dev>'s operator() on the default stream.
                 const MitigateReport r =
-                    BatchedGradMitigator<T, Dev>(options)({g_device.cview().transpose(0, 1), out_device.view(), 5});
+                    surgery::mitigate_batched(g_device.cview().transpose(0, 1), out_device.view(), options, 5);
                 const Tensor<T> out = Device::download(out_device);
                 INFO("K = " << K << ", D = " << D << ", N = " << N);
                 CHECK(r.projections == rr.projections);

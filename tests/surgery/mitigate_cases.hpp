@@ -39,7 +39,8 @@ Run<T> run_on(const Tensor<T>& g, const MitigateOptions& options, std::uint64_t 
     using Dev = SurgeryDevice<D>;
     const Tensor<T, D> device_g = Dev::upload(g);
     Tensor<T, D> out(Shape{g.dim(1)});
-    MitigateReport report = GradMitigator<T, D>(options)({device_g.cview(), out.view(), step});
+    // The one-call form: GradMitigator<T, D>'s operator() on the default stream.
+    MitigateReport report = surgery::mitigate(device_g.cview(), out.view(), options, step);
     return {Dev::download(out), std::move(report)};
 }
 

@@ -15,7 +15,8 @@
 //   gcl::loss::scatter_pixel_grads<float>(r.grad_sum.cview(), loc.cview(), dfeatures.view());
 //
 // gather_pixels, scatter_pixel_grads, the contrast on Positives<D> and the pair-gradient helpers
-// are templates over the device (backend::Contrast); sampling and PositivePairs run on the host.
+// are templates over the device (backend::Contrast), and so is the form that takes PositivePairs;
+// sampling and building the positives run on the host.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -97,15 +98,16 @@ ContrastResult<T, D> pixel_contrast(Input<T, D> features, Input<index_t, D> loca
     return multi_label_contrast<T, D>("pixel_contrast", z.cview(), positives, options);
 }
 
-// The multi-label contrast of the sampled pixels; `pairs` describes the N images of the batch.
-template <class T>
-ContrastResult<T> pixel_contrast(ConstView<T> features, ConstView<index_t> locations, const PositivePairs& pairs,
-                                 const ContrastOptions& options = {.keep_pair_grads = true}) {
-    detail::check_pixel_input<T, cpu>("pixel_contrast", features, locations);
+// The multi-label contrast of the sampled pixels; `pairs` describes the N images of the batch
+// (its positives are built on the host and moved to D).
+template <class T, class D = cpu>
+ContrastResult<T, D> pixel_contrast(Input<T, D> features, Input<index_t, D> locations, const PositivePairs& pairs,
+                                    const ContrastOptions& options = {.keep_pair_grads = true}) {
+    detail::check_pixel_input<T, D>("pixel_contrast", features, locations);
     check(pairs.embeddings() == features.dim(0), "pixel_contrast", "the positive pairs describe ", pairs.embeddings(),
           " feature maps but features has shape ", features.shape());
     check(pairs.labels() >= 1, "pixel_contrast", "no meta label was added to the positive pairs");
-    return pixel_contrast<T, cpu>(features, locations, pairs.pixel_positives(locations.dim(0)), options);
+    return pixel_contrast<T, D>(features, locations, positives_on<D>(pairs.pixel_positives(locations.dim(0))), options);
 }
 
 // |sum_m dL_m/ds| per pair (A x A), or |dL_m/ds| for one label m >= 0: what GradFilter ranks.

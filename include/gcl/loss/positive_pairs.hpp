@@ -17,6 +17,9 @@
 //   pairs.add_labels(patient_ids);                 // [B] int64
 //   pairs.add_bins(slice_positions, 4);            // [B] in [0, 1] -> 4 partitions
 //   pairs.add_threshold(slice_positions, 0.1);     // |s_i - s_j| < 0.1
+//
+// PositivePairs is a host description of the batch, like the losses' options; the losses that
+// take it (supcon, pixel_contrast) run on any device and move its positives there (positives_on).
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -24,8 +27,16 @@
 #include "gcl/core/error.hpp"
 #include "gcl/core/tensor.hpp"
 #include "gcl/loss/contract.hpp"
+#include "gcl/ops/transfer.hpp"
 
 namespace gcl::loss {
+
+// Positives built on the host (PositivePairs, supcon_label_positives) on device D: moved when D
+// is the host, copied once otherwise.
+template <class D>
+Positives<D> positives_on(Positives<cpu> host) {
+    return {.keys = ops::host_to_device<D>(std::move(host.keys)), .masks = ops::host_to_device<D>(std::move(host.masks))};
+}
 
 // Bin of each value in [0, 1] among n_bins equal partitions (1.0 falls in the last one).
 template <class T>

@@ -7,7 +7,9 @@
 //   auto r = gcl::loss::supcon<float>(z.cview() /* N x D */, pairs, {.temperature = 0.1, .normalize = true});
 //   r.losses (K), r.grads (K x N x D, for representation-level mitigation), r.grad_sum (N x D)
 //
-// On any device, with the positives as data (contract.hpp):
+// Every form runs on any device D, given as the second template argument (the cpu by default):
+//   auto r = gcl::loss::supcon<float, D>(z, pairs, options);       // PositivePairs, moved to D
+//   auto r = gcl::loss::supcon<float, D>(z, labels, options);      // labels [K x N] on D
 //   auto r = gcl::loss::supcon<float, D>(z, positives, options);   // Positives<D>: keys or masks
 #include "gcl/loss/multi_label_contrast.hpp"
 #include "gcl/loss/positive_pairs.hpp"
@@ -20,13 +22,14 @@ ContrastResult<T, D> supcon(Input<T, D> z, const Positives<D>& positives, const 
     return multi_label_contrast<T, D>("supcon", z, positives, options);
 }
 
-template <class T>
-ContrastResult<T> supcon(ConstView<T> z, const PositivePairs& pairs, const ContrastOptions& options = {}) {
+// The positives described on the host by `pairs`, moved to D.
+template <class T, class D = cpu>
+ContrastResult<T, D> supcon(Input<T, D> z, const PositivePairs& pairs, const ContrastOptions& options = {}) {
     check_rank("supcon", z.shape(), 2, "embeddings");
     check(pairs.embeddings() == z.dim(0), "supcon", "the positive pairs describe ", pairs.embeddings(),
           " embeddings but z has shape ", z.shape());
     check(pairs.labels() >= 1, "supcon", "no meta label was added to the positive pairs");
-    return supcon<T, cpu>(z, pairs.positives(), options);
+    return supcon<T, D>(z, positives_on<D>(pairs.positives()), options);
 }
 
 // The keys of meta labels given as an integer matrix [K x N], one value per embedding, in the
@@ -50,13 +53,19 @@ inline Positives<cpu> supcon_label_positives(ConstView<index_t> labels) {
     return p;
 }
 
-template <class T>
-ContrastResult<T> supcon(ConstView<T> z, ConstView<index_t> labels, const ContrastOptions& options = {}) {
+// Labels [K x N] on D: read on the host, where their keys are built, which then move to D.
+template <class T, class D = cpu>
+ContrastResult<T, D> supcon(Input<T, D> z, Input<index_t, D> labels, const ContrastOptions& options = {}) {
     check_rank("supcon", labels.shape(), 2, "labels (K x N)");
     check_rank("supcon", z.shape(), 2, "embeddings");
     check(labels.dim(1) == z.dim(0), "supcon", "labels of shape ", labels.shape(), " do not match embeddings of shape ",
           z.shape());
-    return supcon<T, cpu>(z, supcon_label_positives(labels), options);
+    if constexpr (std::is_same_v<D, cpu>) {
+        return supcon<T, D>(z, supcon_label_positives(labels), options);
+    } else {
+        const Tensor<index_t> host = ops::device_to_host(labels);
+        return supcon<T, D>(z, positives_on<D>(supcon_label_positives(host.cview())), options);
+    }
 }
 
 }  // namespace gcl::loss

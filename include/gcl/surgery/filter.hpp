@@ -249,11 +249,13 @@ private:
     FilterOptions options_;
 };
 
-// One-call form.
-template <class T>
-FilterResult filter_pairs(ConstView<T> magnitudes, const FilterOptions& options = {},
-                          ConstView<T> anchor_weights = {}) {
-    return GradFilter<T>(options)({magnitudes, anchor_weights});
+// One-call form on any device; returns when the result is ready (GradFilter<T, cuda> needs
+// surgery/cuda/filter.cuh).
+template <class T, class Device>
+BasicFilterResult<Device> filter_pairs(ConstView<T, Device> magnitudes, const FilterOptions& options = {},
+                                       ConstView<T, std::type_identity_t<Device>> anchor_weights = {},
+                                       Stream<Device> stream = {}) {
+    return GradFilter<T, Device>(options)({magnitudes, anchor_weights}, stream);
 }
 
 }  // namespace gcl::surgery

@@ -173,11 +173,12 @@ public:
     }
 };
 
-// One-call form: out = PCGrad-combined rows of grads (K x P).
-template <class T>
-MitigateReport mitigate(ConstView<T> grads, TensorView<T> out, const MitigateOptions& options = {},
-                        std::uint64_t step = 0) {
-    return GradMitigator<T>(options)({grads, out, step});
+// One-call form on any device: out = PCGrad-combined rows of grads (K x P); returns when out is
+// written (GradMitigator<T, cuda> needs surgery/cuda/mitigate.cuh).
+template <class T, class Device>
+MitigateReport mitigate(ConstView<T, std::type_identity_t<Device>> grads, TensorView<T, Device> out,
+                        const MitigateOptions& options = {}, std::uint64_t step = 0, Stream<Device> stream = {}) {
+    return GradMitigator<T, Device>(options)({grads, out, step}, stream);
 }
 
 }  // namespace gcl::surgery

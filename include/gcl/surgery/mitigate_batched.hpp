@@ -185,11 +185,13 @@ private:
     }
 };
 
-// One-call form: out[n] = PCGrad-combined rows of grads[n] (N x K x D -> N x D).
-template <class T>
-MitigateReport mitigate_batched(ConstView<T> grads, TensorView<T> out, const MitigateOptions& options = {},
-                                std::uint64_t step = 0, const std::uint64_t* sample_ids = nullptr) {
-    return BatchedGradMitigator<T>(options)({grads, out, step, sample_ids});
+// One-call form on any device: out[n] = PCGrad-combined rows of grads[n] (N x K x D -> N x D);
+// sample_ids, when given, is host memory (N values). Returns when out is written.
+template <class T, class Device>
+MitigateReport mitigate_batched(ConstView<T, std::type_identity_t<Device>> grads, TensorView<T, Device> out,
+                                const MitigateOptions& options = {}, std::uint64_t step = 0,
+                                const std::uint64_t* sample_ids = nullptr, Stream<Device> stream = {}) {
+    return BatchedGradMitigator<T, Device>(options)({grads, out, step, sample_ids}, stream);
 }
 
 }  // namespace gcl::surgery

@@ -59,14 +59,6 @@ struct LabelSpaces {
         return out;
     }
 
-    // Positives built on the host from the meta labels, moved to device D (moved, not copied, on
-    // the cpu): the one place where the label spaces hand host data to the device.
-    template <class D>
-    static loss::Positives<D> positives_on(loss::Positives<cpu> host) {
-        return {.keys = ops::host_to_device<D>(std::move(host.keys)),
-                .masks = ops::host_to_device<D>(std::move(host.masks))};
-    }
-
     // The K per-label loss values of a contrast, on the host.
     template <class T, class D>
     static std::vector<double> host_losses(const Tensor<T, D>& losses) {
@@ -83,7 +75,7 @@ struct LabelSpaces {
         const index_t K = meta.dim(0), N = z.dim(0), width = z.dim(1);
         PerLabelGradients<T, D> r;
         if (space == LabelSpace::shared) {
-            loss::ContrastResult<T, D> c = loss::supcon<T, D>(z, positives_on<D>(loss::supcon_label_positives(meta)),
+            loss::ContrastResult<T, D> c = loss::supcon<T, D>(z, loss::positives_on<D>(loss::supcon_label_positives(meta)),
                                                               {.temperature = temperature, .normalize = false});
             r.losses = host_losses(c.losses);
             report.image_anchors_without_positives = c.anchors_without_positives;
@@ -101,7 +93,7 @@ struct LabelSpaces {
                 const Tensor<T, D> part = columns<T, D>(z, m * d, d);
                 ops::l2_normalize_forward(part.cview(), unit.view(), 1);
                 const loss::ContrastResult<T, D> c = loss::supcon<T, D>(
-                    unit.cview(), positives_on<D>(loss::supcon_label_positives(meta.narrow(0, m, 1))),
+                    unit.cview(), loss::positives_on<D>(loss::supcon_label_positives(meta.narrow(0, m, 1))),
                     {.temperature = taus.empty() ? temperature : taus[static_cast<std::size_t>(m)], .normalize = false});
                 ops::l2_normalize_backward(c.grads.cview().select(0, 0), part.cview(), grad.view(), 1);
                 r.losses.push_back(host_losses(c.losses)[0]);
@@ -150,7 +142,7 @@ struct LabelSpaces {
                 ops::l2_normalize_forward(part.cview(), unit.view(), 1);
             }
             const loss::ContrastResult<T, D> result = loss::pixel_contrast<T, D>(
-                shared ? features : unit.cview(), locations.cview(), positives_on<D>(pairs.pixel_positives(S)),
+                shared ? features : unit.cview(), locations.cview(), loss::positives_on<D>(pairs.pixel_positives(S)),
                 {.temperature = temperature, .normalize = false, .keep_pair_grads = filter.needs_pair_grads()});
             Tensor<T, D> grads = filter.gradients(result, guidance, report);  // [labels in this group, A, c]
             if (!shared) {  // through the re-normalisation, pixel by pixel

@@ -296,11 +296,4 @@ struct FilterPasses<T, cuda> {
 template <class T>
 using CudaGradFilter = GradFilter<T, cuda>;
 
-// One-call form on device views; returns when the result is ready.
-template <class T>
-CudaFilterResult filter_pairs(ConstView<T, cuda> magnitudes, const FilterOptions& options = {},
-                              ConstView<T, cuda> anchor_weights = {}, Stream<cuda> stream = {}) {
-    return GradFilter<T, cuda>(options)({magnitudes, anchor_weights}, stream);
-}
-
 }  // namespace gcl::surgery

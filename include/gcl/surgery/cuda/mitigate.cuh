@@ -82,11 +82,4 @@ struct MitigatePasses<T, cuda> {
 template <class T>
 using CudaGradMitigator = GradMitigator<T, cuda>;
 
-// One-call form on device views: out = PCGrad-combined rows of grads (K x P); returns when out is written.
-template <class T>
-MitigateReport mitigate(ConstView<T, cuda> grads, TensorView<T, cuda> out, const MitigateOptions& options = {},
-                        std::uint64_t step = 0, Stream<cuda> stream = {}) {
-    return GradMitigator<T, cuda>(options)({grads, out, step}, stream);
-}
-
 }  // namespace gcl::surgery

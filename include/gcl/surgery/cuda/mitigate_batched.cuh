@@ -140,12 +140,4 @@ struct BatchedPasses<T, cuda> {
 template <class T>
 using CudaBatchedGradMitigator = BatchedGradMitigator<T, cuda>;
 
-// One-call form on device views: out[n] = PCGrad-combined rows of grads[n] (N x K x D -> N x D);
-// returns when out is written.
-template <class T>
-MitigateReport mitigate_batched(ConstView<T, cuda> grads, TensorView<T, cuda> out, const MitigateOptions& options = {},
-                                std::uint64_t step = 0, Stream<cuda> stream = {}) {
-    return BatchedGradMitigator<T, cuda>(options)({grads, out, step}, stream);
-}
-
 }  // namespace gcl::surgery
