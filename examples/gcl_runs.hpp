@@ -522,6 +522,16 @@ inline void print_pretraining(const Pretraining& r) {
     std::printf("\n");
 }
 
+#ifdef GCL_RUNS_CPU_COMPILED
+// The cpu pipeline is compiled once, in gcl_runs_cpu.cpp, for every program that links it.
+extern template Pretraining pretrain<gcl::cpu>(Method, const Protocol&, const Data&, std::uint64_t,
+                                               nn::PretrainModel<float, gcl::cpu>&, nn::ParameterArena<float, gcl::cpu>&,
+                                               std::int64_t, const Job&);
+extern template Finetuning finetune<gcl::cpu>(const std::string&, const Protocol&, const Data&, index_t, std::uint64_t,
+                                              const nn::ParameterArena<float, gcl::cpu>*, bool, const Job&,
+                                              std::vector<gcl::Tensor<std::uint8_t>>*);
+#endif
+
 // Method m on device D, printing its progress (gcl_demo's runs).
 template <class D>
 MethodRun run_method_on(Method m, const Protocol& p, const Data& d, index_t labelled, std::uint64_t seed, const Job& job) {
