@@ -14,6 +14,7 @@
 #include "gcl/core/random.hpp"
 #include "gcl/cuda.cuh"
 #include "gcl/nn/parameter_arena.hpp"
+#include "gcl/nn/transfer.hpp"
 #include "gcl/ops/elementwise.hpp"
 #include "gcl/optim/adam.hpp"
 #include "gcl/optim/sgd.hpp"
@@ -247,6 +248,31 @@ double optimizer_ulps(const typename Rule::options_type& options, int steps) {
 }
 
 }  // namespace
+
+TEST_CASE("transfer_parameters converts double to float on cuda as on the cpu", "[cuda][arena][transfer]") {
+    ParameterArena<double> host_source;
+    ParameterArena<float> host_target;
+    ParameterArena<double, gcl::cuda> source;
+    ParameterArena<float, gcl::cuda> target;
+    register_model(host_source);
+    register_model(host_target);
+    register_model(source);
+    register_model(target);
+    const Tensor<double> values = random_tensor<double>(Shape{host_source.size()}, 21);
+    const Tensor<double> buffers = random_tensor<double>(Shape{host_source.buffer_size()}, 22);
+    ops::copy(values.cview(), host_source.flat_values());
+    ops::copy(buffers.cview(), host_source.flat_buffers());
+    upload<double>(values.cview(), source.flat_values());
+    upload<double>(buffers.cview(), source.flat_buffers());
+
+    const gcl::nn::TransferReport on_host = gcl::nn::transfer_parameters(host_source, host_target);
+    const gcl::nn::TransferReport on_device = gcl::nn::transfer_parameters(source, target);
+    CHECK(on_device.copied == on_host.copied);
+    CHECK(on_device.missing == on_host.missing);
+    // The same rounding of each value: the cpu's bits.
+    CHECK(bitwise_equal<float>(download<float>(target.flat_values()).cview(), host_target.flat_values()));
+    CHECK(bitwise_equal<float>(download<float>(target.flat_buffers()).cview(), host_target.flat_buffers()));
+}
 
 TEMPLATE_TEST_CASE("SGD, Adam and AdamW on cuda follow the cpu optimizers", "[cuda][optim]", float, double) {
     using T = TestType;

@@ -29,6 +29,7 @@
 #include "gcl/core/error.hpp"
 #include "gcl/nn/parameter_arena.hpp"
 #include "gcl/ops/elementwise.hpp"
+#include "gcl/ops/transfer.hpp"
 
 namespace gcl::nn {
 
@@ -63,22 +64,28 @@ struct TransferReport {
 
 namespace detail {
 // to = from, converted to the target's element type. The same element type copies through
-// ops::copy on any device; a conversion runs element by element on the host (no backend family
-// converts between element types yet).
+// ops::copy on any device. A conversion runs element by element on the host (no backend family
+// converts between element types yet): off the host, through a host copy of each parameter, once
+// per transfer, not per step.
 template <class S, class T, class Device>
 void copy_converted(TensorView<const S, Device> from, TensorView<T, Device> to) {
+    if (from.numel() == 0) return;
     if constexpr (std::is_same_v<S, T>) {
-        if (from.numel() > 0) ops::copy(from, to);
-    } else {
-        static_assert(std::is_same_v<Device, cpu>,
-                      "nn::transfer_parameters converts between element types on host arenas only");
+        ops::copy(from, to);
+    } else if constexpr (std::is_same_v<Device, cpu>) {
         const index_t n = from.numel();
         for (index_t i = 0; i < n; ++i) to.data()[i] = static_cast<T>(from.data()[i]);
+    } else {
+        const Tensor<S> host = ops::device_to_host(from);
+        Tensor<T> converted(host.shape());
+        for (index_t i = 0; i < host.numel(); ++i) converted.data()[i] = static_cast<T>(host.data()[i]);
+        const Tensor<T, Device> moved = ops::host_to_device<Device>(std::move(converted));
+        ops::copy(moved.cview(), to);
     }
 }
 }  // namespace detail
 
-// Both arenas on one device; the element types may differ (host arenas only, see copy_converted).
+// Both arenas on one device; the element types may differ (see copy_converted).
 template <class S, class T, class Device>
 TransferReport transfer_parameters(const ParameterArena<S, Device>& source, ParameterArena<T, Device>& target,
                                    const TransferOptions& options = {}) {
