@@ -32,10 +32,6 @@ namespace ops = gcl::ops;
 
 namespace {
 
-loss::Positives<gcl::cuda> positives_to_device(const loss::Positives<gcl::cpu>& p) {
-    return {gcl::to_device(p.keys), gcl::to_device(p.masks)};
-}
-
 // The loss-level tolerance: GEMMs (Eigen vs cuBLAS) feed the softmax, then two more GEMMs.
 template <class T>
 double loss_tolerance() {
@@ -198,7 +194,7 @@ TEMPLATE_TEST_CASE("supcon on cuda equals the CPU: losses, gradients, pair gradi
     for (const loss::PositivePairs* pairs : {&discrete, &mixed}) {
         const loss::Positives<gcl::cpu> positives = pairs->positives();
         INFO("by keys " << positives.by_keys());
-        const loss::Positives<gcl::cuda> positives_dev = positives_to_device(positives);
+        const loss::Positives<gcl::cuda> positives_dev = loss::positives_on<gcl::cuda>(positives);
         for (bool normalize : {true, false}) {
             INFO("normalize " << normalize);
             const loss::ContrastOptions o{.temperature = 0.1, .normalize = normalize, .keep_pair_grads = true};
@@ -219,7 +215,7 @@ TEMPLATE_TEST_CASE("supcon on cuda equals the CPU: losses, gradients, pair gradi
     }
     // Without keeping the pair gradients.
     const loss::ContrastResult<T> plain = loss::supcon<T>(z.cview(), discrete.positives(), {.normalize = true});
-    check_contrast_close(plain, loss::supcon<T, gcl::cuda>(z_dev.cview(), positives_to_device(discrete.positives()),
+    check_contrast_close(plain, loss::supcon<T, gcl::cuda>(z_dev.cview(), loss::positives_on<gcl::cuda>(discrete.positives()),
                                                            {.normalize = true}));
     // The host descriptions, moved to the device by the loss: PositivePairs, and labels [K x N].
     check_contrast_close(plain, loss::supcon<T, gcl::cuda>(z_dev.cview(), discrete, {.normalize = true}));
@@ -238,7 +234,7 @@ TEMPLATE_TEST_CASE("supcon on cuda equals the CPU: losses, gradients, pair gradi
     const std::string zero_cpu = error_of([&] { loss::supcon<T>(zero.cview(), discrete.positives(), normalized); });
     CHECK_THAT(zero_cpu, Catch::Contains("embedding 4 is zero"));
     CHECK(error_of([&] {
-              loss::supcon<T, gcl::cuda>(gcl::to_device(zero).cview(), positives_to_device(discrete.positives()),
+              loss::supcon<T, gcl::cuda>(gcl::to_device(zero).cview(), loss::positives_on<gcl::cuda>(discrete.positives()),
                                          normalized);
           }) == zero_cpu);
     Tensor<T> huge(z.shape());  // zero but for row 2, whose squared norm overflows T
@@ -246,7 +242,7 @@ TEMPLATE_TEST_CASE("supcon on cuda equals the CPU: losses, gradients, pair gradi
     const std::string huge_cpu = error_of([&] { loss::supcon<T>(huge.cview(), discrete.positives()); });
     CHECK_THAT(huge_cpu, Catch::Contains("the similarity of embeddings 2 and 2"));
     CHECK(error_of([&] {
-              loss::supcon<T, gcl::cuda>(gcl::to_device(huge).cview(), positives_to_device(discrete.positives()));
+              loss::supcon<T, gcl::cuda>(gcl::to_device(huge).cview(), loss::positives_on<gcl::cuda>(discrete.positives()));
           }) == huge_cpu);
 }
 
@@ -282,7 +278,7 @@ TEMPLATE_TEST_CASE("pixel contrast on cuda equals the CPU: forward, backward, ga
         const loss::ContrastOptions o{.temperature = 0.2, .normalize = true, .keep_pair_grads = true};
         const loss::ContrastResult<T> r = loss::pixel_contrast<T>(features.cview(), loc.cview(), positives, o);
         const loss::ContrastResult<T, gcl::cuda> r_dev = loss::pixel_contrast<T, gcl::cuda>(
-            features_dev.cview(), loc_dev.cview(), positives_to_device(positives), o);
+            features_dev.cview(), loc_dev.cview(), loss::positives_on<gcl::cuda>(positives), o);
         check_contrast_close(r, r_dev);
         // The host description, moved to the device by the loss.
         check_contrast_close(r, loss::pixel_contrast<T, gcl::cuda>(features_dev.cview(), loc_dev.cview(), *pairs, o));

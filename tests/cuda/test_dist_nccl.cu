@@ -2,8 +2,6 @@
 // mitigation of the global G; run under mpirun with one rank per GPU (one GPU: one rank, which
 // still goes through every NCCL call). Without a GPU it says so and exits 77 (skipped).
 #include <catch2/catch.hpp>
-
-#include "support/catch_session.hpp"
 #include <cstdio>
 #include <vector>
 
@@ -17,6 +15,7 @@
 #include "gcl/dist/nccl_communicator.cuh"
 #include "gcl/dist/sharded_mitigate.hpp"
 #include "gcl/surgery/mitigate.hpp"
+#include "support/catch_session.hpp"
 
 using gcl::index_t;
 using gcl::Shape;

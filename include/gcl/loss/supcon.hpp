@@ -60,12 +60,8 @@ ContrastResult<T, D> supcon(Input<T, D> z, Input<index_t, D> labels, const Contr
     check_rank("supcon", z.shape(), 2, "embeddings");
     check(labels.dim(1) == z.dim(0), "supcon", "labels of shape ", labels.shape(), " do not match embeddings of shape ",
           z.shape());
-    if constexpr (std::is_same_v<D, cpu>) {
-        return supcon<T, D>(z, supcon_label_positives(labels), options);
-    } else {
-        const Tensor<index_t> host = ops::device_to_host(labels);
-        return supcon<T, D>(z, positives_on<D>(supcon_label_positives(host.cview())), options);
-    }
+    const Tensor<index_t> host = ops::device_to_host(labels);
+    return supcon<T, D>(z, positives_on<D>(supcon_label_positives(host.cview())), options);
 }
 
 }  // namespace gcl::loss

@@ -78,9 +78,8 @@ void copy_converted(TensorView<const S, Device> from, TensorView<T, Device> to) 
     } else {
         const Tensor<S> host = ops::device_to_host(from);
         Tensor<T> converted(host.shape());
-        for (index_t i = 0; i < host.numel(); ++i) converted.data()[i] = static_cast<T>(host.data()[i]);
-        const Tensor<T, Device> moved = ops::host_to_device<Device>(std::move(converted));
-        ops::copy(moved.cview(), to);
+        copy_converted<S, T, cpu>(host.cview(), converted.view());
+        ops::copy(ops::host_to_device<Device>(std::move(converted)).cview(), to);
     }
 }
 }  // namespace detail
