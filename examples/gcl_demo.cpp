@@ -9,7 +9,7 @@
 //            [--out DIR] ...
 //   gcl_demo --help
 //   mpirun -np N gcl_demo ...      data-parallel on N ranks (built with MPI), the same results
-//   gcl_demo --device cuda ...     the whole pipeline on the GPU (built with CUDA: gcl_runs_cuda.cu)
+//   gcl_demo --device cuda ...     the whole pipeline on the GPU (a build with CUDA)
 //
 // Writes DIR/results.json (every run: Dice and HD95 per class and test scanner, and for a
 // pre-trained run its final per-label losses, log(2B - 1) and the probe) and DIR/report.md.
@@ -66,8 +66,7 @@ int demo(int argc, char** argv, const Job& job) {
     app.add_option("--labelled-patients", labelled, "labelled patients to fine-tune on")->check(CLI::Range(1, 5));
     app.add_option("--out", out_dir, "directory for results.json and report.md");
     std::string device_flag = "cpu";
-    app.add_option("--device", device_flag, "where the networks train and run: cpu (default) or cuda (a build with CUDA)")
-        ->check(CLI::IsMember({"cpu", "cuda"}));
+    add_device_flag(app, device_flag);
     add_protocol_flags(app, p);
     if (const auto code = parse_or_exit(app, argc, argv)) return *code;
     // --quick sets smaller sizes; flags given explicitly with it still win.
@@ -79,7 +78,7 @@ int demo(int argc, char** argv, const Job& job) {
         if (unset("--finetune-steps")) p.finetune_steps = 60;
     }
     const Method gcl_method = mitigation == "representation" ? Method::gcl_representation : Method::gcl_parameters;
-    const Device device = device_flag == "cuda" ? Device::cuda : Device::cpu;
+    const Device device = parse_device(device_flag);
     check_device(device, job);
 
     const auto start = Clock::now();

@@ -7,9 +7,11 @@
 // gcl-no-filter (GradMitigator over the parameters, no GradFilter), gcl-parameters and
 // gcl-representation (GradMitigator over the parameters or at the encoder output, GradFilter).
 //
-//   gcl_experiment [--out DIR] [--seeds 1 2 3] [--labelled 1 2 5] [--methods NAME ...] [--full] [--report-only] ...
+//   gcl_experiment [--out DIR] [--seeds 1 2 3] [--labelled 1 2 5] [--methods NAME ...] [--full] [--report-only]
+//                  [--device cpu|cuda] ...
 //   gcl_experiment --help
 //   mpirun -np N gcl_experiment ...      data-parallel on N ranks (built with MPI); rank 0 writes
+//   gcl_experiment --device cuda ...     every run on the GPU (a build with CUDA)
 //
 // Writes to DIR: results.json (every run), results.csv (one row per run and test set), report.md
 // (mean +- std tables over the seeds), figures/*.png (mean Dice against labelled patients per
@@ -28,7 +30,6 @@
 
 #include "gcl/report/chart.hpp"
 #include "gcl/report/overlay.hpp"
-#include "gcl/train/checkpoint_state.hpp"
 #include "gcl_runs.hpp"
 
 using namespace gcl_runs;
@@ -294,8 +295,12 @@ int experiment(int argc, char** argv, const Job& job) {
     app.add_flag("--pretrain-only", pretrain_only,
                  "pre-train and probe each method (random-init is skipped), no fine-tuning: the report's pre-training "
                  "table only");
+    std::string device_flag = "cpu";
+    add_device_flag(app, device_flag);
     add_protocol_flags(app, p);
     if (const auto code = parse_or_exit(app, argc, argv)) return *code;
+    const Device device = parse_device(device_flag);
+    if (!report_only) check_device(device, job);
     if (full) {
         const auto unset = [&](const char* flag) { return app.count(flag) == 0; };
         if (unset("--pretrain-patients")) p.pretrain_patients = 48;
@@ -311,6 +316,7 @@ int experiment(int argc, char** argv, const Job& job) {
         fs::create_directories(figures);
     }
     if (job.size() > 1) std::printf("data-parallel on %d ranks\n", job.size());
+    if (device != Device::cpu && !report_only) std::printf("device: %s\n", device_name(device));
     const auto start = Clock::now();
 
     // Resume: the runs already in results.json are kept and skipped.
@@ -360,28 +366,25 @@ int experiment(int argc, char** argv, const Job& job) {
                 std::printf("%s, seed %llu: done\n", name.c_str(), static_cast<unsigned long long>(seed));
                 continue;
             }
-            nn::ParameterArena<float> arena;
-            nn::PretrainModel<float> model(arena, pretrain_model_options(p), seed);
-            std::optional<Pretraining> pre;
+            const std::unique_ptr<MethodSession> session = make_method_session(device, m, p, d, seed, job);
             if (m != Method::random) {
                 if (fs::exists(record) && fs::exists(checkpoint)) {
                     if (pretrain_only) {
                         std::printf("%s, seed %llu: pre-training done\n", name.c_str(), static_cast<unsigned long long>(seed));
                         continue;
                     }
-                    gcl::train::load_parameters(gcl::train::Checkpoint::read(checkpoint), arena);
+                    session->load_pretrained(checkpoint);
                     std::printf("%s, seed %llu: pre-training loaded from %s\n", name.c_str(),
                                 static_cast<unsigned long long>(seed), checkpoint.string().c_str());
                 } else {
                     std::printf("%s, seed %llu: pre-training\n", name.c_str(), static_cast<unsigned long long>(seed));
-                    pre = pretrain(m, p, d, seed, model, arena, 20, job);
-                    Json j = pretraining_json(*pre, true);
+                    const Pretraining pre = session->pretrain(20);
+                    Json j = pretraining_json(pre, true);
                     j["method"] = name;
                     j["seed"] = seed;
+                    j["device"] = device_name(device);
                     if (job.leader()) {
-                        gcl::train::CheckpointWriter writer;
-                        gcl::train::add_parameters(writer, arena);
-                        writer.write(checkpoint);
+                        session->save_pretrained(checkpoint);
                         write_json(record, j);
                     }
                     pretrainings[tag] = j;
@@ -390,10 +393,10 @@ int experiment(int argc, char** argv, const Job& job) {
             for (index_t n : to_run) {
                 const bool picture = seed == o.seeds.front() && n == 2;
                 std::vector<gcl::Tensor<std::uint8_t>> predictions;
-                const Finetuning f =
-                    finetune(name, p, d, n, seed, m == Method::random ? nullptr : &arena, false, job, picture ? &predictions : nullptr);
+                const Finetuning f = session->finetune(n, false, picture ? &predictions : nullptr);
                 if (picture) shown[name] = std::move(predictions);
                 Json run = run_json(f, nullptr);
+                run["device"] = device_name(device);
                 if (m != Method::random) {
                     Json summary = pretrainings[tag];
                     for (const char* curve : {"image_loss_curve", "pixel_loss_curve", "conflicts_per_step", "method", "seed"})

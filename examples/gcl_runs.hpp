@@ -4,10 +4,11 @@
 // HD95 on every test scanner, and the JSON form of both (results.json).
 //
 // Pre-training and fine-tuning are templates over the device (pretrain<D>, finetune<D>,
-// run_method_on<D>). This header compiles with a plain C++ compiler and instantiates them for
-// the cpu; the cuda instantiation lives in gcl_runs_cuda.cu, an nvcc translation unit that the
-// build links into gcl_demo where CUDA is enabled (it defines GCL_RUNS_WITH_CUDA), so the
-// program's own .cpp never includes the CUDA headers.
+// MethodSessionOn<D>); the programs reach them through make_method_session. This header compiles
+// with a plain C++ compiler. The cpu session is compiled once in gcl_runs_cpu.cpp; the cuda one
+// in gcl_runs_cuda.cu, an nvcc translation unit that the build links into both programs where
+// CUDA is enabled (it then defines GCL_RUNS_WITH_CUDA), so the programs' own .cpp files never
+// include the CUDA headers.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -16,6 +17,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -486,6 +488,14 @@ enum class Device { cpu, cuda };
 
 inline const char* device_name(Device device) { return device == Device::cpu ? "cpu" : "cuda"; }
 
+// --device cpu|cuda (a bad value: CLI11's message naming the flag, exit 2).
+inline void add_device_flag(CLI::App& app, std::string& device) {
+    app.add_option("--device", device, "where the networks train and run: cpu (default) or cuda (a build with CUDA)")
+        ->check(CLI::IsMember({"cpu", "cuda"}));
+}
+
+inline Device parse_device(const std::string& device) { return device == "cuda" ? Device::cuda : Device::cpu; }
+
 #ifdef GCL_RUNS_WITH_CUDA
 // gcl_runs_cuda.cu: the number of CUDA devices (0 without a GPU or a driver).
 int cuda_devices();
@@ -501,6 +511,89 @@ inline void check_device(Device device, const Job& job) {
     (void)job;
     gcl::fail("gcl_runs", "--device cuda: this build has no CUDA backend (configure with -DGCL_ENABLE_CUDA=ON where the "
               "CUDA toolkit and cuDNN are installed)");
+#endif
+}
+
+// One method's networks on one device: the pre-training model (none for Method::random) and the
+// U-Nets fine-tuned from its encoder. The programs hold it through this interface, so that their
+// own files never instantiate the pipeline: make_method_session picks the device, and the cpu
+// and cuda sessions are compiled once each (gcl_runs_cpu.cpp, gcl_runs_cuda.cu).
+class MethodSession {
+public:
+    virtual ~MethodSession() = default;
+    virtual Method method() const = 0;
+    // Parameters of the pre-training model (0 for Method::random).
+    virtual index_t pretrain_parameters() const = 0;
+    // Pre-trains the model; prints a line every `print_every` steps (0: never).
+    virtual Pretraining pretrain(std::int64_t print_every) = 0;
+    // The pre-trained parameters to a checkpoint, and back (instead of pretrain).
+    virtual void save_pretrained(const std::filesystem::path& checkpoint) const = 0;
+    virtual void load_pretrained(const std::filesystem::path& checkpoint) = 0;
+    // Fine-tunes a fresh U-Net from the pre-trained encoder (from a random start for
+    // Method::random) on the first `labelled` patients and evaluates it on every test set.
+    virtual Finetuning finetune(index_t labelled, bool print, std::vector<gcl::Tensor<std::uint8_t>>* predictions) = 0;
+};
+
+template <class D>
+class MethodSessionOn final : public MethodSession {
+public:
+    MethodSessionOn(Method m, const Protocol& p, const Data& d, std::uint64_t seed, const Job& job)
+        : method_(m), protocol_(p), data_(d), seed_(seed), job_(job) {
+        if (m != Method::random) model_.emplace(arena_, pretrain_model_options(p), seed);
+    }
+    Method method() const override { return method_; }
+    index_t pretrain_parameters() const override { return model_ ? arena_.size() : 0; }
+    Pretraining pretrain(std::int64_t print_every) override {
+        require_pretraining();
+        return gcl_runs::pretrain<D>(method_, protocol_, data_, seed_, *model_, arena_, print_every, job_);
+    }
+    void save_pretrained(const std::filesystem::path& checkpoint) const override {
+        require_pretraining();
+        tr::CheckpointWriter writer;
+        tr::add_parameters(writer, arena_);
+        writer.write(checkpoint);
+    }
+    void load_pretrained(const std::filesystem::path& checkpoint) override {
+        require_pretraining();
+        tr::load_parameters(tr::Checkpoint::read(checkpoint), arena_);
+    }
+    Finetuning finetune(index_t labelled, bool print, std::vector<gcl::Tensor<std::uint8_t>>* predictions) override {
+        return gcl_runs::finetune<D>(method_name(method_), protocol_, data_, labelled, seed_, model_ ? &arena_ : nullptr,
+                                     print, job_, predictions);
+    }
+
+private:
+    void require_pretraining() const {
+        gcl::check(model_.has_value(), "gcl_runs", method_name(method_), " has no pre-training");
+    }
+
+    Method method_;
+    const Protocol& protocol_;
+    const Data& data_;
+    std::uint64_t seed_;
+    const Job& job_;
+    nn::ParameterArena<float, D> arena_;
+    std::optional<nn::PretrainModel<float, D>> model_;
+};
+
+// gcl_runs_cpu.cpp and gcl_runs_cuda.cu: the session on each device.
+std::unique_ptr<MethodSession> make_cpu_session(Method m, const Protocol& p, const Data& d, std::uint64_t seed,
+                                                const Job& job);
+#ifdef GCL_RUNS_WITH_CUDA
+std::unique_ptr<MethodSession> make_cuda_session(Method m, const Protocol& p, const Data& d, std::uint64_t seed,
+                                                 const Job& job);
+#endif
+
+// Method m's session on `device`; raises (check_device) where this build or machine cannot.
+// `p`, `d` and `job` must outlive it.
+inline std::unique_ptr<MethodSession> make_method_session(Device device, Method m, const Protocol& p, const Data& d,
+                                                          std::uint64_t seed, const Job& job) {
+    check_device(device, job);
+    if (device == Device::cpu) return make_cpu_session(m, p, d, seed, job);
+#ifdef GCL_RUNS_WITH_CUDA
+    return make_cuda_session(m, p, d, seed, job);
+#else
+    return nullptr;  // not reached: check_device raised
 #endif
 }
 
@@ -522,49 +615,19 @@ inline void print_pretraining(const Pretraining& r) {
     std::printf("\n");
 }
 
-#ifdef GCL_RUNS_CPU_COMPILED
-// The cpu pipeline is compiled once, in gcl_runs_cpu.cpp, for every program that links it.
-extern template Pretraining pretrain<gcl::cpu>(Method, const Protocol&, const Data&, std::uint64_t,
-                                               nn::PretrainModel<float, gcl::cpu>&, nn::ParameterArena<float, gcl::cpu>&,
-                                               std::int64_t, const Job&);
-extern template Finetuning finetune<gcl::cpu>(const std::string&, const Protocol&, const Data&, index_t, std::uint64_t,
-                                              const nn::ParameterArena<float, gcl::cpu>*, bool, const Job&,
-                                              std::vector<gcl::Tensor<std::uint8_t>>*);
-#endif
-
-// Method m on device D, printing its progress (gcl_demo's runs).
-template <class D>
-MethodRun run_method_on(Method m, const Protocol& p, const Data& d, index_t labelled, std::uint64_t seed, const Job& job) {
-    MethodRun run;
-    if (m == Method::random) {
-        run.finetuning = finetune<D>(method_name(m), p, d, labelled, seed, nullptr, true, job);
-        return run;
-    }
-    nn::ParameterArena<float, D> arena;
-    nn::PretrainModel<float, D> model(arena, pretrain_model_options(p), seed);
-    std::printf("pre-training %s: %lld parameters\n", method_name(m).c_str(), static_cast<long long>(arena.size()));
-    run.pretraining = pretrain<D>(m, p, d, seed, model, arena, 10, job);
-    print_pretraining(*run.pretraining);
-    run.finetuning = finetune<D>(method_name(m), p, d, labelled, seed, &arena, true, job);
-    return run;
-}
-
-#ifdef GCL_RUNS_WITH_CUDA
-// gcl_runs_cuda.cu: run_method_on<gcl::cuda>.
-MethodRun run_method_on_cuda(Method m, const Protocol& p, const Data& d, index_t labelled, std::uint64_t seed,
-                             const Job& job);
-#endif
-
-// Method m on `device` (check_device first).
+// Method m on `device`, printing its progress (gcl_demo's runs).
 inline MethodRun run_method(Device device, Method m, const Protocol& p, const Data& d, index_t labelled,
                             std::uint64_t seed, const Job& job) {
-    if (device == Device::cpu) return run_method_on<gcl::cpu>(m, p, d, labelled, seed, job);
-#ifdef GCL_RUNS_WITH_CUDA
-    return run_method_on_cuda(m, p, d, labelled, seed, job);
-#else
-    check_device(device, job);  // raises: this build has no CUDA backend
-    return {};
-#endif
+    const std::unique_ptr<MethodSession> session = make_method_session(device, m, p, d, seed, job);
+    MethodRun run;
+    if (m != Method::random) {
+        std::printf("pre-training %s: %lld parameters\n", method_name(m).c_str(),
+                    static_cast<long long>(session->pretrain_parameters()));
+        run.pretraining = session->pretrain(10);
+        print_pretraining(*run.pretraining);
+    }
+    run.finetuning = session->finetune(labelled, true, nullptr);
+    return run;
 }
 
 // ---- JSON ----

@@ -3,6 +3,8 @@
 // Skipped (exit 77) without a GPU.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -347,6 +349,18 @@ TEMPLATE_TEST_CASE("ops reductions on cuda match the CPU: totals within rounding
             CHECK(gcl::backend::Reduce<gcl::cuda>::sum<T>(a_dev.cview()) == total);
             CHECK(gcl::backend::Reduce<gcl::cuda>::dot<T>(a_dev.cview(), b_dev.cview()) == products);
         }
+        // row_sums: each row's sum() bit for bit, one copy back.
+        Tensor<T> rows(Shape{3, n});
+        std::copy(a.data(), a.data() + n, rows.data());
+        std::copy(b.data(), b.data() + n, rows.data() + n);
+        for (index_t i = 0; i < n; ++i) rows.data()[2 * n + i] = a.data()[i] * b.data()[i];
+        const auto rows_dev = gcl::to_device(rows);
+        const std::array<double, 3> row_totals = gcl::backend::Reduce<gcl::cuda>::row_sums<3, T>(rows_dev.cview());
+        for (index_t r = 0; r < 3; ++r)
+            CHECK(row_totals[static_cast<std::size_t>(r)] ==
+                  gcl::backend::Reduce<gcl::cuda>::sum<T>(rows_dev.cview().select(0, r)));
+        CHECK_THROWS_WITH((gcl::backend::Reduce<gcl::cuda>::row_sums<2, T>(rows_dev.cview())),
+                          Catch::Matchers::Contains("Reduce<cuda>::row_sums") && Catch::Matchers::Contains("[2, n]"));
         CHECK(gcl::ops::max(a_dev) == gcl::ops::max(a));
         CHECK(gcl::ops::first_nonfinite(a_dev) == -1);
         a.data()[n - 1] = std::numeric_limits<T>::infinity();

@@ -11,6 +11,8 @@
 // results over all elements are returned to the host, which waits for the device.
 #include <cuda_runtime.h>
 
+#include <array>
+
 #include "gcl/backend/cuda/block_sum.cuh"
 #include "gcl/backend/cuda/check.cuh"
 #include "gcl/backend/cuda/flat_update.cuh"
@@ -125,6 +127,25 @@ struct Reduce<cuda> {
         return total(x.numel(), cuda_kernels::SumTerms<T>{x.data()});
     }
 
+    // The sums of the R rows of a contiguous [R, n] view, each as sum() gives it (the same passes,
+    // so the same bits), brought back with one copy: one wait for the device instead of R.
+    template <std::size_t R, class T>
+    static std::array<double, R> row_sums(ConstView<T, cuda> rows) {
+        check(rows.rank() == 2 && rows.dim(0) == static_cast<index_t>(R), "Reduce<cuda>::row_sums", "expects [", R,
+              ", n] rows, got shape ", rows.shape());
+        std::array<double, R> result{};
+        const index_t n = rows.dim(1);
+        if (n == 0) return result;
+        const unsigned partials = partial_blocks(n);
+        double* scratch = cuda_detail::scratch<double>(R * (partials + 1));
+        double* totals = scratch + R * partials;
+        for (std::size_t r = 0; r < R; ++r)
+            queue_total(n, cuda_kernels::SumTerms<T>{rows.data() + static_cast<index_t>(r) * n}, scratch + r * partials,
+                        totals + r);
+        GCL_CUDA_CHECK(cudaMemcpy(result.data(), totals, sizeof result, cudaMemcpyDeviceToHost));
+        return result;
+    }
+
     // Sum of a[i] b[i].
     template <class T>
     static double dot(ConstView<T, cuda> a, ConstView<T, cuda> b) {
@@ -215,16 +236,24 @@ private:
     static constexpr int threads = cuda_detail::elementwise_threads;
     static unsigned blocks(index_t n) { return cuda_detail::grid_blocks(n, threads); }
 
+    // Queues the two passes over n (> 0) terms: the blocks' partials into partial[partial_blocks(n)],
+    // then their sum into *result, on the device.
+    template <class Terms>
+    static void queue_total(index_t n, Terms terms, double* partial, double* result) {
+        const unsigned partials = partial_blocks(n);
+        cuda_kernels::sum_partials<<<partials, cuda_kernels::reduce_threads>>>(terms, n, partial);
+        GCL_CUDA_CHECK_LAUNCH();
+        cuda_kernels::sum_partials<<<1, cuda_kernels::reduce_threads>>>(cuda_kernels::SumTerms<double>{partial},
+                                                                       index_t{partials}, result);
+        GCL_CUDA_CHECK_LAUNCH();
+    }
+
     template <class Terms>
     static double total(index_t n, Terms terms) {
         if (n == 0) return 0;
         const unsigned partials = partial_blocks(n);
         double* partial = cuda_detail::scratch<double>(partials + 1);
-        cuda_kernels::sum_partials<<<partials, cuda_kernels::reduce_threads>>>(terms, n, partial);
-        GCL_CUDA_CHECK_LAUNCH();
-        cuda_kernels::sum_partials<<<1, cuda_kernels::reduce_threads>>>(cuda_kernels::SumTerms<double>{partial},
-                                                                       index_t{partials}, partial + partials);
-        GCL_CUDA_CHECK_LAUNCH();
+        queue_total(n, terms, partial, partial + partials);
         double result = 0;
         GCL_CUDA_CHECK(cudaMemcpy(&result, partial + partials, sizeof result, cudaMemcpyDeviceToHost));
         return result;

@@ -11,6 +11,7 @@
 // to the device per call; results come back to the host, which waits for the device.
 #include <cuda_runtime.h>
 
+#include <array>
 #include <vector>
 
 #include "gcl/backend/cuda/block_sum.cuh"
@@ -130,9 +131,10 @@ struct Segmentation<cuda> {
                                                                         ignore_index, N, C, S, grad.data(), loss,
                                                                         loss + pixels, loss + 2 * pixels);
         GCL_CUDA_CHECK_LAUNCH();
-        r.weighted_loss = Reduce<cuda>::sum(ConstView<double, cuda>(loss, Shape{pixels}));
-        r.weight = Reduce<cuda>::sum(ConstView<double, cuda>(loss + pixels, Shape{pixels}));
-        r.counted = static_cast<index_t>(Reduce<cuda>::sum(ConstView<double, cuda>(loss + 2 * pixels, Shape{pixels})));
+        const std::array<double, 3> sums = Reduce<cuda>::row_sums<3>(ConstView<double, cuda>(loss, Shape{3, pixels}));
+        r.weighted_loss = sums[0];
+        r.weight = sums[1];
+        r.counted = static_cast<index_t>(sums[2]);
         return r;
     }
 

@@ -1,0 +1,43 @@
+# --device of gcl_demo (KIND demo) and gcl_experiment (KIND experiment): a bad value exits with
+# status 2 naming the flag; --device cuda in a build without CUDA (or on a machine without a GPU)
+# exits non-zero with the gcl::Error that names the flag and writes no results.json; where a GPU
+# runs it, a short run on cuda finishes and records the device in results.json.
+# cmake -DPROGRAM=<program> -DKIND=demo|experiment -DCUDA_BUILD=ON|OFF -DOUT=<dir> -P check_program_device.cmake
+file(REMOVE_RECURSE ${OUT})
+execute_process(COMMAND ${PROGRAM} --device tpu RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 2 OR NOT err MATCHES "--device")
+    message(FATAL_ERROR "${KIND} --device tpu: expected exit 2 and a message naming --device, got ${rc}: ${err}")
+endif()
+
+set(short_run --size 32 --pretrain-patients 4 --probe-patients 2 --test-patients 1 --pretrain-steps 2
+    --finetune-steps 2 --pretrain-batch 4)
+if(KIND STREQUAL "demo")
+    list(APPEND short_run --quick --no-compare)
+elseif(KIND STREQUAL "experiment")
+    list(APPEND short_run --seeds 1 --labelled 1 --methods random-init gcl-parameters)
+else()
+    message(FATAL_ERROR "KIND must be demo or experiment, not '${KIND}'")
+endif()
+execute_process(COMMAND ${PROGRAM} ${short_run} --device cuda --out ${OUT}
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message("${out}${err}")
+if(NOT CUDA_BUILD)
+    if(rc EQUAL 0 OR NOT err MATCHES "gcl::gcl_runs: --device cuda: this build has no CUDA backend")
+        message(FATAL_ERROR "${KIND} --device cuda without CUDA: expected a non-zero exit naming --device, got ${rc}")
+    endif()
+    if(EXISTS ${OUT}/results.json)
+        message(FATAL_ERROR "${KIND} --device cuda without CUDA wrote ${OUT}/results.json")
+    endif()
+elseif(NOT rc EQUAL 0)
+    if(NOT err MATCHES "gcl::gcl_runs: --device cuda: no CUDA device is available")
+        message(FATAL_ERROR "${KIND} --device cuda exited with ${rc} but not for want of a GPU: ${err}")
+    endif()
+    if(EXISTS ${OUT}/results.json)
+        message(FATAL_ERROR "${KIND} --device cuda without a GPU wrote ${OUT}/results.json")
+    endif()
+else()
+    file(READ ${OUT}/results.json results)
+    if(NOT results MATCHES "\"device\": \"cuda\"")
+        message(FATAL_ERROR "${KIND} --device cuda: results.json does not record the device")
+    endif()
+endif()
