@@ -521,7 +521,6 @@ inline void check_device(Device device, const Job& job) {
 class MethodSession {
 public:
     virtual ~MethodSession() = default;
-    virtual Method method() const = 0;
     // Parameters of the pre-training model (0 for Method::random).
     virtual index_t pretrain_parameters() const = 0;
     // Pre-trains the model; prints a line every `print_every` steps (0: never).
@@ -541,7 +540,6 @@ public:
         : method_(m), protocol_(p), data_(d), seed_(seed), job_(job) {
         if (m != Method::random) model_.emplace(arena_, pretrain_model_options(p), seed);
     }
-    Method method() const override { return method_; }
     index_t pretrain_parameters() const override { return model_ ? arena_.size() : 0; }
     Pretraining pretrain(std::int64_t print_every) override {
         require_pretraining();
@@ -584,16 +582,16 @@ std::unique_ptr<MethodSession> make_cuda_session(Method m, const Protocol& p, co
                                                  const Job& job);
 #endif
 
-// Method m's session on `device`; raises (check_device) where this build or machine cannot.
-// `p`, `d` and `job` must outlive it.
+// Method m's session on `device` (the program calls check_device once, first). `p`, `d` and
+// `job` must outlive it.
 inline std::unique_ptr<MethodSession> make_method_session(Device device, Method m, const Protocol& p, const Data& d,
                                                           std::uint64_t seed, const Job& job) {
-    check_device(device, job);
     if (device == Device::cpu) return make_cpu_session(m, p, d, seed, job);
 #ifdef GCL_RUNS_WITH_CUDA
     return make_cuda_session(m, p, d, seed, job);
 #else
-    return nullptr;  // not reached: check_device raised
+    check_device(device, job);  // raises: this build has no CUDA backend
+    return nullptr;
 #endif
 }
 
@@ -615,7 +613,7 @@ inline void print_pretraining(const Pretraining& r) {
     std::printf("\n");
 }
 
-// Method m on `device`, printing its progress (gcl_demo's runs).
+// Method m on `device` (check_device first), printing its progress (gcl_demo's runs).
 inline MethodRun run_method(Device device, Method m, const Protocol& p, const Data& d, index_t labelled,
                             std::uint64_t seed, const Job& job) {
     const std::unique_ptr<MethodSession> session = make_method_session(device, m, p, d, seed, job);
