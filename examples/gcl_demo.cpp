@@ -49,7 +49,6 @@ int demo(int argc, char** argv, const Job& job) {
     Protocol p;
     p.pretrain_patients = 48;
     p.test_patients = 10;
-    p.pretrain_steps = 150;
     p.finetune_steps = 150;
     std::uint64_t seed = 1;
     bool quick = false, no_compare = false;
@@ -58,7 +57,7 @@ int demo(int argc, char** argv, const Job& job) {
     index_t labelled = 2;
 
     CLI::App app{"gcl_demo: GCL pre-training, fine-tuning and evaluation on the built-in phantom"};
-    app.add_flag("--quick", quick, "a short run (at most 3 minutes on 2 cores): 16 unlabelled patients, fewer steps");
+    app.add_flag("--quick", quick, "a short run (at most 3 minutes on 2 cores): 16 unlabelled patients, 4 test patients per scanner, 60 fine-tuning steps");
     app.add_flag("--no-compare", no_compare, "skip the pre-training without gradient surgery");
     app.add_option("--seed", seed, "seed of the data, the weights and every random choice");
     app.add_option("--mitigation", mitigation, "where GradMitigator acts")
@@ -74,7 +73,6 @@ int demo(int argc, char** argv, const Job& job) {
         const auto unset = [&](const char* flag) { return app.count(flag) == 0; };
         if (unset("--pretrain-patients")) p.pretrain_patients = 16;
         if (unset("--test-patients")) p.test_patients = 4;
-        if (unset("--pretrain-steps")) p.pretrain_steps = 100;
         if (unset("--finetune-steps")) p.finetune_steps = 60;
     }
     const Method gcl_method = mitigation == "representation" ? Method::gcl_representation : Method::gcl_parameters;

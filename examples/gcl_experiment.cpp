@@ -115,13 +115,14 @@ void write_report(const Options& o, const Json& results, const std::map<std::str
     char line[1024];
     std::snprintf(line, sizeof line,
                   "Phantom %lldx%lld; %lld unlabelled patients, %lld held-out probe patients, labelled patients from a "
-                  "pool of %lld, %lld test patients per scanner. Pre-training %lld steps of B = %lld (lr %.3g), "
+                  "pool of %lld, %lld test patients per scanner. Pre-training %lld steps of B = %lld (%s, lr %.3g), "
                   "fine-tuning %lld steps. Seeds:",
                   static_cast<long long>(o.protocol.size), static_cast<long long>(o.protocol.size),
                   static_cast<long long>(o.protocol.pretrain_patients), static_cast<long long>(o.protocol.probe_patients),
                   static_cast<long long>(o.protocol.labelled_pool), static_cast<long long>(o.protocol.test_patients),
                   static_cast<long long>(o.protocol.pretrain_steps), static_cast<long long>(o.protocol.pretrain_batch),
-                  o.protocol.pretrain_lr, static_cast<long long>(o.protocol.finetune_steps));
+                  tr::to_string(o.protocol.pretrain_optimizer), pretrain_learning_rate(o.protocol),
+                  static_cast<long long>(o.protocol.finetune_steps));
     md += line;
     for (auto s : o.seeds) md += " " + std::to_string(s);
     md += ". Pre-training: " + describe(o.protocol.variant);
@@ -272,7 +273,7 @@ void write_report(const Options& o, const Json& results, const std::map<std::str
 int experiment(int argc, char** argv, const Job& job) {
     Options o;
     Protocol& p = o.protocol;
-    p.pretrain_steps = 60;
+    p.pretrain_steps = 300;  // the default protocol's 20-minute budget
     p.finetune_steps = 50;
     p.test_patients = 3;
     bool full = false, report_only = false, pretrain_only = false;
@@ -288,7 +289,7 @@ int experiment(int argc, char** argv, const Job& job) {
     for (Method m : all_methods()) names.push_back(method_name(m));
     app.add_option("--methods", o.methods, "methods to run (default: all)")->expected(1, 7)->check(CLI::IsMember(names));
     app.add_flag("--full", full,
-                 "the full protocol: 48 unlabelled patients, 150 pre-training and 150 fine-tuning steps, 10 test patients "
+                 "the full protocol: 48 unlabelled patients, 400 pre-training and 150 fine-tuning steps, 10 test patients "
                  "per scanner");
     app.add_flag("--report-only", report_only,
                  "run nothing: write report.md and the figures from what --out already holds (pass the same protocol flags)");
@@ -304,7 +305,7 @@ int experiment(int argc, char** argv, const Job& job) {
     if (full) {
         const auto unset = [&](const char* flag) { return app.count(flag) == 0; };
         if (unset("--pretrain-patients")) p.pretrain_patients = 48;
-        if (unset("--pretrain-steps")) p.pretrain_steps = 150;
+        if (unset("--pretrain-steps")) p.pretrain_steps = 400;
         if (unset("--finetune-steps")) p.finetune_steps = 150;
         if (unset("--test-patients")) p.test_patients = 10;
     }

@@ -175,16 +175,24 @@ struct Protocol {
     index_t labelled_pool = 5;        // labelled patients, scanner 0; a run uses the first n
     index_t test_patients = 4;        // per test scanner
     std::vector<int> test_scanners{0, 1, 2};
-    std::int64_t pretrain_steps = 60;
+    std::int64_t pretrain_steps = 400;  // enough for AdamW to learn the cardiac phase (docs/training.md)
     std::int64_t finetune_steps = 60;
     index_t pretrain_batch = 16;
-    double pretrain_lr = 0.05;
+    tr::PretrainOptimizer pretrain_optimizer = tr::PretrainOptimizer::adamw;
+    double pretrain_lr = 0;  // 0: the optimizer's default (pretrain_learning_rate)
     index_t finetune_batch = 8;
     double finetune_lr = 2e-3;
     int depth = 3;
     index_t base_width = 16;
     PretrainVariant variant = {};
 };
+
+// The pre-training's base learning rate: --pretrain-lr, or AdamW's 3e-3 (the library's default),
+// or 0.05 for SGD with momentum (the best of 0.05-0.3 in docs/training.md's runs).
+inline double pretrain_learning_rate(const Protocol& p) {
+    if (p.pretrain_lr > 0) return p.pretrain_lr;
+    return p.pretrain_optimizer == tr::PretrainOptimizer::sgd ? 0.05 : tr::GclPretrainerOptions{}.adamw.learning_rate;
+}
 
 inline nn::UNetOptions unet_options(const Protocol& p) {
     return {.in_channels = 1, .classes = gd::cls::count, .depth = p.depth, .base_width = p.base_width};
@@ -249,6 +257,8 @@ struct Pretraining {
     std::string method;
     std::uint64_t seed = 0;
     std::vector<std::string> labels;                   // what the losses contrast
+    std::string optimizer;                             // "adamw" or "sgd"
+    double learning_rate = 0;                          // the schedule's peak
     std::vector<std::vector<double>> image_curve;      // [steps][K]
     std::vector<std::vector<double>> pixel_curve;      // [steps][K]
     std::vector<double> final_image_loss, final_pixel_loss;  // [K] mean over the last tenth of the steps
@@ -266,7 +276,9 @@ inline tr::GclPretrainerOptions pretrainer_options(Method m, const Protocol& p, 
     tr::GclPretrainerOptions po;
     po.steps = p.pretrain_steps;
     po.warmup_steps = std::min<std::int64_t>(po.warmup_steps, p.pretrain_steps / 5);  // short runs warm up less
-    po.sgd.learning_rate = p.pretrain_lr;
+    po.optimizer = p.pretrain_optimizer;
+    (p.pretrain_optimizer == tr::PretrainOptimizer::sgd ? po.sgd.learning_rate : po.adamw.learning_rate) =
+        pretrain_learning_rate(p);
     po.sampler.batch_size = p.pretrain_batch;
     po.sampler.seed = seed;
     po.objective.mitigate.seed = seed;
@@ -345,6 +357,8 @@ Pretraining pretrain(Method m, const Protocol& p, const Data& d, std::uint64_t s
     Pretraining r;
     r.method = method_name(m);
     r.seed = seed;
+    r.optimizer = tr::to_string(po.optimizer);
+    r.learning_rate = po.learning_rate();
     if (po.instance_contrast)
         r.labels = {"instance"};
     else
@@ -641,6 +655,8 @@ inline Json numbers(const std::vector<double>& v) {
 inline Json pretraining_json(const Pretraining& r, bool with_curves) {
     Json j;
     j["labels"] = r.labels;
+    j["optimizer"] = r.optimizer;
+    j["learning_rate"] = r.learning_rate;
     j["final_image_loss"] = numbers(r.final_image_loss);
     j["final_pixel_loss"] = numbers(r.final_pixel_loss);
     j["log_2b_minus_1"] = r.log_2b_minus_1;
@@ -720,7 +736,13 @@ inline void add_protocol_flags(CLI::App& app, Protocol& p) {
     app.add_option("--pretrain-steps", p.pretrain_steps, "pre-training steps")->check(CLI::Range(1, 1000000));
     app.add_option("--finetune-steps", p.finetune_steps, "fine-tuning steps")->check(CLI::Range(1, 1000000));
     app.add_option("--pretrain-batch", p.pretrain_batch, "pre-training batch size B (2B views)")->check(CLI::Range(4, 4096));
-    app.add_option("--pretrain-lr", p.pretrain_lr, "pre-training SGD learning rate")->check(CLI::PositiveNumber);
+    const std::map<std::string, tr::PretrainOptimizer> optimizers{{"adamw", tr::PretrainOptimizer::adamw},
+                                                                  {"sgd", tr::PretrainOptimizer::sgd}};
+    app.add_option("--pretrain-optimizer", p.pretrain_optimizer, "pre-training optimizer: adamw (default) or sgd (momentum 0.9)")
+        ->type_name("{adamw,sgd}")
+        ->transform(CLI::CheckedTransformer(optimizers, CLI::ignore_case).description(""));
+    app.add_option("--pretrain-lr", p.pretrain_lr, "pre-training base learning rate (default 3e-3 for adamw, 0.05 for sgd)")
+        ->check(CLI::PositiveNumber);
     app.add_option("--finetune-lr", p.finetune_lr, "fine-tuning Adam learning rate")->check(CLI::PositiveNumber);
 
     // Pre-training variants (docs/training.md compares them).

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The pre-training variants of docs/training.md ("Why patient and phase collapsed" and "Batch
 # composition, per-label temperature and the cardiac phase"), each run with gcl_experiment
-# --pretrain-only on one thread, printed as the two Markdown tables.
+# --pretrain-only on one thread, printed as the two Markdown tables. Every row pre-trains with SGD
+# and momentum (--pretrain-optimizer sgd), the optimizer these measurements compared.
 #
 #   scripts/pretrain-variants.sh [BUILD_DIR] [OUT_DIR]      (defaults: build, pretrain-variants-out)
 #
@@ -20,7 +21,7 @@ export OMP_NUM_THREADS=1
 run_row() {
     local dir="$out/$1" name="$2" method="$3" seed="$4" steps="$5" lr="$6"
     shift 6
-    "$bin" --pretrain-only --methods "$method" --seeds "$seed" --pretrain-steps "$steps" --pretrain-lr "$lr" \
+    "$bin" --pretrain-only --methods "$method" --seeds "$seed" --pretrain-steps "$steps" --pretrain-optimizer sgd --pretrain-lr "$lr" \
         --out "$dir" "$@" > "$dir.log" 2>&1 || { echo "pretrain-variants: row $dir failed, see $dir.log" >&2; exit 1; }
     python3 - "$dir/pretrain/$method-seed$seed.json" "$name" "$lr" "$steps" "$*" <<'PY'
 import json, sys

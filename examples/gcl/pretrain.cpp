@@ -31,7 +31,7 @@ public:
     PretrainCommand() {
         model_.kind = "pretrain";
         options_.steps = 200;
-        options_.sgd = {.learning_rate = 0.05, .momentum = 0.9, .weight_decay = 1e-4};
+        options_.sgd.momentum = 0.9;
         options_.sampler.batch_size = 16;
         options_.augment.max_rotation = 15;
         options_.augment.min_scale = 0.9;
@@ -72,12 +72,15 @@ public:
         a.add_option("--batch-size", options_.sampler.batch_size, "Slices per batch (two views each)")
             ->check(integer_at_least(4))
             ->capture_default_str();
-        a.add_option("--lr", options_.sgd.learning_rate, "SGD learning rate")->check(positive_number())->capture_default_str();
+        a.add_option("--optimizer", optimizer_, "adamw or sgd (with --momentum)")
+            ->check(CLI::IsMember({"adamw", "sgd"}))
+            ->capture_default_str();
+        a.add_option("--lr", lr_, "Base learning rate (default: 0.003 with adamw, 0.05 with sgd)")->check(positive_number());
         a.add_option("--min-lr", options_.min_learning_rate, "Floor of the cosine schedule")
             ->check(non_negative_number())
             ->capture_default_str();
-        a.add_option("--momentum", options_.sgd.momentum, "SGD momentum")->check(number_in(0, 1))->capture_default_str();
-        a.add_option("--weight-decay", options_.sgd.weight_decay, "SGD weight decay")
+        a.add_option("--momentum", options_.sgd.momentum, "SGD momentum (sgd only)")->check(number_in(0, 1))->capture_default_str();
+        a.add_option("--weight-decay", weight_decay_, "Weight decay (decoupled with adamw)")
             ->check(non_negative_number())
             ->capture_default_str();
 
@@ -146,8 +149,14 @@ public:
         geometry_.apply(model_);
         check_geometry(model_);
         check_augmentation(options_.augment);
-        check_schedule(*app, options_.steps, options_.warmup_steps, options_.sgd.learning_rate,
-                       options_.min_learning_rate);
+        options_.optimizer = optimizer_ == "sgd" ? tr::PretrainOptimizer::sgd : tr::PretrainOptimizer::adamw;
+        if (app->count("--lr") == 0) {
+            lr_ = options_.optimizer == tr::PretrainOptimizer::sgd ? 0.05 : 3e-3;
+            app->get_option("--lr")->default_str(number_text(lr_));
+        }
+        options_.sgd.learning_rate = options_.adamw.learning_rate = lr_;
+        options_.sgd.weight_decay = options_.adamw.weight_decay = weight_decay_;
+        check_schedule(*app, options_.steps, options_.warmup_steps, lr_, options_.min_learning_rate);
         if (meta_labels_.empty()) usage_error("--meta-labels", "choose at least one meta label");
         std::vector<gd::MetaLabel> labels;
         for (const std::string& name : meta_labels_) {
@@ -247,6 +256,8 @@ private:
     std::vector<std::string> meta_labels_{"patient", "position", "phase"};
     std::string mitigation_ = "parameters", reduction_ = "sum", label_space_ = "per_label", filter_ = "anchors",
                 filter_rule_ = "top_k_per_anchor";
+    std::string optimizer_ = "adamw";
+    double lr_ = 0, weight_decay_ = 1e-4;  // the chosen optimizer's; --lr's default depends on it
     std::uint64_t seed_ = 1;
     std::int64_t save_every_ = 0;
 };

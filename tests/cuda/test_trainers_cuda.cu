@@ -83,6 +83,7 @@ tr::GclPretrainerOptions pretrainer_options(tr::Mitigation mitigation = tr::Miti
     o.objective.filter = tr::PixelFilter::none;
     o.steps = 3;
     o.warmup_steps = 1;
+    o.optimizer = tr::PretrainOptimizer::sgd;
     o.sgd.learning_rate = 0.05;
     o.sampler.batch_size = 6;
     o.sampler.seed = 1;
@@ -161,11 +162,13 @@ TEST_CASE("a pre-training checkpoint crosses the devices", "[cuda][train][checkp
     CHECK(on_cpu.steps_done() == 2);
     CHECK(gcl_test::same_bits(values_of(cuda_arena), values_of(cpu_arena)));
     CHECK(gcl_test::same_bits(buffers_of(cuda_arena), buffers_of(cpu_arena)));
-    REQUIRE(on_cpu.optimizer().state().size() == on_cuda.optimizer().state().size());
-    CHECK(on_cpu.optimizer().step_count() == on_cuda.optimizer().step_count());
-    for (std::size_t k = 0; k < on_cpu.optimizer().state().size(); ++k)
-        CHECK(gcl_test::same_bits(ops::device_to_host(on_cuda.optimizer().state()[k].values),
-                            ops::device_to_host(on_cpu.optimizer().state()[k].values)));
+    auto& cpu_sgd = std::get<gcl::optim::SGD<float>>(on_cpu.optimizer());
+    auto& cuda_sgd = std::get<gcl::optim::SGD<float, gcl::cuda>>(on_cuda.optimizer());
+    REQUIRE(cpu_sgd.state().size() == cuda_sgd.state().size());
+    CHECK(cpu_sgd.step_count() == cuda_sgd.step_count());
+    for (std::size_t k = 0; k < cpu_sgd.state().size(); ++k)
+        CHECK(gcl_test::same_bits(ops::device_to_host(cuda_sgd.state()[k].values),
+                                  ops::device_to_host(cpu_sgd.state()[k].values)));
     on_cpu.save(from_cpu);
     CHECK(gcl::io::read_file_bytes(from_cpu, "test") == gcl::io::read_file_bytes(from_cuda, "test"));
 

@@ -190,7 +190,10 @@ TEST_CASE("ImageHead and PixelHead: unit-length embeddings, names, gradients", "
     nn::ImageHead<double> image(Scope(image_arena, 7).child("image_head"),
                                 {.in_channels = 4, .hidden_features = 8, .out_features = 3});
     REQUIRE(image_arena.parameters()[0].name == "image_head.fc1.weight");
-    REQUIRE(image_arena.parameters()[3].name == "image_head.fc2.bias");
+    REQUIRE(image_arena.parameters()[1].name == "image_head.fc2.weight");
+    // The batch norms after both maps cancel any bias, so the maps have none.
+    REQUIRE_FALSE(image_arena.find_parameter("image_head.fc1.bias"));
+    REQUIRE_FALSE(image_arena.find_parameter("image_head.fc2.bias"));
     const auto e = copy(image.forward(f.cview()));
     REQUIRE(e.shape() == Shape{3, 3});
     for (index_t n = 0; n < 3; ++n)

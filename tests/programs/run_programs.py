@@ -62,6 +62,7 @@ def usage_checks():
         (["pretrain", "--steps", "abc", "--data", "tree", "--out", "x"], ["--steps", "abc"]),
         (["pretrain", "--steps", 0, "--data", "tree", "--out", "x"], ["--steps", "0"]),
         (["pretrain", "--lr", "nan", "--data", "tree", "--out", "x"], ["--lr", "nan"]),
+        (["pretrain", "--optimizer", "lbfgs", "--data", "tree", "--out", "x"], ["--optimizer", "lbfgs"]),
         (["pretrain", "--meta-labels", "patient,colour", "--data", "tree", "--out", "x"], ["--meta-labels", "colour"]),
         (["pretrain", "--mitigation", "sometimes", "--data", "tree", "--out", "x"], ["--mitigation", "sometimes"]),
         (["pretrain", "--size", 36, "--data", "tree", "--out", "x"], ["--size", "36"]),
@@ -146,6 +147,11 @@ def end_to_end_checks():
     check(all(np.isfinite(r["loss"]) and "image/patient" in r and "pixel/phase" in r for r in records),
           "pre-training records hold every loss term")
     check(is_png(os.path.join(WORK, "pre", "loss.png")), "loss.png is a PNG")
+    with open(os.path.join(WORK, "pre", "config.toml")) as f:
+        config = f.read().splitlines()
+    check('optimizer="adamw"' in config and 'lr="0.003"' in config,
+          f"config.toml names the default optimizer and its learning rate: {config}")
+    check(abs(records[0]["lr"] - 0.003) < 1e-12, f"6 steps warm up 0 steps: step 1 runs at adamw's 0.003, not {records[0]['lr']}")
     gcl("pretrain", "--config", "pre/config.toml", "--out", "again", "--quiet")
     with open(os.path.join(WORK, "pre", "metrics.jsonl")) as a, open(os.path.join(WORK, "again", "metrics.jsonl")) as b:
         check(a.read() == b.read(), "the run repeated from config.toml gives the same metrics, bit for bit")

@@ -1,7 +1,8 @@
 # Runs gcl_experiment --pretrain-only with the pre-training variant flags on a tiny protocol and
 # checks that each flag reaches the pre-training: the contrasted labels and their order, the
 # per-label temperatures (they change the losses), the head's batch norm (it changes the number
-# of parameters, so the checkpoint's size), and that a bad combination fails with a clear message.
+# of parameters, so the checkpoint's size), the optimizer (AdamW by default, SGD when asked: the
+# same first step, other steps after it), and that a bad combination fails with a clear message.
 # cmake -DPROGRAM=<gcl_experiment> -DOUT=<dir> -DPYTHON=<python3> -P check_experiment_variants.cmake
 file(REMOVE_RECURSE ${OUT})
 set(common --pretrain-only --methods random-init summed-no-surgery --seeds 1 --labels phase position
@@ -12,10 +13,12 @@ execute_process(COMMAND ${PROGRAM} ${common} --out ${OUT}/a --temperature 0.3 0.
 if(NOT rc EQUAL 0)
     message(FATAL_ERROR "gcl_experiment (variant a) exited with ${rc}: ${out} ${err}")
 endif()
-foreach(variant "b;0.3;0.3" "c;0.3;0.7")
+foreach(variant "b;0.3;0.3;adamw" "c;0.3;0.7;adamw" "e;0.3;0.3;sgd")
     list(GET variant 0 name)
     list(SUBLIST variant 1 2 temperatures)
+    list(GET variant 3 optimizer)
     execute_process(COMMAND ${PROGRAM} ${common} --out ${OUT}/${name} --temperature ${temperatures}
+                            --pretrain-optimizer ${optimizer}
                     RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
     if(NOT rc EQUAL 0)
         message(FATAL_ERROR "gcl_experiment (variant ${name}) exited with ${rc}: ${out} ${err}")
@@ -44,6 +47,20 @@ sys.exit(0 if ok else 1)"
 if(NOT rc EQUAL 0)
     message(FATAL_ERROR "the labels or per-label temperatures did not reach the pre-training (or results.json holds runs)")
 endif()
+# b (AdamW at its default 0.003) and e (SGD at its default 0.05) take the same first step and part after it.
+execute_process(COMMAND ${PYTHON} -c "import json,sys; \
+b=json.load(open(sys.argv[1])); e=json.load(open(sys.argv[2])); \
+ok=(b['optimizer'],b['learning_rate'])==('adamw',0.003) and (e['optimizer'],e['learning_rate'])==('sgd',0.05) \
+   and b['image_loss_curve'][0]==e['image_loss_curve'][0] and b['image_loss_curve'][1]!=e['image_loss_curve'][1]; \
+sys.exit(0 if ok else 1)"
+    ${OUT}/b/pretrain/summed-no-surgery-seed1.json ${OUT}/e/pretrain/summed-no-surgery-seed1.json RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "--pretrain-optimizer did not reach the pre-training")
+endif()
+file(READ ${OUT}/e/report.md report)
+if(NOT report MATCHES "\\(sgd, lr 0.05\\)")
+    message(FATAL_ERROR "report.md does not name the optimizer: '(sgd, lr 0.05)' missing")
+endif()
 file(SIZE ${OUT}/a/pretrain/summed-no-surgery-seed1.ckpt without_norm)
 file(SIZE ${OUT}/c/pretrain/summed-no-surgery-seed1.ckpt with_norm)
 if(NOT without_norm LESS with_norm)
@@ -58,4 +75,8 @@ endif()
 execute_process(COMMAND ${PROGRAM} --head-norm bogus RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(NOT rc EQUAL 2 OR NOT err MATCHES "--head-norm")
     message(FATAL_ERROR "gcl_experiment --head-norm bogus: exit ${rc}, message '${err}'")
+endif()
+execute_process(COMMAND ${PROGRAM} --pretrain-optimizer lbfgs RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 2 OR NOT err MATCHES "--pretrain-optimizer")
+    message(FATAL_ERROR "gcl_experiment --pretrain-optimizer lbfgs: exit ${rc}, message '${err}'")
 endif()

@@ -23,14 +23,9 @@ at_chance = copy.deepcopy(good)
 at_chance["runs"][1]["pretrain"]["probe_accuracy"][2] = 0.55
 assert len(problems(at_chance)) == 1 and "phase probe" in problems(at_chance)[0]
 
-# --probe-only: a loss near collapse is reported, not enforced; a probe at chance still fails.
-assert problems(collapsed, probe_only=True) == []
-assert len(problems(at_chance, probe_only=True)) == 1
-
-# --loss-reported: only the named labels' losses are reported; the others and every probe are enforced.
-assert problems(collapsed, loss_reported=("patient",)) == []
-assert len(problems(collapsed, loss_reported=("phase",))) == 1
-assert len(problems(at_chance, loss_reported=("phase",))) == 1
+phase_near_collapse = copy.deepcopy(good)
+phase_near_collapse["runs"][1]["pretrain"]["final_image_loss"][2] = 3.0
+assert len(problems(phase_near_collapse)) == 1 and "phase image loss" in problems(phase_near_collapse)[0]
 
 none = {"runs": [good["runs"][0]]}
 assert problems(none) == ["no pre-trained run in results.json"]

@@ -63,7 +63,6 @@ TEST_CASE("GclPretrainer and SegmentationTrainer repeat exactly and learn", "[tr
     tr::GclPretrainerOptions o;
     o.steps = 4;
     o.warmup_steps = 1;
-    o.sgd.learning_rate = 0.01;
     o.sampler.batch_size = 8;
     o.sampler.seed = 1;
     o.objective.pixel_samples = 4;
@@ -134,14 +133,18 @@ TEST_CASE("GclPretrainer and SegmentationTrainer resume exactly from a checkpoin
     const nn::UNetOptions unet_options{.in_channels = 1, .classes = 4, .depth = 2, .base_width = 4};
 
     SECTION("pre-training") {
+        // Both optimizers: AdamW (the default) and SGD with momentum.
+        const tr::PretrainOptimizer optimizer = GENERATE(tr::PretrainOptimizer::adamw, tr::PretrainOptimizer::sgd);
+        INFO("optimizer " << tr::to_string(optimizer));
         tr::GclPretrainerOptions o;
         o.steps = 4;
         o.warmup_steps = 1;
+        o.optimizer = optimizer;
         o.sgd.learning_rate = 0.05;
         o.sampler.batch_size = 6;
         o.sampler.seed = 1;
         o.objective.pixel_samples = 4;
-        const std::filesystem::path path = temp_checkpoint("pretrain");
+        const std::filesystem::path path = temp_checkpoint(std::string("pretrain_") + tr::to_string(optimizer));
         // Runs `steps` steps, from the checkpoint when asked, and saves when asked.
         const auto run = [&](std::int64_t steps, bool resume, bool save, std::uint64_t init_seed = 9) {
             nn::ParameterArena<float> arena;
@@ -174,6 +177,13 @@ TEST_CASE("GclPretrainer and SegmentationTrainer resume exactly from a checkpoin
         CHECK_THROWS_WITH(other.resume(path), Catch::Contains("batch_size = 6, this trainer has 8"));
         CHECK(std::equal(before.data(), before.data() + before.numel(), arena.flat_values().data()));
         CHECK(other.steps_done() == 0);
+
+        // The other optimizer cannot continue this one's state.
+        o.sampler.batch_size = 6;
+        o.optimizer = optimizer == tr::PretrainOptimizer::sgd ? tr::PretrainOptimizer::adamw : tr::PretrainOptimizer::sgd;
+        tr::GclPretrainer<float> switched(model, arena, slices, o);
+        CHECK_THROWS_WITH(switched.resume(path), Catch::Contains("was saved with optimizer = "));
+        CHECK(std::equal(before.data(), before.data() + before.numel(), arena.flat_values().data()));
         std::filesystem::remove(path);
     }
 

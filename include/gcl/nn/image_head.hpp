@@ -13,7 +13,9 @@
 // nearly equal, SupCon pulls them the rest of the way together, and a collapsed embedding is a
 // fixed point of SupCon (zero gradient): docs/training.md has the measurements.
 //
-// Names: "<scope>.fc1.{weight, bias}", "<scope>.fc2.{weight, bias}", then with batch
+// Names: "<scope>.fc1.weight", "<scope>.fc2.weight", each with a ".bias" where no batch norm
+// follows it (a batch norm cancels a bias exactly, and under Adam such a bias, whose gradient is
+// zero but for rounding, would take steps of +-lr in random directions), then with batch
 // normalisation "<scope>.bn1.*" (hidden) and "<scope>.bn2.*" (output).
 #include <string>
 

@@ -2,13 +2,14 @@
 // train::GclPretrainer: contrastive pre-training of an encoder with GCL on slices with meta labels.
 // Each step draws a batch with positives under every meta label (data::BatchSampler), makes two
 // augmented views of every slice, computes the GCL gradient (GclObjective: image- and pixel-wise
-// contrast per meta label, GradFilter, GradMitigator) and takes an SGD step on a cosine schedule
-// with linear warm-up. Everything is seeded: the same options and thread count repeat exactly.
+// contrast per meta label, GradFilter, GradMitigator) and takes an AdamW (or SGD) step on a cosine
+// schedule with linear warm-up. Everything is seeded: the same options and thread count repeat
+// exactly.
 //
 // GclPretrainer<T, D> trains a model on device D (D = gcl::cpu by default). The batch is drawn and
 // augmented on the host (the sampler and the augmentation are host code, seeded by the step),
 // converted to T there and moved to D once per step (BatchUploader: through pinned staging on
-// cuda, a move on the cpu); the objective, the model and SGD then run on D. A cuda pre-trainer needs an nvcc
+// cuda, a move on the cpu); the objective, the model and the optimizer then run on D. A cuda pre-trainer needs an nvcc
 // translation unit that includes gcl/cuda.cuh.
 //
 //   std::vector<data::Slice> unlabelled = data::phantom_slices({.patients = 48, .size = 64});
@@ -21,6 +22,7 @@
 //                                            // same way continues exactly (training_state.hpp)
 #include <cstdint>
 #include <filesystem>
+#include <variant>
 #include <vector>
 
 #include "gcl/core/batch_uploader.hpp"
@@ -29,9 +31,10 @@
 #include "gcl/data/slice.hpp"
 #include "gcl/nn/parameter_arena.hpp"
 #include "gcl/nn/pretrain_model.hpp"
-#include "gcl/optim/schedule.hpp"
 #include "gcl/ops/elementwise.hpp"
 #include "gcl/ops/transfer.hpp"
+#include "gcl/optim/adam.hpp"
+#include "gcl/optim/schedule.hpp"
 #include "gcl/optim/sgd.hpp"
 #include "gcl/train/gcl_objective.hpp"
 #include "gcl/train/training_state.hpp"
@@ -48,11 +51,23 @@ inline data::AugmentOptions pretrain_augmentation() {
     return a;
 }
 
+// AdamW by default: on the phantom it brings every meta label's image loss, the cardiac phase's
+// too, well below collapse in a few hundred steps, where SGD with momentum leaves the phase near
+// it (docs/training.md has the measurements).
+enum class PretrainOptimizer { adamw, sgd };
+
+inline const char* to_string(PretrainOptimizer o) { return o == PretrainOptimizer::sgd ? "sgd" : "adamw"; }
+
 struct GclPretrainerOptions {
     std::int64_t steps = 200;
     std::int64_t warmup_steps = 10;
+    // The optimizer, and its options; the other optimizer's options are not used.
+    PretrainOptimizer optimizer = PretrainOptimizer::adamw;
+    optim::AdamOptions adamw = {.learning_rate = 3e-3, .weight_decay = 1e-4};
     optim::SgdOptions sgd = {.learning_rate = 0.1, .momentum = 0.9, .weight_decay = 1e-4};
     double min_learning_rate = 0.0;  // the cosine schedule's floor
+    // The chosen optimizer's base learning rate (the schedule's peak).
+    double learning_rate() const { return optimizer == PretrainOptimizer::sgd ? sgd.learning_rate : adamw.learning_rate; }
     // Batch size B (2B views per step), the meta labels whose positives every batch guarantees
     // (and that the losses contrast, in this order), position partitions, sampler seed.
     data::SamplerOptions sampler = {};
@@ -75,12 +90,13 @@ class GclPretrainer {
 public:
     using value_type = T;
     using device_type = D;
+    using Optimizer = std::variant<optim::AdamW<T, D>, optim::SGD<T, D>>;
 
     GclPretrainer(nn::PretrainModel<T, D>& model, nn::ParameterArena<T, D>& arena, const std::vector<data::Slice>& slices,
                   const GclPretrainerOptions& options)
         : arena_(&arena), slices_(&slices), options_(options), sampler_(data::meta_of(slices), options.sampler),
-          objective_(model, arena, options.objective), sgd_(options.sgd),
-          schedule_(options.sgd.learning_rate, options.warmup_steps, options.steps, options.min_learning_rate),
+          objective_(model, arena, options.objective), optimizer_(make_optimizer(options)),
+          schedule_(options.learning_rate(), options.warmup_steps, options.steps, options.min_learning_rate),
           spec_{options.sampler.positives, options.sampler.position_partitions} {
         check(!slices.empty(), "train::GclPretrainer", "no slices to pre-train on");
         check(options.instance_contrast || !spec_.labels.empty(), "train::GclPretrainer",
@@ -90,8 +106,11 @@ public:
 
     bool done() const { return step_ >= options_.steps; }
     std::int64_t steps_done() const { return step_; }
-    double learning_rate() const { return sgd_.learning_rate(); }
-    optim::SGD<T, D>& optimizer() { return sgd_; }
+    double learning_rate() const {
+        return std::visit([](const auto& o) { return o.learning_rate(); }, optimizer_);
+    }
+    // The optimizer options.optimizer chose (std::get<optim::SGD<T, D>> for SGD's state).
+    Optimizer& optimizer() { return optimizer_; }
     // The meta labels the batches carry (and, unless instance_contrast, the losses contrast).
     const data::MetaSpec& meta_spec() const { return spec_; }
     const GclPretrainerOptions& options() const { return options_; }
@@ -104,13 +123,16 @@ public:
         objective_.set_batch_exchange(exchange);
     }
 
-    // The whole training state (parameters, buffers, SGD's momentum, steps done) to `path`,
+    // The whole training state (parameters, buffers, the optimizer's state, steps done) to `path`,
     // atomically; under data parallel rank 0 writes.
-    void save(const std::filesystem::path& path) { save_trainer_state(path, *arena_, sgd_, step_, identity(), exchange_); }
+    void save(const std::filesystem::path& path) {
+        std::visit([&](const auto& o) { save_trainer_state(path, *arena_, o, step_, identity(), exchange_); }, optimizer_);
+    }
     // Continues a run saved by save() of a pre-trainer with the same options and data set size, on
     // any number of ranks the global batch allows; a checkpoint that does not fit raises gcl::Error.
     void resume(const std::filesystem::path& path) {
-        step_ = resume_trainer_state(path, *arena_, sgd_, identity(), exchange_);
+        step_ = std::visit([&](auto& o) { return resume_trainer_state(path, *arena_, o, identity(), exchange_); },
+                           optimizer_);
     }
 
     // One pre-training step; returns what the objective saw.
@@ -142,16 +164,25 @@ public:
             meta = exchange_->local_meta(meta.cview());
         }
         const GclStepReport report = objective_.gradient(images.cview(), meta.cview(), s);
-        sgd_.set_learning_rate(schedule_(step_));
-        sgd_.step(*arena_);
+        std::visit(
+            [&](auto& o) {
+                o.set_learning_rate(schedule_(step_));
+                o.step(*arena_);
+            },
+            optimizer_);
         ++step_;
         return report;
     }
 
 private:
+    static Optimizer make_optimizer(const GclPretrainerOptions& o) {
+        if (o.optimizer == PretrainOptimizer::sgd) return Optimizer(std::in_place_type<optim::SGD<T, D>>, o.sgd);
+        return Optimizer(std::in_place_type<optim::AdamW<T, D>>, o.adamw);
+    }
+
     TrainerIdentity identity() const {
         const GclObjectiveOptions& o = options_.objective;
-        return {.kind = "gcl_pretrainer",
+        TrainerIdentity id{.kind = "gcl_pretrainer",
                 .integers = {{"steps", options_.steps},
                              {"warmup_steps", options_.warmup_steps},
                              {"batch_size", options_.sampler.batch_size},
@@ -161,13 +192,19 @@ private:
                              {"meta_labels", static_cast<std::int64_t>(options_.sampler.positives.size())},
                              {"instance_contrast", options_.instance_contrast ? 1 : 0},
                              {"mitigation", static_cast<std::int64_t>(o.mitigation)},
-                             {"pixel_samples", static_cast<std::int64_t>(o.pixel_samples)}},
-                .reals = {{"learning_rate", options_.sgd.learning_rate},
-                          {"momentum", options_.sgd.momentum},
-                          {"weight_decay", options_.sgd.weight_decay},
+                             {"pixel_samples", static_cast<std::int64_t>(o.pixel_samples)},
+                             {"optimizer", static_cast<std::int64_t>(options_.optimizer)}},
+                .reals = {{"learning_rate", options_.learning_rate()},
                           {"min_learning_rate", options_.min_learning_rate},
                           {"temperature", o.temperature},
                           {"pixel_weight", o.pixel_weight}}};
+        if (options_.optimizer == PretrainOptimizer::sgd) {
+            id.reals.insert(id.reals.end(), {{"momentum", options_.sgd.momentum}, {"weight_decay", options_.sgd.weight_decay}});
+        } else {
+            const optim::AdamOptions& a = options_.adamw;
+            id.reals.insert(id.reals.end(), {{"beta1", a.beta1}, {"beta2", a.beta2}, {"eps", a.eps}, {"weight_decay", a.weight_decay}});
+        }
+        return id;
     }
 
     nn::ParameterArena<T, D>* arena_;
@@ -175,7 +212,7 @@ private:
     GclPretrainerOptions options_;
     data::BatchSampler sampler_;
     GclObjective<T, D> objective_;
-    optim::SGD<T, D> sgd_;
+    Optimizer optimizer_;
     optim::CosineWarmupSchedule schedule_;
     data::MetaSpec spec_;
     std::int64_t step_ = 0;

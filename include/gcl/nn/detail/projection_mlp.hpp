@@ -4,7 +4,8 @@
 // features [N, C]; nn::PixelHead with 1x1 Conv2d on feature maps [N, C, h, w].
 //
 // Registration order (the parameters' order in the arena): "<scope>.<first>", "<scope>.<second>",
-// then with batch normalisation "<scope>.bn1" (hidden) and "<scope>.bn2" (output).
+// then with batch normalisation "<scope>.bn1" (hidden) and "<scope>.bn2" (output). A map that a
+// batch norm follows has no bias.
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -49,8 +50,8 @@ public:
     // are their output sizes (the batch norms' channels).
     ProjectionMlp(const Scope<T, D>& scope, const char* first, const MapOptions& first_options, const char* second,
                   const MapOptions& second_options, index_t hidden, index_t out, HeadNorm norm, double eps)
-        : first_(scope.child(first), first_options),
-          second_(scope.child(second), second_options),
+        : first_(scope.child(first), without_bias_if(first_options, norm != HeadNorm::none)),
+          second_(scope.child(second), without_bias_if(second_options, norm == HeadNorm::hidden_and_output)),
           l2_({.dim = 1, .eps = eps}) {
         if (norm != HeadNorm::none) norm1_.emplace(scope.child("bn1"), BatchNorm2dOptions{.channels = hidden});
         if (norm == HeadNorm::hidden_and_output)
@@ -90,6 +91,12 @@ public:
     Map& second() { return second_; }
 
 private:
+    // A batch norm after a map cancels its bias exactly, so such a bias would only drift.
+    static MapOptions without_bias_if(MapOptions o, bool normalised) {
+        if (normalised) o.bias = false;
+        return o;
+    }
+
     Map first_;
     ReLU<T, D> relu_;
     Map second_;
