@@ -187,11 +187,12 @@ struct Protocol {
     PretrainVariant variant = {};
 };
 
-// The pre-training's base learning rate: --pretrain-lr, or AdamW's 3e-3 (the library's default),
-// or 0.05 for SGD with momentum (the best of 0.05-0.3 in docs/training.md's runs).
+// The pre-training's base learning rate: --pretrain-lr, or the library's default for the optimizer.
 inline double pretrain_learning_rate(const Protocol& p) {
     if (p.pretrain_lr > 0) return p.pretrain_lr;
-    return p.pretrain_optimizer == tr::PretrainOptimizer::sgd ? 0.05 : tr::GclPretrainerOptions{}.adamw.learning_rate;
+    tr::GclPretrainerOptions defaults;
+    defaults.optimizer = p.pretrain_optimizer;
+    return defaults.learning_rate();
 }
 
 inline nn::UNetOptions unet_options(const Protocol& p) {

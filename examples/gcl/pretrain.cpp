@@ -150,8 +150,8 @@ public:
         check_geometry(model_);
         check_augmentation(options_.augment);
         options_.optimizer = optimizer_ == "sgd" ? tr::PretrainOptimizer::sgd : tr::PretrainOptimizer::adamw;
-        if (app->count("--lr") == 0) {
-            lr_ = options_.optimizer == tr::PretrainOptimizer::sgd ? 0.05 : 3e-3;
+        if (app->count("--lr") == 0) {  // the library's default for the optimizer
+            lr_ = options_.learning_rate();
             app->get_option("--lr")->default_str(number_text(lr_));
         }
         options_.sgd.learning_rate = options_.adamw.learning_rate = lr_;

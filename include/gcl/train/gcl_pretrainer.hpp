@@ -61,10 +61,11 @@ inline const char* to_string(PretrainOptimizer o) { return o == PretrainOptimize
 struct GclPretrainerOptions {
     std::int64_t steps = 200;
     std::int64_t warmup_steps = 10;
-    // The optimizer, and its options; the other optimizer's options are not used.
+    // The optimizer, and its options; the other optimizer's options are not used. SGD's rate is
+    // the best of 0.05-0.3 on the phantom (docs/training.md).
     PretrainOptimizer optimizer = PretrainOptimizer::adamw;
     optim::AdamOptions adamw = {.learning_rate = 3e-3, .weight_decay = 1e-4};
-    optim::SgdOptions sgd = {.learning_rate = 0.1, .momentum = 0.9, .weight_decay = 1e-4};
+    optim::SgdOptions sgd = {.learning_rate = 0.05, .momentum = 0.9, .weight_decay = 1e-4};
     double min_learning_rate = 0.0;  // the cosine schedule's floor
     // The chosen optimizer's base learning rate (the schedule's peak).
     double learning_rate() const { return optimizer == PretrainOptimizer::sgd ? sgd.learning_rate : adamw.learning_rate; }
