@@ -278,8 +278,7 @@ inline tr::GclPretrainerOptions pretrainer_options(Method m, const Protocol& p, 
     po.steps = p.pretrain_steps;
     po.warmup_steps = std::min<std::int64_t>(po.warmup_steps, p.pretrain_steps / 5);  // short runs warm up less
     po.optimizer = p.pretrain_optimizer;
-    (p.pretrain_optimizer == tr::PretrainOptimizer::sgd ? po.sgd.learning_rate : po.adamw.learning_rate) =
-        pretrain_learning_rate(p);
+    po.set_learning_rate(pretrain_learning_rate(p));
     po.sampler.batch_size = p.pretrain_batch;
     po.sampler.seed = seed;
     po.objective.mitigate.seed = seed;

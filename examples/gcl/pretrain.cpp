@@ -154,7 +154,7 @@ public:
             lr_ = options_.learning_rate();
             app->get_option("--lr")->default_str(number_text(lr_));
         }
-        options_.sgd.learning_rate = options_.adamw.learning_rate = lr_;
+        options_.set_learning_rate(lr_);
         options_.sgd.weight_decay = options_.adamw.weight_decay = weight_decay_;
         check_schedule(*app, options_.steps, options_.warmup_steps, lr_, options_.min_learning_rate);
         if (meta_labels_.empty()) usage_error("--meta-labels", "choose at least one meta label");

@@ -67,8 +67,9 @@ struct GclPretrainerOptions {
     optim::AdamOptions adamw = {.learning_rate = 3e-3, .weight_decay = 1e-4};
     optim::SgdOptions sgd = {.learning_rate = 0.05, .momentum = 0.9, .weight_decay = 1e-4};
     double min_learning_rate = 0.0;  // the cosine schedule's floor
-    // The chosen optimizer's base learning rate (the schedule's peak).
+    // The chosen optimizer's base learning rate (the schedule's peak), read and set.
     double learning_rate() const { return optimizer == PretrainOptimizer::sgd ? sgd.learning_rate : adamw.learning_rate; }
+    void set_learning_rate(double lr) { (optimizer == PretrainOptimizer::sgd ? sgd.learning_rate : adamw.learning_rate) = lr; }
     // Batch size B (2B views per step), the meta labels whose positives every batch guarantees
     // (and that the losses contrast, in this order), position partitions, sampler seed.
     data::SamplerOptions sampler = {};
