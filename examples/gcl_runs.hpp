@@ -58,6 +58,9 @@ public:
             gcl::fail("gcl_runs", "rank ", comm.rank(), " cannot silence its standard output");
     }
     gcl::dist::MpiCommunicator& communicator() const { return *comm_; }
+    // The GPUs' communicator of a data-parallel job on cuda (an NcclCommunicator, which
+    // gcl_runs_cuda.cu makes on first use): held here, so that it ends with the job, before MPI.
+    std::shared_ptr<void>& device_communicator() const { return device_communicator_; }
     int rank() const { return comm_ ? comm_->rank() : 0; }
     int size() const { return comm_ ? comm_->size() : 1; }
 #else
@@ -69,6 +72,7 @@ public:
 private:
 #ifdef GCL_RUNS_WITH_MPI
     gcl::dist::MpiCommunicator* comm_ = nullptr;
+    mutable std::shared_ptr<void> device_communicator_;
 #endif
 };
 
@@ -328,30 +332,63 @@ inline tr::GclPretrainerOptions pretrainer_options(Method m, const Protocol& p, 
     return po;
 }
 
+#ifdef GCL_RUNS_WITH_MPI
+// A data-parallel setup attached to a trainer (dist::DataParallelGcl or DataParallelSegmentation,
+// held for as long as `setup` lives) and this rank's share of each batch.
+struct ParallelTraining {
+    std::shared_ptr<void> setup;
+    index_t own_images = 0;
+};
+
+// Makes the data-parallel setup Setup over `comm` and attaches it to `trainer`.
+template <class Setup, class Comm, class Arena, class Trainer>
+ParallelTraining attach_data_parallel(Comm& comm, Arena& arena, Trainer& trainer, index_t global_batch) {
+    auto setup = std::make_shared<Setup>(comm, arena, global_batch);
+    trainer.set_batch_exchange(&setup->exchange());
+    return {.setup = setup, .own_images = setup->exchange().own_images()};
+}
+
+// Data-parallel training on device D over the ranks of the job: pretraining(job, arena,
+// pretrainer, B) and finetuning(job, arena, trainer, B). On the cpu over the MPI job; cuda's
+// (over NCCL) is in gcl_runs_cuda.cu.
+template <class D>
+struct DataParallelOn;
+
+template <>
+struct DataParallelOn<gcl::cpu> {
+    static ParallelTraining pretraining(const Job& job, nn::ParameterArena<float>& arena,
+                                        tr::GclPretrainer<float>& pretrainer, index_t global_batch) {
+        return attach_data_parallel<gcl::dist::DataParallelGcl<float, gcl::dist::MpiCommunicator>>(
+            job.communicator(), arena, pretrainer, global_batch);
+    }
+    static ParallelTraining finetuning(const Job& job, nn::ParameterArena<float>& arena,
+                                       tr::SegmentationTrainer<float, nn::UNet<float>>& trainer, index_t global_batch) {
+        return attach_data_parallel<gcl::dist::DataParallelSegmentation<float, gcl::dist::MpiCommunicator>>(
+            job.communicator(), arena, trainer, global_batch);
+    }
+};
+#endif
+
 inline nn::PretrainModelOptions pretrain_model_options(const Protocol& p) {
     return {.encoder = unet_options(p).encoder(), .image_hidden = 128, .image_out = 96,
             .image_norm = p.variant.head_norm, .pixel_hidden = 64, .pixel_out = 48};
 }
 
 // Pre-trains `model` (in `arena`) with method m; prints a line every `print_every` steps (0: never).
-// On device D (the model's); data parallel (a job of several ranks) on the cpu only.
+// On device D (the model's); data parallel on a job of several ranks (DataParallelOn<D>).
 template <class D>
 Pretraining pretrain(Method m, const Protocol& p, const Data& d, std::uint64_t seed, nn::PretrainModel<float, D>& model,
                      nn::ParameterArena<float, D>& arena, std::int64_t print_every, const Job& job) {
     const tr::GclPretrainerOptions po = pretrainer_options(m, p, seed);
     tr::GclPretrainer<float, D> pretrainer(model, arena, d.unlabelled, po);
-    gcl::check(std::same_as<D, gcl::cpu> || job.size() == 1, "gcl_runs", "data-parallel pre-training runs on the cpu only");
 #ifdef GCL_RUNS_WITH_MPI
-    std::optional<gcl::dist::DataParallelGcl<float, gcl::dist::MpiCommunicator>> data_parallel;
-    if constexpr (std::same_as<D, gcl::cpu>) {
-        if (job.size() > 1) {
-            data_parallel.emplace(job.communicator(), arena, po.sampler.batch_size);
-            pretrainer.set_batch_exchange(&data_parallel->exchange());
-            if (print_every > 0)
-                std::printf("  [pre-train %s] data-parallel: %lld of the %lld images of each batch on rank 0\n",
-                            method_name(m).c_str(), static_cast<long long>(data_parallel->exchange().own_images()),
-                            static_cast<long long>(po.sampler.batch_size));
-        }
+    ParallelTraining data_parallel;
+    if (job.size() > 1) {
+        data_parallel = DataParallelOn<D>::pretraining(job, arena, pretrainer, po.sampler.batch_size);
+        if (print_every > 0)
+            std::printf("  [pre-train %s] data-parallel: %lld of the %lld images of each batch on rank 0\n",
+                        method_name(m).c_str(), static_cast<long long>(data_parallel.own_images),
+                        static_cast<long long>(po.sampler.batch_size));
     }
 #endif
     Pretraining r;
@@ -438,7 +475,6 @@ Finetuning finetune(const std::string& method, const Protocol& p, const Data& d,
                     std::uint64_t seed, const nn::ParameterArena<float, D>* encoder, bool print, const Job& job,
                     std::vector<gcl::Tensor<std::uint8_t>>* predictions = nullptr) {
     const auto t0 = Clock::now();
-    gcl::check(std::same_as<D, gcl::cpu> || job.size() == 1, "gcl_runs", "data-parallel fine-tuning runs on the cpu only");
     nn::ParameterArena<float, D> arena;
     nn::UNet<float, D> unet(arena, unet_options(p), seed + 100);
     if (encoder) nn::transfer_parameters(*encoder, arena, {.source_prefix = "encoder."});
@@ -452,16 +488,13 @@ Finetuning finetune(const std::string& method, const Protocol& p, const Data& d,
     o.seed = seed;
     tr::SegmentationTrainer<float, nn::UNet<float, D>> trainer(unet, arena, labelled, o);
 #ifdef GCL_RUNS_WITH_MPI
-    std::optional<gcl::dist::DataParallelSegmentation<float, gcl::dist::MpiCommunicator>> data_parallel;
-    if constexpr (std::same_as<D, gcl::cpu>) {
-        if (job.size() > 1) {
-            data_parallel.emplace(job.communicator(), arena, trainer.batch_images());
-            trainer.set_batch_exchange(&data_parallel->exchange());
-            if (print)
-                std::printf("  [fine-tune %s] data-parallel: %lld of the %lld images of each batch on rank 0\n",
-                            method.c_str(), static_cast<long long>(data_parallel->exchange().own_images()),
-                            static_cast<long long>(trainer.batch_images()));
-        }
+    ParallelTraining data_parallel;
+    if (job.size() > 1) {
+        data_parallel = DataParallelOn<D>::finetuning(job, arena, trainer, trainer.batch_images());
+        if (print)
+            std::printf("  [fine-tune %s] data-parallel: %lld of the %lld images of each batch on rank 0\n",
+                        method.c_str(), static_cast<long long>(data_parallel.own_images),
+                        static_cast<long long>(trainer.batch_images()));
     }
 #endif
     double running = 0;
@@ -511,8 +544,10 @@ inline void add_device_flag(CLI::App& app, std::string& device) {
 inline Device parse_device(const std::string& device) { return device == "cuda" ? Device::cuda : Device::cpu; }
 
 #ifdef GCL_RUNS_WITH_CUDA
-// gcl_runs_cuda.cu: the number of CUDA devices (0 without a GPU or a driver).
+// gcl_runs_cuda.cu: the number of CUDA devices (0 without a GPU or a driver), and whether this
+// build trains data-parallel on GPUs (it has NCCL).
 int cuda_devices();
+bool cuda_data_parallel();
 #endif
 
 // Raises gcl::Error, naming --device, unless this build and machine can train on `device`.
@@ -520,7 +555,8 @@ inline void check_device(Device device, const Job& job) {
     if (device == Device::cpu) return;
 #ifdef GCL_RUNS_WITH_CUDA
     gcl::check(cuda_devices() > 0, "gcl_runs", "--device cuda: no CUDA device is available on this machine");
-    gcl::check(job.size() == 1, "gcl_runs", "--device cuda trains in one process; data parallel (mpirun) is cpu only");
+    gcl::check(job.size() == 1 || cuda_data_parallel(), "gcl_runs",
+               "--device cuda under mpirun trains data-parallel over NCCL, which this build did not find");
 #else
     (void)job;
     gcl::fail("gcl_runs", "--device cuda: this build has no CUDA backend (configure with -DGCL_ENABLE_CUDA=ON where the "

@@ -1,6 +1,8 @@
-// The NCCL communicator and the sharded mitigation on device memory, against the host
-// mitigation of the global G; run under mpirun with one rank per GPU (one GPU: one rank, which
-// still goes through every NCCL call). Without a GPU it says so and exits 77 (skipped).
+// The NCCL communicator on device memory: the sharded mitigation against the host mitigation of
+// the global G, and data-parallel pre-training and fine-tuning on cuda (the runs of
+// tests/dist/data_parallel_runs.hpp, which the MPI tests run on the cpu) against one process on
+// the same global batch. Run under mpirun with one rank per GPU (one GPU: one rank, which still
+// goes through every NCCL call and every exchange). Without a GPU it says so and exits 77 (skipped).
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <vector>
@@ -9,18 +11,15 @@
 #include <mpi.h>
 
 #include "../surgery/surgery_data.hpp"
-#include "gcl/backend/cuda/device.cuh"
-#include "gcl/dist/cuda/shard_passes.cuh"
+#include "dist/data_parallel_runs.hpp"
+#include "gcl/cuda.cuh"
 #include "gcl/dist/mpi_communicator.hpp"
 #include "gcl/dist/nccl_communicator.cuh"
 #include "gcl/dist/sharded_mitigate.hpp"
 #include "gcl/surgery/mitigate.hpp"
 #include "support/catch_session.hpp"
 
-using gcl::index_t;
 using gcl::Shape;
-using gcl::Tensor;
-namespace dist = gcl::dist;
 
 namespace {
 dist::MpiCommunicator* world = nullptr;
@@ -57,6 +56,56 @@ TEMPLATE_TEST_CASE("NCCL sharded mitigation equals the host mitigation of the gl
                 worst = std::max(worst, std::abs(static_cast<double>(result(p)) - expected(p)) / scale);
             CHECK(worst <= (std::is_same_v<T, double> ? 1e-12 : 2e-5));
         }
+}
+
+TEST_CASE("Data-parallel pre-training on cuda over NCCL equals one process on the global batch", "[dist][nccl]") {
+    dist::NcclCommunicator gpus(*world, local_device);
+    for (const tr::Mitigation level : {tr::Mitigation::parameters, tr::Mitigation::representation,
+                                       tr::Mitigation::embeddings, tr::Mitigation::none}) {
+        INFO("mitigation " << tr::to_string(level) << ", " << gpus.size() << " ranks");
+        const auto single = dp_runs::pretrain<gcl::cuda, dist::NcclCommunicator>(level, nullptr);
+        const auto parallel = dp_runs::pretrain<gcl::cuda>(level, &gpus);
+        REQUIRE(parallel.losses.size() == single.losses.size());
+        for (std::size_t s = 0; s < single.losses.size(); ++s)
+            CHECK(std::abs(parallel.losses[s] - single.losses[s]) <= 1e-5 * std::abs(single.losses[s]));
+        const double dp = relative_difference(parallel.parameters, single.parameters);
+        const double db = relative_difference(parallel.buffers, single.buffers);
+        std::printf("rank %d of %d on cuda, %s: parameters differ by %.3g, running estimates by %.3g\n", gpus.rank(),
+                    gpus.size(), tr::to_string(level), dp, db);
+        CHECK(dp <= 1e-5);
+        CHECK(db <= 1e-5);
+        // Every rank holds the same parameters.
+        Tensor<float> rank0 = Tensor<float>::copy_of(parallel.parameters.cview());
+        world->broadcast(rank0.data(), rank0.numel(), 0);
+        CHECK(relative_difference(parallel.parameters, rank0) == 0);
+    }
+}
+
+TEST_CASE("Data-parallel fine-tuning on cuda over NCCL equals one process on the global batch", "[dist][nccl]") {
+    dist::NcclCommunicator gpus(*world, local_device);
+    for (const bool per_image : {false, true}) {
+        INFO((per_image ? "per-image" : "batch") << " Dice, " << gpus.size() << " ranks");
+        const auto single = dp_runs::fine_tune<gcl::cuda, dist::NcclCommunicator>(per_image, nullptr);
+        const auto parallel = dp_runs::fine_tune<gcl::cuda>(per_image, &gpus);
+        REQUIRE(parallel.reports.size() == single.reports.size());
+        const double dl = dp_runs::loss_difference(parallel, single);
+        const double dp = relative_difference(parallel.parameters, single.parameters);
+        const double db = relative_difference(parallel.buffers, single.buffers);
+        std::printf("rank %d of %d on cuda, %s Dice: losses differ by %.3g, parameters by %.3g, running estimates by "
+                    "%.3g\n",
+                    gpus.rank(), gpus.size(), per_image ? "per-image" : "batch", dl, dp, db);
+        // double; the ranks' partial sums add up in another order (and the split batch may take
+        // other convolution algorithms).
+        CHECK(dl <= 1e-12);
+        CHECK(dp <= 1e-12);
+        CHECK(db <= 1e-12);
+    }
+}
+
+TEST_CASE("The NCCL communicator names a GPU that is not there", "[dist][nccl]") {
+    int devices = 0;
+    REQUIRE(cudaGetDeviceCount(&devices) == cudaSuccess);
+    CHECK_THROWS_WITH(dist::NcclCommunicator(*world, devices), Catch::Contains("asks for GPU"));
 }
 
 int main(int argc, char** argv) {

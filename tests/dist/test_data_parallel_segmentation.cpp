@@ -2,60 +2,25 @@
 // U-Net (double) on every rank of the job (1, 2 or 3 ranks; a global batch of 5 divides by
 // neither) must leave the parameters, the batch-norm running estimates and the losses of the
 // single-process run, with synchronised batch norm, for batch-wide and per-image Dice. Every
-// rank also runs the single-process reference itself.
+// rank also runs the single-process reference itself. (The same runs on GPUs over NCCL:
+// tests/cuda/test_dist_nccl.cu.)
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdio>
-#include <optional>
 #include <vector>
 
-#include "gcl/dist/data_parallel_segmentation.hpp"
 #include "gcl/dist/mpi_communicator.hpp"
-#include "gcl/nn/unet.hpp"
-#include "gcl/train/segmentation_trainer.hpp"
-#include "data_parallel_test_support.hpp"
+#include "data_parallel_runs.hpp"
 
 namespace {
 
-const std::vector<gcl::data::Slice>& labelled() {
-    static const std::vector<gcl::data::Slice> s =
-        gcl::data::phantom_slices({.patients = 2, .slices = 6, .size = 16, .seed = 3, .profile = {}});
-    return s;
-}
-
-tr::SegmentationTrainerOptions finetune_options(bool per_image_dice) {
-    tr::SegmentationTrainerOptions o;
-    o.steps = 2;
-    o.warmup_steps = 1;
-    o.batch_size = 5;  // 3 + 2 on two ranks, 2 + 2 + 1 on three
-    o.adam.learning_rate = 1e-2;
-    o.seed = 5;
-    o.objective.dice.per_image = per_image_dice;
-    return o;
-}
-
-struct FineTuneRun {
-    Tensor<double> parameters, buffers;
-    std::vector<tr::SegmentationStepReport> reports;
-};
+using dp_runs::FineTuneRun;
+using dp_runs::finetune_options;
+using dp_runs::labelled;
 
 FineTuneRun fine_tune(bool per_image_dice, dist::MpiCommunicator* comm,
-              dist::BatchNormSync sync = dist::BatchNormSync::synchronised) {
-    nn::ParameterArena<double> arena;
-    // A different initialisation on every rank but 0: the broadcast must make them equal.
-    const std::uint64_t seed = 4 + (comm ? static_cast<std::uint64_t>(comm->rank()) : 0);
-    nn::UNet<double> unet(arena, {.in_channels = 1, .classes = 4, .depth = 2, .base_width = 4}, seed);
-    tr::SegmentationTrainer<double, nn::UNet<double>> trainer(unet, arena, labelled(), finetune_options(per_image_dice));
-    std::optional<dist::DataParallelSegmentation<double, dist::MpiCommunicator>> dp;
-    if (comm) {
-        dp.emplace(*comm, arena, trainer.batch_images(), dist::DataParallelSegmentationOptions{.batch_norm = sync});
-        trainer.set_batch_exchange(&dp->exchange());
-    }
-    FineTuneRun r;
-    while (!trainer.done()) r.reports.push_back(trainer.step());
-    r.parameters = Tensor<double>::copy_of(arena.flat_values());
-    r.buffers = Tensor<double>::copy_of(arena.flat_buffers());
-    return r;
+                      dist::BatchNormSync sync = dist::BatchNormSync::synchronised) {
+    return dp_runs::fine_tune<gcl::cpu>(per_image_dice, comm, sync);
 }
 
 // double: the ranks' partial sums (losses, batch statistics, gradients) add up in another order.
@@ -70,13 +35,7 @@ TEST_CASE("Data-parallel fine-tuning equals one process on the global batch", "[
         const FineTuneRun single = fine_tune(per_image, nullptr);
         const FineTuneRun parallel = fine_tune(per_image, &comm);
         REQUIRE(parallel.reports.size() == single.reports.size());
-        double worst_loss = 0;
-        for (std::size_t s = 0; s < single.reports.size(); ++s) {
-            const tr::SegmentationStepReport &a = parallel.reports[s], &b = single.reports[s];
-            for (const auto& [x, y] : {std::pair{a.loss, b.loss}, std::pair{a.cross_entropy, b.cross_entropy},
-                                       std::pair{a.dice_loss, b.dice_loss}})
-                worst_loss = std::max(worst_loss, std::abs(x - y) / std::abs(y));
-        }
+        const double worst_loss = dp_runs::loss_difference(parallel, single);
         const double dp = relative_difference(parallel.parameters, single.parameters);
         const double db = relative_difference(parallel.buffers, single.buffers);
         std::printf("rank %d of %d, %s Dice: losses differ by %.3g, parameters by %.3g, running estimates by %.3g "

@@ -8,13 +8,16 @@
 //   arena.set_batch_statistics_reducer(&sync);   // nullptr: local statistics again
 //
 // Two all-reduces of C + 1 and C doubles per layer in forward, one of 2 C + 1 in each backward pass.
+// The communicator is a host one: the layers pass host doubles on every device (the CUDA layers
+// copy their per-channel sums to the host and back), so a GPU job uses its NCCL communicator's
+// host() here.
 #include "gcl/dist/communicator.hpp"
 #include "gcl/nn/batch_statistics.hpp"
 
 namespace gcl::dist {
 
 template <class Comm>
-    requires CommunicatorFor<Comm, double>
+    requires CommunicatorFor<Comm, double> && std::same_as<typename Comm::device_type, cpu>
 class SynchronisedBatchStatistics final : public nn::BatchStatisticsReducer {
 public:
     explicit SynchronisedBatchStatistics(Comm& comm) : comm_(&comm) {}

@@ -1,7 +1,8 @@
 #pragma once
 // The communicator contract of data-parallel training, and its traffic accounting.
 //
-// A communicator connects the S ranks of one job and moves contiguous buffers of one device:
+// A communicator connects the S ranks of one job and moves contiguous buffers of one device,
+// its device_type (cpu or cuda):
 //   rank(), size()
 //   all_reduce_sum(data, n)                 in place: every rank ends with the sum over ranks
 //   reduce_scatter_sum(in, out, counts)     in holds sum(counts) values laid out rank by rank;
@@ -12,11 +13,19 @@
 //   traffic()                               the bytes this rank has sent so far (see Traffic)
 // MpiCommunicator (mpi_communicator.hpp) implements it over MPI for host memory, and
 // NcclCommunicator (nccl_communicator.cuh) over NCCL for device memory.
+//
+// A device communicator also has host(): the communicator of the same ranks for host buffers
+// (an NcclCommunicator's is the MPI job it was bootstrapped from). Data-parallel training sends
+// the losses' partial sums, the batch-norm statistics and checkpoint bytes through it.
+// host_communicator(c) is c.host(), or c itself for a host communicator.
 #include <concepts>
 #include <cstdint>
 #include <span>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
+#include "gcl/core/device.hpp"
 #include "gcl/core/shape.hpp"
 
 namespace gcl::dist {
@@ -39,6 +48,7 @@ struct Traffic {
 
 template <class C, class T>
 concept CommunicatorFor = requires(C& c, const T* in, T* out, index_t n, std::span<const index_t> counts, int root) {
+    typename C::device_type;
     { c.rank() } -> std::convertible_to<int>;
     { c.size() } -> std::convertible_to<int>;
     c.all_reduce_sum(out, n);
@@ -47,6 +57,27 @@ concept CommunicatorFor = requires(C& c, const T* in, T* out, index_t n, std::sp
     c.broadcast(out, n, root);
     { c.traffic() } -> std::convertible_to<Traffic>;
 };
+
+template <class Comm>
+auto& host_communicator(Comm& comm) {
+    if constexpr (requires { comm.host(); })
+        return comm.host();
+    else
+        return comm;
+}
+
+template <class Comm>
+using HostCommunicator = std::remove_reference_t<decltype(host_communicator(std::declval<Comm&>()))>;
+
+// What data-parallel training (DataParallelGcl, DataParallelSegmentation) moves: T and int64
+// tensors and the mitigation's double Gram matrix on the communicator's device, doubles and bytes
+// through its host communicator.
+template <class Comm, class T>
+concept DataParallelCommunicator =
+    CommunicatorFor<Comm, T> && CommunicatorFor<Comm, double> && CommunicatorFor<Comm, std::int64_t> &&
+    CommunicatorFor<HostCommunicator<Comm>, double> && CommunicatorFor<HostCommunicator<Comm>, std::int64_t> &&
+    CommunicatorFor<HostCommunicator<Comm>, std::uint8_t> &&
+    std::same_as<typename HostCommunicator<Comm>::device_type, cpu>;
 
 // Every rank receives root's bytes (any length): the length, then the bytes.
 template <class Comm>

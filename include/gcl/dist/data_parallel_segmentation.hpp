@@ -8,13 +8,14 @@
 //   dist::DataParallelSegmentation<float, dist::MpiCommunicator> dp(comm, arena, trainer.batch_images());
 //   trainer.set_batch_exchange(&dp.exchange());
 //   while (!trainer.done()) trainer.step();                 // the global losses, on every rank
+//   (on GPUs: the trainer and arena on cuda and an NcclCommunicator; nccl_communicator.cuh)
 //
 // What it does:
 // - broadcasts rank 0's parameters and buffers, so every rank starts from the same model;
 // - the batch: every rank draws the same global batch of B slices (the same seeded draw and
 //   augmentation as one process) and trains on its contiguous share (Partition(B, ranks));
 // - the losses: cross-entropy's weighted sums (2 doubles) and Dice's per-class sums (3 C doubles,
-//   or 3 B C with per-image Dice) are all-reduced before the loss and its gradient are formed, so
+//   or 3 B C with per-image Dice) are all-reduced (host values, the host communicator) before the loss and its gradient are formed, so
 //   the loss is the mean over all pixels of the global batch and the Dice of its global sums;
 // - batch norm synchronised (the default: the step is the single-process step) or local;
 // - the parameter gradient: one all-reduce sum; each rank's is its share of the global loss's
@@ -39,10 +40,11 @@ struct DataParallelSegmentationOptions {
 };
 
 template <class T, class Comm>
-    requires CommunicatorFor<Comm, T> && CommunicatorFor<Comm, double> && CommunicatorFor<Comm, std::int64_t> &&
-             CommunicatorFor<Comm, std::uint8_t>
-class SegmentationRankExchange final : public train::SegmentationBatchExchange<T> {
+    requires DataParallelCommunicator<Comm, T>
+class SegmentationRankExchange final : public train::SegmentationBatchExchange<T, typename Comm::device_type> {
 public:
+    using device_type = typename Comm::device_type;
+
     SegmentationRankExchange(Comm& comm, index_t global_images) : comm_(&comm), part_(global_images, comm.size()) {
         check(global_images >= comm.size(), "dist::DataParallelSegmentation", "a global batch of ", global_images,
               " images cannot give each of ", comm.size(), " ranks at least one");
@@ -59,16 +61,16 @@ public:
     }
 
     void sum(std::span<double> values) override {
-        comm_->all_reduce_sum(values.data(), static_cast<index_t>(values.size()));
+        host_communicator(*comm_).all_reduce_sum(values.data(), static_cast<index_t>(values.size()));
     }
 
-    void sum_gradient(TensorView<T> grad) override {
+    void sum_gradient(TensorView<T, device_type> grad) override {
         check(grad.is_contiguous(), "dist::DataParallelSegmentation", "the gradient must be contiguous");
         comm_->all_reduce_sum(grad.data(), grad.numel());
     }
 
     bool writes_checkpoints() const override { return comm_->rank() == 0; }
-    void share_bytes(std::vector<unsigned char>& bytes) override { broadcast_bytes(*comm_, bytes); }
+    void share_bytes(std::vector<unsigned char>& bytes) override { broadcast_bytes(host_communicator(*comm_), bytes); }
 
 private:
     Comm* comm_;
@@ -76,11 +78,12 @@ private:
 };
 
 template <class T, class Comm>
-    requires CommunicatorFor<Comm, T> && CommunicatorFor<Comm, double> && CommunicatorFor<Comm, std::int64_t> &&
-             CommunicatorFor<Comm, std::uint8_t>
+    requires DataParallelCommunicator<Comm, T>
 class DataParallelSegmentation {
 public:
-    DataParallelSegmentation(Comm& comm, nn::ParameterArena<T, cpu>& arena, index_t global_batch_size,
+    using device_type = typename Comm::device_type;
+
+    DataParallelSegmentation(Comm& comm, nn::ParameterArena<T, device_type>& arena, index_t global_batch_size,
                              const DataParallelSegmentationOptions& options = {})
         : exchange_(comm, global_batch_size), replica_(comm, arena, options.batch_norm) {}
 

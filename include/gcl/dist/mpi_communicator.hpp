@@ -80,6 +80,8 @@ private:
 
 class MpiCommunicator {
 public:
+    using device_type = cpu;  // host buffers
+
     // A private duplicate of `comm` (MPI_COMM_WORLD by default) whose errors are returned as
     // codes, so every failing call becomes a gcl::Error naming the call.
     explicit MpiCommunicator(MPI_Comm comm = MPI_COMM_WORLD) {

@@ -8,9 +8,15 @@
 //   gpus.all_reduce_sum(grad_dev.data(), grad_dev.numel());   // queued on gpus.stream()
 //
 // NCCL's reduce-scatter and all-gather move equal blocks; uneven slices (P not divisible by the
-// number of ranks) go through padded staging buffers on the device. Collectives are queued on
-// the communicator's stream; synchronize() waits for them. Include from nvcc translation units
-// and link gcl::nccl.
+// number of ranks) go through padded staging buffers on the device.
+//
+// Collectives are queued on the communicator's stream: by default the legacy default stream, where
+// gcl's layers, losses and optimizers queue their kernels, so a collective runs after the kernels
+// that wrote its input and before those that read its output, with no host wait. Another stream
+// (to overlap communication with compute) is the caller's to order against that work.
+// synchronize() waits for the stream. host() is the bootstrap MPI communicator: the same ranks,
+// for host buffers (communicator.hpp). Include from nvcc translation units and link gcl::nccl;
+// DataParallelGcl and DataParallelSegmentation take it for models on cuda.
 #include <cuda_runtime.h>
 #include <nccl.h>
 
@@ -23,8 +29,10 @@
 
 #include "gcl/backend/cuda/buffer.cuh"
 #include "gcl/backend/cuda/check.cuh"
+#include "gcl/backend/cuda/stream.cuh"
 #include "gcl/core/error.hpp"
 #include "gcl/dist/communicator.hpp"
+#include "gcl/dist/cuda/shard_passes.cuh"
 #include "gcl/dist/mpi_communicator.hpp"
 
 namespace gcl::dist {
@@ -48,10 +56,17 @@ inline void check_nccl(ncclResult_t status, const char* call) {
 
 class NcclCommunicator {
 public:
-    // Joins every rank of `bootstrap` on GPU `device` (this rank's local GPU), with its own stream.
-    NcclCommunicator(MpiCommunicator& bootstrap, int device) : rank_(bootstrap.rank()), size_(bootstrap.size()) {
+    using device_type = cuda;  // device buffers
+
+    // Joins every rank of `bootstrap` on GPU `device` (this rank's local GPU, made current), queuing
+    // its collectives on `stream` (see the top). `bootstrap` must outlive it.
+    NcclCommunicator(MpiCommunicator& bootstrap, int device, Stream<cuda> stream = {})
+        : host_(&bootstrap), stream_(stream), rank_(bootstrap.rank()), size_(bootstrap.size()) {
+        int devices = 0;
+        GCL_CUDA_CHECK(cudaGetDeviceCount(&devices));
+        check(device >= 0 && device < devices, "dist::nccl", "rank ", rank_, " asks for GPU ", device, " but this node has ",
+              devices);
         GCL_CUDA_CHECK(cudaSetDevice(device));
-        GCL_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
         ncclUniqueId id{};
         if (rank_ == 0) detail::check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
         bootstrap.broadcast(reinterpret_cast<std::uint8_t*>(&id), static_cast<index_t>(sizeof(id)), 0);
@@ -61,11 +76,11 @@ public:
     NcclCommunicator& operator=(const NcclCommunicator&) = delete;
     ~NcclCommunicator() {
         if (comm_) ncclCommDestroy(comm_);
-        if (stream_) cudaStreamDestroy(stream_);
     }
 
     int rank() const { return rank_; }
     int size() const { return size_; }
+    MpiCommunicator& host() const { return *host_; }
     cudaStream_t stream() const { return stream_; }
     const Traffic& traffic() const { return traffic_; }
     void synchronize() { GCL_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
@@ -147,8 +162,9 @@ private:
         return reinterpret_cast<T*>(raw.data());
     }
 
+    MpiCommunicator* host_;
     ncclComm_t comm_ = nullptr;
-    cudaStream_t stream_ = nullptr;
+    Stream<cuda> stream_;
     int rank_ = 0;
     int size_ = 1;
     Traffic traffic_;
@@ -156,5 +172,6 @@ private:
 };
 
 static_assert(CommunicatorFor<NcclCommunicator, float> && CommunicatorFor<NcclCommunicator, double>);
+static_assert(DataParallelCommunicator<NcclCommunicator, float> && DataParallelCommunicator<NcclCommunicator, double>);
 
 }  // namespace gcl::dist

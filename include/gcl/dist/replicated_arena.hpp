@@ -1,8 +1,10 @@
 #pragma once
-// dist::ReplicatedArena: one model's parameter arena held by every rank of a data-parallel job.
+// dist::ReplicatedArena: one model's parameter arena held by every rank of a data-parallel job,
+// on the communicator's device (an MpiCommunicator's host arena, an NcclCommunicator's GPU one).
 // It broadcasts rank 0's parameters and buffers, so every rank starts from the same model, and for
-// its lifetime sets synchronised batch norm (SynchronisedBatchStatistics) on the arena unless
-// local statistics are asked for. DataParallelGcl and DataParallelSegmentation hold one.
+// its lifetime sets synchronised batch norm (SynchronisedBatchStatistics, over the host
+// communicator) on the arena unless local statistics are asked for. DataParallelGcl and
+// DataParallelSegmentation hold one.
 #include "gcl/dist/batch_statistics.hpp"
 #include "gcl/dist/communicator.hpp"
 #include "gcl/nn/parameter_arena.hpp"
@@ -15,11 +17,13 @@ enum class BatchNormSync {
 };
 
 template <class T, class Comm>
-    requires CommunicatorFor<Comm, T> && CommunicatorFor<Comm, double>
+    requires CommunicatorFor<Comm, T> && CommunicatorFor<HostCommunicator<Comm>, double>
 class ReplicatedArena {
 public:
-    ReplicatedArena(Comm& comm, nn::ParameterArena<T, cpu>& arena, BatchNormSync batch_norm)
-        : arena_(&arena), sync_(comm) {
+    using device_type = typename Comm::device_type;
+
+    ReplicatedArena(Comm& comm, nn::ParameterArena<T, device_type>& arena, BatchNormSync batch_norm)
+        : arena_(&arena), sync_(host_communicator(comm)) {
         comm.broadcast(arena.flat_values().data(), arena.size(), 0);
         const auto buffers = arena.flat_buffers();
         comm.broadcast(buffers.data(), buffers.numel(), 0);
@@ -32,8 +36,8 @@ public:
     }
 
 private:
-    nn::ParameterArena<T, cpu>* arena_;
-    SynchronisedBatchStatistics<Comm> sync_;
+    nn::ParameterArena<T, device_type>* arena_;
+    SynchronisedBatchStatistics<HostCommunicator<Comm>> sync_;
 };
 
 }  // namespace gcl::dist

@@ -28,6 +28,7 @@
 #include "gcl/dist/partition.hpp"
 #include "gcl/dist/shard_passes.hpp"
 #include "gcl/core/buffer.hpp"
+#include "gcl/ops/elementwise.hpp"
 #include "gcl/surgery/gram_weights.hpp"
 #include "gcl/surgery/mitigate.hpp"
 #include "gcl/surgery/mitigate_options.hpp"
@@ -120,14 +121,14 @@ private:
     Buffer<T, D> send_, slice_, combined_;  // kept between steps: a steady-state step allocates nothing here
 };
 
-// Plain data parallel: g becomes the mean over ranks of every rank's g (one all-reduce).
+// Plain data parallel: g becomes the mean over ranks of every rank's g (one all-reduce), on the
+// communicator's device.
 template <class T, class Comm>
     requires CommunicatorFor<Comm, T>
-void average_gradients(TensorView<T> g, Comm& comm) {
+void average_gradients(TensorView<T, typename Comm::device_type> g, Comm& comm) {
     check(g.is_contiguous(), "dist::average_gradients", "the gradient must be contiguous, got shape ", g.shape());
     comm.all_reduce_sum(g.data(), g.numel());
-    const T inverse = static_cast<T>(1) / static_cast<T>(comm.size());
-    for (index_t i = 0; i < g.numel(); ++i) g.data()[i] *= inverse;
+    ops::scale(g, static_cast<T>(1) / static_cast<T>(comm.size()), g);
 }
 
 }  // namespace gcl::dist
