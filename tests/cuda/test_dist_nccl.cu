@@ -65,15 +65,11 @@ TEST_CASE("Data-parallel pre-training on cuda over NCCL equals one process on th
         INFO("mitigation " << tr::to_string(level) << ", " << gpus.size() << " ranks");
         const auto single = dp_runs::pretrain<gcl::cuda, dist::NcclCommunicator>(level, nullptr);
         const auto parallel = dp_runs::pretrain<gcl::cuda>(level, &gpus);
-        REQUIRE(parallel.losses.size() == single.losses.size());
-        for (std::size_t s = 0; s < single.losses.size(); ++s)
-            CHECK(std::abs(parallel.losses[s] - single.losses[s]) <= 1e-5 * std::abs(single.losses[s]));
-        const double dp = relative_difference(parallel.parameters, single.parameters);
-        const double db = relative_difference(parallel.buffers, single.buffers);
-        std::printf("rank %d of %d on cuda, %s: parameters differ by %.3g, running estimates by %.3g\n", gpus.rank(),
-                    gpus.size(), tr::to_string(level), dp, db);
-        CHECK(dp <= 1e-5);
-        CHECK(db <= 1e-5);
+        const dp_runs::Differences d =
+            dp_runs::differences(parallel, single, dp_runs::rank_run(gpus, std::string("cuda, ") + tr::to_string(level)));
+        CHECK(d.losses <= 1e-5);
+        CHECK(d.parameters <= 1e-5);
+        CHECK(d.buffers <= 1e-5);
         // Every rank holds the same parameters.
         Tensor<float> rank0 = Tensor<float>::copy_of(parallel.parameters.cview());
         world->broadcast(rank0.data(), rank0.numel(), 0);
@@ -87,18 +83,12 @@ TEST_CASE("Data-parallel fine-tuning on cuda over NCCL equals one process on the
         INFO((per_image ? "per-image" : "batch") << " Dice, " << gpus.size() << " ranks");
         const auto single = dp_runs::fine_tune<gcl::cuda, dist::NcclCommunicator>(per_image, nullptr);
         const auto parallel = dp_runs::fine_tune<gcl::cuda>(per_image, &gpus);
-        REQUIRE(parallel.reports.size() == single.reports.size());
-        const double dl = dp_runs::loss_difference(parallel, single);
-        const double dp = relative_difference(parallel.parameters, single.parameters);
-        const double db = relative_difference(parallel.buffers, single.buffers);
-        std::printf("rank %d of %d on cuda, %s Dice: losses differ by %.3g, parameters by %.3g, running estimates by "
-                    "%.3g\n",
-                    gpus.rank(), gpus.size(), per_image ? "per-image" : "batch", dl, dp, db);
-        // double; the ranks' partial sums add up in another order (and the split batch may take
-        // other convolution algorithms).
-        CHECK(dl <= 1e-12);
-        CHECK(dp <= 1e-12);
-        CHECK(db <= 1e-12);
+        const dp_runs::Differences d =
+            dp_runs::differences(parallel, single, dp_runs::rank_run(gpus, per_image ? "cuda, per-image Dice" : "cuda, batch Dice"));
+        // double: the ranks' partial sums add up in another order.
+        CHECK(d.losses <= 1e-12);
+        CHECK(d.parameters <= 1e-12);
+        CHECK(d.buffers <= 1e-12);
     }
 }
 

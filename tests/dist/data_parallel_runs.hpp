@@ -4,7 +4,14 @@
 // cuda over NcclCommunicator (tests/cuda/test_dist_nccl.cu), each against the single-process
 // run on the same global batch. comm == nullptr: the single-process run. Results come back to
 // the host.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <string>
+#include <utility>
 #include <optional>
 #include <vector>
 
@@ -103,16 +110,47 @@ FineTuneRun fine_tune(bool per_image_dice, Comm* comm, dist::BatchNormSync sync 
     return r;
 }
 
-// The largest relative difference of the losses of two fine-tunings.
-inline double loss_difference(const FineTuneRun& a, const FineTuneRun& b) {
-    double worst = 0;
-    for (std::size_t s = 0; s < a.reports.size() && s < b.reports.size(); ++s) {
-        const tr::SegmentationStepReport &x = a.reports[s], &y = b.reports[s];
+// How far a data-parallel run is from the single-process one: the largest relative difference of
+// the losses, and of the parameters and running estimates (relative to the largest value).
+struct Differences {
+    double losses = 0, parameters = 0, buffers = 0;
+};
+
+inline double relative_loss_difference(double got, double expected) { return std::abs(got - expected) / std::abs(expected); }
+
+// Also printed, after `who` (which rank, which run).
+inline Differences differences(const PretrainRun& parallel, const PretrainRun& single, const std::string& who) {
+    REQUIRE(parallel.losses.size() == single.losses.size());
+    Differences d;
+    for (std::size_t s = 0; s < single.losses.size(); ++s)
+        d.losses = std::max(d.losses, relative_loss_difference(parallel.losses[s], single.losses[s]));
+    d.parameters = relative_difference(parallel.parameters, single.parameters);
+    d.buffers = relative_difference(parallel.buffers, single.buffers);
+    std::printf("%s: losses differ by %.3g, parameters by %.3g, running estimates by %.3g (relative)\n", who.c_str(),
+                d.losses, d.parameters, d.buffers);
+    return d;
+}
+
+inline Differences differences(const FineTuneRun& parallel, const FineTuneRun& single, const std::string& who) {
+    REQUIRE(parallel.reports.size() == single.reports.size());
+    Differences d;
+    for (std::size_t s = 0; s < single.reports.size(); ++s) {
+        const tr::SegmentationStepReport &x = parallel.reports[s], &y = single.reports[s];
         for (const auto& [u, v] : {std::pair{x.loss, y.loss}, std::pair{x.cross_entropy, y.cross_entropy},
                                    std::pair{x.dice_loss, y.dice_loss}})
-            worst = std::max(worst, std::abs(u - v) / std::abs(v));
+            d.losses = std::max(d.losses, relative_loss_difference(u, v));
     }
-    return worst;
+    d.parameters = relative_difference(parallel.parameters, single.parameters);
+    d.buffers = relative_difference(parallel.buffers, single.buffers);
+    std::printf("%s: losses differ by %.3g, parameters by %.3g, running estimates by %.3g (relative)\n", who.c_str(),
+                d.losses, d.parameters, d.buffers);
+    return d;
+}
+
+// "rank r of S, <run>".
+template <class Comm>
+std::string rank_run(const Comm& comm, const std::string& run) {
+    return "rank " + std::to_string(comm.rank()) + " of " + std::to_string(comm.size()) + ", " + run;
 }
 
 }  // namespace dp_runs

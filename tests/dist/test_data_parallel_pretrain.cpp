@@ -31,15 +31,10 @@ TEST_CASE("Data-parallel pre-training equals one process on the global batch", "
         INFO("mitigation " << tr::to_string(level) << ", " << comm.size() << " ranks");
         const PretrainRun single = pretrain(level, nullptr);
         const PretrainRun parallel = pretrain(level, &comm);
-        REQUIRE(parallel.losses.size() == single.losses.size());
-        for (std::size_t s = 0; s < single.losses.size(); ++s)
-            CHECK(std::abs(parallel.losses[s] - single.losses[s]) <= 1e-5 * std::abs(single.losses[s]));
-        const double dp = relative_difference(parallel.parameters, single.parameters);
-        const double db = relative_difference(parallel.buffers, single.buffers);
-        std::printf("rank %d of %d, %s: parameters differ by %.3g, running estimates by %.3g (relative to the largest)\n",
-                    comm.rank(), comm.size(), tr::to_string(level), dp, db);
-        CHECK(dp <= tolerance);
-        CHECK(db <= tolerance);
+        const dp_runs::Differences d = dp_runs::differences(parallel, single, dp_runs::rank_run(comm, tr::to_string(level)));
+        CHECK(d.losses <= 1e-5);
+        CHECK(d.parameters <= tolerance);
+        CHECK(d.buffers <= tolerance);
         // Every rank holds the same parameters.
         Tensor<float> mine = Tensor<float>::copy_of(parallel.parameters.cview()), rank0 = mine;
         comm.broadcast(rank0.data(), rank0.numel(), 0);

@@ -34,21 +34,16 @@ TEST_CASE("Data-parallel fine-tuning equals one process on the global batch", "[
         INFO((per_image ? "per-image" : "batch") << " Dice, " << comm.size() << " ranks");
         const FineTuneRun single = fine_tune(per_image, nullptr);
         const FineTuneRun parallel = fine_tune(per_image, &comm);
-        REQUIRE(parallel.reports.size() == single.reports.size());
-        const double worst_loss = dp_runs::loss_difference(parallel, single);
-        const double dp = relative_difference(parallel.parameters, single.parameters);
-        const double db = relative_difference(parallel.buffers, single.buffers);
-        std::printf("rank %d of %d, %s Dice: losses differ by %.3g, parameters by %.3g, running estimates by %.3g "
-                    "(relative)\n",
-                    comm.rank(), comm.size(), per_image ? "per-image" : "batch", worst_loss, dp, db);
+        const dp_runs::Differences d =
+            dp_runs::differences(parallel, single, dp_runs::rank_run(comm, per_image ? "per-image Dice" : "batch Dice"));
         if (comm.size() == 1) {  // the same sums in the same order: bitwise
-            CHECK(worst_loss == 0);
-            CHECK(dp == 0);
-            CHECK(db == 0);
+            CHECK(d.losses == 0);
+            CHECK(d.parameters == 0);
+            CHECK(d.buffers == 0);
         } else {
-            CHECK(worst_loss <= finetune_tolerance);
-            CHECK(dp <= finetune_tolerance);
-            CHECK(db <= finetune_tolerance);
+            CHECK(d.losses <= finetune_tolerance);
+            CHECK(d.parameters <= finetune_tolerance);
+            CHECK(d.buffers <= finetune_tolerance);
         }
         // Every rank holds the same parameters.
         Tensor<double> rank0 = Tensor<double>::copy_of(parallel.parameters.cview());
