@@ -4,7 +4,10 @@
 
 Prints the largest differences (final image loss, relative; mean Dice per test set, absolute) and
 exits 1 when a run is missing, a probe accuracy differs, a final image loss differs by more than
-1e-3 (relative, or absolute near zero) or a mean Dice by more than 0.02.
+1e-2 (relative, or 1e-3 absolute near zero) or a mean Dice by more than 0.02. GradFilter's top-k
+ranking turns the ranks' other order of sums into another pixel pair now and then, which moved
+the losses up to 4e-3 (docs/distributed.md); ranks that contrasted their own share alone would
+have losses near log(2b - 1) instead of log(2B - 1), tens of percent away.
 """
 import json
 import math
@@ -22,7 +25,7 @@ def main(single_path, ranks_path):
         if a["pretrain"]:
             for k, (x, y) in enumerate(zip(a["pretrain"]["final_image_loss"], b["pretrain"]["final_image_loss"])):
                 loss_diff = max(loss_diff, abs(x - y) / abs(x))
-                if not math.isclose(x, y, rel_tol=1e-3, abs_tol=1e-3):
+                if not math.isclose(x, y, rel_tol=1e-2, abs_tol=1e-3):
                     bad.append((a["method"], "loss", k))
             if a["pretrain"]["probe_accuracy"] != b["pretrain"]["probe_accuracy"]:
                 bad.append((a["method"], "probe"))
