@@ -548,6 +548,8 @@ inline Device parse_device(const std::string& device) { return device == "cuda" 
 // build trains data-parallel on GPUs (it has NCCL).
 int cuda_devices();
 bool cuda_data_parallel();
+inline constexpr const char* no_nccl_message =
+    "--device cuda under mpirun trains data-parallel over NCCL, which this build did not find";
 #endif
 
 // Raises gcl::Error, naming --device, unless this build and machine can train on `device`.
@@ -555,8 +557,7 @@ inline void check_device(Device device, const Job& job) {
     if (device == Device::cpu) return;
 #ifdef GCL_RUNS_WITH_CUDA
     gcl::check(cuda_devices() > 0, "gcl_runs", "--device cuda: no CUDA device is available on this machine");
-    gcl::check(job.size() == 1 || cuda_data_parallel(), "gcl_runs",
-               "--device cuda under mpirun trains data-parallel over NCCL, which this build did not find");
+    gcl::check(job.size() == 1 || cuda_data_parallel(), "gcl_runs", no_nccl_message);
 #else
     (void)job;
     gcl::fail("gcl_runs", "--device cuda: this build has no CUDA backend (configure with -DGCL_ENABLE_CUDA=ON where the "

@@ -7,8 +7,6 @@
 #include "gcl/cuda.cuh"
 #include "gcl_runs.hpp"
 #ifdef GCL_RUNS_WITH_NCCL
-#include <mpi.h>
-
 #include "gcl/dist/nccl_communicator.cuh"
 #endif
 
@@ -27,12 +25,8 @@ gcl::dist::NcclCommunicator& job_gpus(const Job& job) {
     std::shared_ptr<void>& held = job.device_communicator();
     if (!held) {
         gcl::dist::MpiCommunicator& world = job.communicator();
-        MPI_Comm node = MPI_COMM_NULL;
-        MPI_Comm_split_type(world.native(), MPI_COMM_TYPE_SHARED, world.rank(), MPI_INFO_NULL, &node);
-        int local_rank = 0, local_size = 1;
-        MPI_Comm_rank(node, &local_rank);
-        MPI_Comm_size(node, &local_size);
-        MPI_Comm_free(&node);
+        const gcl::dist::MpiCommunicator node = world.split_node();
+        const int local_rank = node.rank(), local_size = node.size();
         const int devices = cuda_devices();
         gcl::check(local_size <= devices, "gcl_runs", "--device cuda under mpirun: ", local_size,
                    " ranks on this node share ", devices, " GPU(s); start at most one rank per GPU");
@@ -64,7 +58,7 @@ bool cuda_data_parallel() { return false; }
 template <>
 struct DataParallelOn<gcl::cuda> {
     [[noreturn]] static ParallelTraining refuse() {
-        gcl::fail("gcl_runs", "--device cuda under mpirun trains data-parallel over NCCL, which this build did not find");
+        gcl::fail("gcl_runs", no_nccl_message);
     }
     template <class... Args>
     static ParallelTraining pretraining(Args&&...) { refuse(); }

@@ -118,33 +118,36 @@ struct Differences {
 
 inline double relative_loss_difference(double got, double expected) { return std::abs(got - expected) / std::abs(expected); }
 
-// Also printed, after `who` (which rank, which run).
-inline Differences differences(const PretrainRun& parallel, const PretrainRun& single, const std::string& who) {
-    REQUIRE(parallel.losses.size() == single.losses.size());
-    Differences d;
-    for (std::size_t s = 0; s < single.losses.size(); ++s)
-        d.losses = std::max(d.losses, relative_loss_difference(parallel.losses[s], single.losses[s]));
-    d.parameters = relative_difference(parallel.parameters, single.parameters);
-    d.buffers = relative_difference(parallel.buffers, single.buffers);
+// The differences of two runs' arenas, with the losses' already found; printed after `who`.
+template <class Run>
+Differences with_arena_differences(double losses, const Run& parallel, const Run& single, const std::string& who) {
+    const Differences d{.losses = losses,
+                        .parameters = relative_difference(parallel.parameters, single.parameters),
+                        .buffers = relative_difference(parallel.buffers, single.buffers)};
     std::printf("%s: losses differ by %.3g, parameters by %.3g, running estimates by %.3g (relative)\n", who.c_str(),
                 d.losses, d.parameters, d.buffers);
     return d;
 }
 
+// (`who`: which rank, which run.)
+inline Differences differences(const PretrainRun& parallel, const PretrainRun& single, const std::string& who) {
+    REQUIRE(parallel.losses.size() == single.losses.size());
+    double losses = 0;
+    for (std::size_t s = 0; s < single.losses.size(); ++s)
+        losses = std::max(losses, relative_loss_difference(parallel.losses[s], single.losses[s]));
+    return with_arena_differences(losses, parallel, single, who);
+}
+
 inline Differences differences(const FineTuneRun& parallel, const FineTuneRun& single, const std::string& who) {
     REQUIRE(parallel.reports.size() == single.reports.size());
-    Differences d;
+    double losses = 0;
     for (std::size_t s = 0; s < single.reports.size(); ++s) {
         const tr::SegmentationStepReport &x = parallel.reports[s], &y = single.reports[s];
         for (const auto& [u, v] : {std::pair{x.loss, y.loss}, std::pair{x.cross_entropy, y.cross_entropy},
                                    std::pair{x.dice_loss, y.dice_loss}})
-            d.losses = std::max(d.losses, relative_loss_difference(u, v));
+            losses = std::max(losses, relative_loss_difference(u, v));
     }
-    d.parameters = relative_difference(parallel.parameters, single.parameters);
-    d.buffers = relative_difference(parallel.buffers, single.buffers);
-    std::printf("%s: losses differ by %.3g, parameters by %.3g, running estimates by %.3g (relative)\n", who.c_str(),
-                d.losses, d.parameters, d.buffers);
-    return d;
+    return with_arena_differences(losses, parallel, single, who);
 }
 
 // "rank r of S, <run>".

@@ -137,6 +137,18 @@ TEST_CASE("average_gradients gives every rank the mean", "[dist]") {
     CHECK(max_relative_difference(mine.data(), expected.data(), 1001) <= 1e-15);
 }
 
+TEST_CASE("split_node keeps the ranks of this node in order", "[dist]") {
+    dist::MpiCommunicator comm;
+    // mpirun starts every rank of the test on this machine: one node holds them all.
+    dist::MpiCommunicator node = comm.split_node();
+    CHECK(node.size() == comm.size());
+    CHECK(node.rank() == comm.rank());
+    // It is a communicator of its own: a sum over it is the sum over the node's ranks.
+    std::int64_t one = 1;
+    node.all_reduce_sum(&one, 1);
+    CHECK(one == comm.size());
+}
+
 TEST_CASE("a NaN on one rank is an error on every rank, not a hang", "[dist]") {
     dist::MpiCommunicator comm;
     auto g = all_ranks_gradients<float>(2, 5000, comm.size(), 4);

@@ -15,8 +15,9 @@
 // - the batch: every rank draws the same global batch of B slices (the same seeded draw and
 //   augmentation as one process) and trains on its contiguous share (Partition(B, ranks));
 // - the losses: cross-entropy's weighted sums (2 doubles) and Dice's per-class sums (3 C doubles,
-//   or 3 B C with per-image Dice) are all-reduced (host values, the host communicator) before the loss and its gradient are formed, so
-//   the loss is the mean over all pixels of the global batch and the Dice of its global sums;
+//   or 3 B C with per-image Dice), host values, are all-reduced through the host communicator
+//   before the loss and its gradient are formed, so the loss is the mean over all pixels of the
+//   global batch and the Dice of its global sums;
 // - batch norm synchronised (the default: the step is the single-process step) or local;
 // - the parameter gradient: one all-reduce sum; each rank's is its share of the global loss's
 //   gradient, so the sum is the single-process gradient;

@@ -153,6 +153,16 @@ public:
         return MpiCommunicator(Adopt{}, part);
     }
 
+    // The ranks of this communicator on this rank's node (those that can share memory), ranked
+    // as here: MPI_Comm_split_type. Every rank must call it. A rank's place among them picks its
+    // local GPU.
+    MpiCommunicator split_node() const {
+        MPI_Comm node = MPI_COMM_NULL;
+        detail::check_mpi(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node),
+                          "MPI_Comm_split_type");
+        return MpiCommunicator(Adopt{}, node);
+    }
+
     // Ends every rank of the job: the way out of an error on one rank while the others may be
     // waiting in a collective.
     [[noreturn]] void abort(int code) const {
