@@ -5,7 +5,6 @@
 #include "gcl/nn/conv2d.hpp"
 #include "gcl/nn/conv_block.hpp"
 #include "gcl/nn/image_head.hpp"
-#include "gcl/testing/layer_gradcheck.hpp"
 #include "gcl/nn/max_pool2d.hpp"
 #include "gcl/nn/pixel_head.hpp"
 #include "gcl/nn/sequential.hpp"
@@ -79,18 +78,6 @@ TEST_CASE("Sequential: forward and backward are the layers' in order and in reve
     REQUIRE(nested.output_shape({2, 3}) == Shape{2, 3});
 }
 
-TEST_CASE("Sequential: gradient check of a whole stack", "[nn][sequential][gradcheck]") {
-    gcl::Rng rng(22);
-    Arena arena;
-    auto net = small_stack(Scope(arena, 4).child("net"));
-    auto x = random<double>({2, 2, 6, 6}, rng);
-    gcl::testing::GradCheckOptions options;
-    options.atol = 1e-7;
-    const auto result = gcl::testing::check_layer_gradients(net, arena, x.view(), rng, options);
-    INFO(result.message);
-    REQUIRE(result.passed);
-}
-
 TEST_CASE("set_training reaches every layer; evaluation uses the running statistics", "[nn][sequential][mode]") {
     gcl::Rng rng(23);
     Arena arena;
@@ -155,8 +142,7 @@ TEST_CASE("Gradient target: overwrite, accumulate, and K passes into a K x P mat
     require_close(arena.flat_grads(), sum, 1e-14, 1e-15, "accumulated");
 }
 
-TEST_CASE("ConvBlock: names, shapes, gradients", "[nn][conv_block][gradcheck]") {
-    gcl::Rng rng(25);
+TEST_CASE("ConvBlock: names, shapes", "[nn][conv_block]") {
     Arena arena;
     nn::ConvBlock<double> block(Scope(arena, 6).child("block0"), {.in_channels = 2, .out_channels = 3});
     std::vector<std::string> names;
@@ -165,13 +151,7 @@ TEST_CASE("ConvBlock: names, shapes, gradients", "[nn][conv_block][gradcheck]") 
                                               "block0.conv2.weight", "block0.bn2.weight", "block0.bn2.bias"});
     REQUIRE(arena.buffers()[0].name == "block0.bn1.running_mean");
     REQUIRE(arena.buffers()[3].name == "block0.bn2.running_var");
-    auto x = random<double>({2, 2, 5, 4}, rng);
-    REQUIRE(block.output_shape(x.shape()) == Shape{2, 3, 5, 4});
-    gcl::testing::GradCheckOptions options;
-    options.atol = 1e-7;
-    const auto result = gcl::testing::check_layer_gradients(block, arena, x.view(), rng, options);
-    INFO(result.message);
-    REQUIRE(result.passed);
+    REQUIRE(block.output_shape(Shape{2, 2, 5, 4}) == Shape{2, 3, 5, 4});
 
     Arena biased;
     nn::ConvBlock<double> with_bias(Scope(biased, 6).child("b"),
@@ -180,10 +160,8 @@ TEST_CASE("ConvBlock: names, shapes, gradients", "[nn][conv_block][gradcheck]") 
     REQUIRE(biased.find_parameter("b.conv2.bias").has_value());
 }
 
-TEST_CASE("ImageHead and PixelHead: unit-length embeddings, names, gradients", "[nn][heads][gradcheck]") {
+TEST_CASE("ImageHead and PixelHead: unit-length embeddings, names", "[nn][heads]") {
     gcl::Rng rng(26);
-    gcl::testing::GradCheckOptions options;
-    options.atol = 1e-7;
     auto f = random<double>({3, 4, 3, 2}, rng, 0, 2);
 
     Arena image_arena;
@@ -198,9 +176,6 @@ TEST_CASE("ImageHead and PixelHead: unit-length embeddings, names, gradients", "
     REQUIRE(e.shape() == Shape{3, 3});
     for (index_t n = 0; n < 3; ++n)
         REQUIRE(std::abs(e(n, 0) * e(n, 0) + e(n, 1) * e(n, 1) + e(n, 2) * e(n, 2) - 1) < 1e-14);
-    auto result = gcl::testing::check_layer_gradients(image, image_arena, f.view(), rng, options);
-    INFO(result.message);
-    REQUIRE(result.passed);
 
     Arena pixel_arena;
     nn::PixelHead<double> pixel(Scope(pixel_arena, 7).child("pixel_head"),
@@ -213,7 +188,4 @@ TEST_CASE("ImageHead and PixelHead: unit-length embeddings, names, gradients", "
     double s = 0;
     for (index_t c = 0; c < 3; ++c) s += p(2, c, 1, 1) * p(2, c, 1, 1);
     REQUIRE(std::abs(s - 1) < 1e-14);
-    result = gcl::testing::check_layer_gradients(pixel, pixel_arena, f.view(), rng, options);
-    INFO(result.message);
-    REQUIRE(result.passed);
 }

@@ -20,7 +20,7 @@ Tensor<double> random_tensor(const Shape& shape, gcl::Rng& rng) {
 }
 }  // namespace
 
-TEST_CASE("BatchNorm1d is BatchNorm2d on [N, C, 1, 1] and passes its gradient check", "[train][heads][gradcheck]") {
+TEST_CASE("BatchNorm1d is BatchNorm2d on [N, C, 1, 1]", "[train][heads]") {
     gcl::Rng rng(4);
     nn::ParameterArena<double> a1, a2;
     nn::BatchNorm1d<double> bn1(nn::Scope<double>(a1, 1).child("bn"), {.channels = 3});
@@ -31,12 +31,6 @@ TEST_CASE("BatchNorm1d is BatchNorm2d on [N, C, 1, 1] and passes its gradient ch
     const auto y2 = bn2.forward(gcl::ConstView<double>(x.data(), Shape{5, 3, 1, 1}));
     for (index_t i = 0; i < 15; ++i) CHECK(y1.data()[i] == y2.data()[i]);
     CHECK_THROWS_WITH(bn1.forward(Tensor<double>(Shape{5, 4}).cview()), Catch::Contains("expects input [N, 3]"));
-    for (bool training : {true, false}) {
-        bn1.set_training(training);
-        const auto r = gcl::testing::check_layer_gradients(bn1, a1, x.view(), rng);
-        INFO(r.message);
-        CHECK(r.passed);
-    }
 }
 
 TEST_CASE("ImageHead passes its gradient check with every batch-normalisation choice", "[train][heads][gradcheck]") {
