@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
+#include <initializer_list>
 #include <set>
 #include <thread>
 #include <vector>
@@ -72,6 +73,40 @@ TEST_CASE("CachingPool: blocks are cached per device", "[core][pool]") {
     CHECK(again0 == on0);
     pool.release(on1);
     pool.release(again0);
+}
+
+TEST_CASE("CachingPool: blocks are cached per stream; release_cached frees every stream's", "[core][pool][stream]") {
+    CountingSource::reset();
+    Pool pool;
+    int stream_a = 0, stream_b = 0;  // two stream handles (only their addresses matter)
+    void* on_default = pool.allocate(1000);
+    void* on_a = pool.allocate(1000, &stream_a);
+    REQUIRE(on_a != on_default);
+    pool.release(on_default);
+    pool.release(on_a);
+    // Each stream takes back its own block, never the other's: its work is queued after that
+    // block's previous owner's.
+    void* again_a = pool.allocate(1000, &stream_a);
+    CHECK(again_a == on_a);
+    void* on_b = pool.allocate(1000, &stream_b);  // stream b has nothing cached
+    CHECK(on_b != on_a);
+    CHECK(on_b != on_default);
+    void* again_default = pool.allocate(1000);
+    CHECK(again_default == on_default);
+    CHECK(pool.stats().source_allocations == 3);
+    CHECK(pool.stats().cache_hits == 2);
+    // Released by another thread than the allocating one, a block still goes to its stream.
+    std::thread([&] { pool.release(again_a); }).join();
+    void* second_b = pool.allocate(1000, &stream_b);
+    CHECK(second_b != again_a);
+    void* third_a = pool.allocate(1000, &stream_a);
+    CHECK(third_a == again_a);
+    CHECK(pool.stats().bytes_in_use == 4 * Pool::size_class(1000));
+    for (void* block : {third_a, on_b, second_b, again_default}) pool.release(block);
+    CHECK(pool.stats().bytes_cached == 4 * Pool::size_class(1000));
+    pool.release_cached();
+    CHECK(pool.stats().bytes_cached == 0);
+    CHECK(CountingSource::live.empty());
 }
 
 TEST_CASE("CachingPool: out of memory, the cache goes back to the source and the request is retried",

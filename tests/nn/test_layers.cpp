@@ -58,14 +58,7 @@ TEMPLATE_LIST_TEST_CASE("every layer passes its gradient check in double on the 
 TEST_CASE("Conv2d: parameter names, forward equals the op, output shape, no bias", "[nn][conv2d]") {
     gcl::Rng rng(11);
     Arena arena;
-    Scope root(arena, 5);
-    nn::Conv2d<double> conv(root.child("conv"), {.in_channels = 2,
-                                                 .out_channels = 3,
-                                                 .kernel = {3, 3},
-                                                 .stride = {2, 1},
-                                                 .padding = {1, 1},
-                                                 .weight_init = nn::Init::uniform(-1, 1),
-                                                 .bias_init = nn::Init::uniform(-1, 1)});
+    auto conv = layer_cases::Conv2dStrided::make<double, gcl::cpu>(arena);  // 3x3, stride (2, 1), padding 1
     REQUIRE(arena.parameter_count() == 2);
     REQUIRE(arena.parameters()[0].name == "conv.weight");
     REQUIRE(arena.parameters()[1].name == "conv.bias");

@@ -9,7 +9,7 @@
 //
 //   gcl::PendingUpload<float, D> next = uploader.start(host_batch(0));
 //   for (...) {
-//       Tensor<float, D> images = next.take();               // ready for the default stream
+//       Tensor<float, D> images = next.take();               // ready for the current stream
 //       next = uploader.start(host_batch(step + 1));         // copying while ...
 //       run_step(images);                                    // ... these kernels run
 //   }
@@ -17,7 +17,8 @@
 // On the cpu the batch is moved (no copy) and take() hands it back. On cuda
 // (backend/cuda/batch_uploader.cuh, found when the translation unit includes gcl/cuda.cuh) it is
 // copied into page-locked staging memory and from there to the device on the uploader's own copy
-// stream; start returns before that copy ends, and take() makes the default stream wait for it
+// stream; start returns before that copy ends, and take() makes the stream that was current at
+// start() wait for it
 // (docs/cuda.md, "Pinned staging and asynchronous uploads"). Both take a host Tensor or a
 // contiguous host view, and reject a strided view with the same gcl::Error, so code that runs on
 // the cpu runs on cuda.
@@ -31,7 +32,7 @@ namespace gcl {
 
 template <class Device>
 class BatchUploader;
-// A batch on its way to Device; take() hands it over, ready for the default stream.
+// A batch on its way to Device; take() hands it over, ready for its stream.
 template <class T, class Device>
 class PendingUpload;
 

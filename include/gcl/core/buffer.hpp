@@ -13,6 +13,7 @@
 
 #include "gcl/core/device.hpp"
 #include "gcl/core/error.hpp"
+#include "gcl/core/stream.hpp"
 
 namespace gcl {
 
@@ -62,6 +63,8 @@ public:
     const T* data() const { return data_; }
     std::size_t size() const { return size_; }
     std::size_t bytes() const { return size_ * sizeof(T); }
+    // Host memory serves the one stream of the cpu.
+    Stream<cpu> stream() const { return {}; }
 
 private:
     static constexpr std::size_t max_size() { return (~std::size_t{0} / 2) / sizeof(T); }

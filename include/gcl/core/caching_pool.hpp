@@ -4,8 +4,8 @@
 // asks the device for memory only in its first steps (Buffer<T, cuda> allocates through one).
 //
 //   CachingPool<CudaMemory>& pool = cuda_memory_pool();
-//   void* p = pool.allocate(bytes);      // a cached block of the size class, or Source::allocate
-//   pool.release(p);                     // back to the cache, not to the device
+//   void* p = pool.allocate(bytes, stream);  // a cached block of the size class, or Source::allocate
+//   pool.release(p);                         // back to the cache of its stream, not to the device
 //   pool.stats().source_allocations      // how often the device was asked
 //   pool.release_cached();               // gives every cached block back to the device
 //
@@ -16,7 +16,10 @@
 //   static constexpr const char* memory = "...";  // what it allocates, for errors ("device memory")
 // Size classes: requests are rounded up to a multiple of 512 bytes below 1 MiB and of 2 MiB
 // above, so tensors of nearly equal sizes share blocks (at most 2 MiB, or 512 bytes, of slack
-// per block). When the source is out of memory the pool gives its cached blocks back and asks
+// per block). A block belongs to the stream it was allocated for (an opaque tag, the device's
+// stream handle; nullptr by default) and is reused only by allocations for that stream, whose
+// work is queued after the previous owner's; a block used on other streams too must have their
+// work finished before it is released. When the source is out of memory the pool gives its cached blocks back and asks
 // once more before it reports the failure. Thread-safe.
 #include <cstddef>
 #include <map>
@@ -55,13 +58,13 @@ public:
     CachingPool& operator=(const CachingPool&) = delete;
     ~CachingPool() { release_cached(); }
 
-    // A block of at least `bytes` (> 0) bytes; its contents are unspecified.
-    void* allocate(std::size_t bytes) {
+    // A block of at least `bytes` (> 0) bytes for work on `stream`; its contents are unspecified.
+    void* allocate(std::size_t bytes, const void* stream = nullptr) {
         check(bytes > 0, "CachingPool::allocate", "needs a positive size");
         const std::size_t size = size_class(bytes);
         const int device = Source::current_device();
         std::lock_guard<std::mutex> lock(mutex_);
-        std::vector<void*>& free_blocks = free_[Key{device, size}];
+        std::vector<void*>& free_blocks = free_[Key{device, stream, size}];
         void* block = nullptr;
         if (!free_blocks.empty()) {
             block = free_blocks.back();
@@ -79,7 +82,7 @@ public:
                      stats_.bytes_in_use, " bytes of it in use by gcl)");
             ++stats_.source_allocations;
         }
-        used_.emplace(block, Used{device, size});
+        used_.emplace(block, Key{device, stream, size});
         stats_.bytes_in_use += size;
         return block;
     }
@@ -90,12 +93,12 @@ public:
         std::lock_guard<std::mutex> lock(mutex_);
         const auto it = used_.find(block);
         if (it == used_.end()) return;  // not this pool's block: nothing safe to do with it
-        const Used u = it->second;
+        const Key key = it->second;
         used_.erase(it);
-        stats_.bytes_in_use -= u.size;
+        stats_.bytes_in_use -= key.size;
         try {
-            free_[Key{u.device, u.size}].push_back(block);
-            stats_.bytes_cached += u.size;
+            free_[key].push_back(block);
+            stats_.bytes_cached += key.size;
         } catch (...) {  // no memory for the cache's bookkeeping: give the block back instead
             Source::release(block);
             ++stats_.source_releases;
@@ -116,17 +119,15 @@ public:
 private:
     struct Key {
         int device;
+        const void* stream;
         std::size_t size;
         bool operator==(const Key&) const = default;
     };
     struct KeyHash {
         std::size_t operator()(const Key& k) const noexcept {
-            return std::hash<std::size_t>()(k.size) ^ (std::hash<int>()(k.device) << 1);
+            return std::hash<std::size_t>()(k.size) ^ (std::hash<int>()(k.device) << 1) ^
+                   (std::hash<const void*>()(k.stream) << 2);
         }
-    };
-    struct Used {
-        int device;
-        std::size_t size;
     };
 
     void release_cached_locked() noexcept {
@@ -142,7 +143,7 @@ private:
 
     mutable std::mutex mutex_;
     std::unordered_map<Key, std::vector<void*>, KeyHash> free_;
-    std::map<void*, Used> used_;
+    std::map<void*, Key> used_;  // the blocks handed out: their device, stream and size class
     CachingPoolStats stats_;
 };
 

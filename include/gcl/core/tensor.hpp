@@ -64,6 +64,9 @@ public:
 
     T* data() { return buffer_.data(); }
     const T* data() const { return buffer_.data(); }
+    // The stream the tensor's memory belongs to (core/stream.hpp): the one current when the
+    // memory was allocated, whose work may reuse it once the tensor lets it go.
+    Stream<Device> stream() const { return buffer_.stream(); }
     const Shape& shape() const { return shape_; }
     int rank() const { return shape_.rank(); }
     index_t numel() const { return shape_.numel(); }

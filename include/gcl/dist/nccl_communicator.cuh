@@ -10,7 +10,8 @@
 // NCCL's reduce-scatter and all-gather move equal blocks; uneven slices (P not divisible by the
 // number of ranks) go through padded staging buffers on the device.
 //
-// Collectives are queued on the communicator's stream: by default the legacy default stream, where
+// Collectives are queued on the communicator's stream: by default the stream current when it is
+// made (core/stream.hpp; the legacy default stream unless a StreamGuard says otherwise), where
 // gcl's layers, losses and optimizers queue their kernels, so a collective runs after the kernels
 // that wrote its input and before those that read its output, with no host wait. Another stream
 // (to overlap communication with compute) is the caller's to order against that work.
@@ -60,7 +61,7 @@ public:
 
     // Joins every rank of `bootstrap` on GPU `device` (this rank's local GPU, made current), queuing
     // its collectives on `stream` (see the top). `bootstrap` must outlive it.
-    NcclCommunicator(MpiCommunicator& bootstrap, int device, Stream<cuda> stream = {})
+    NcclCommunicator(MpiCommunicator& bootstrap, int device, Stream<cuda> stream = current_stream<cuda>())
         : host_(&bootstrap), stream_(stream), rank_(bootstrap.rank()), size_(bootstrap.size()) {
         int devices = 0;
         GCL_CUDA_CHECK(cudaGetDeviceCount(&devices));

@@ -9,7 +9,8 @@
 // On the cpu both are plain host operations: host_to_device moves its argument (no copy) and
 // device_to_host makes a contiguous copy. On cuda they call gcl::to_device / gcl::to_host
 // (backend/cuda/device.cuh, found when the translation unit includes gcl/cuda.cuh), which copy
-// synchronously on the default stream, in order with the device's kernels.
+// on the current stream (core/stream.hpp), in order with the device's kernels, and return once
+// the host side may be used.
 #include <concepts>
 #include <type_traits>
 

@@ -240,7 +240,8 @@ public:
     }
 
     // Runs on `stream`; returns when the result is ready.
-    BasicFilterResult<Device> operator()(const Arguments& args, Stream<Device> stream = {}) const {
+    BasicFilterResult<Device> operator()(const Arguments& args,
+                                         Stream<Device> stream = current_stream<Device>()) const {
         check(args, options_);
         return Passes::select(args.magnitudes, args.anchor_weights, options_, stream);
     }
@@ -254,7 +255,7 @@ private:
 template <class T, class Device>
 BasicFilterResult<Device> filter_pairs(ConstView<T, Device> magnitudes, const FilterOptions& options = {},
                                        ConstView<T, std::type_identity_t<Device>> anchor_weights = {},
-                                       Stream<Device> stream = {}) {
+                                       Stream<Device> stream = current_stream<Device>()) {
     return GradFilter<T, Device>(options)({magnitudes, anchor_weights}, stream);
 }
 

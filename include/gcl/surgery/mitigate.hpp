@@ -157,7 +157,7 @@ public:
     // Runs on `stream` with caller-provided workspace of at least workspace_size(args) bytes,
     // aligned for double. Returns when the report is complete; on the GPU `out` is written when
     // `stream` gets past this call's work.
-    MitigateReport run(const Arguments& args, void* workspace, Stream<Device> stream = {}) const {
+    MitigateReport run(const Arguments& args, void* workspace, Stream<Device> stream = current_stream<Device>()) const {
         Base::check_run(args, workspace);
         const index_t K = args.grads.dim(0);
         MitigateReport report;
@@ -177,7 +177,8 @@ public:
 // written (GradMitigator<T, cuda> needs surgery/cuda/mitigate.cuh).
 template <class T, class Device>
 MitigateReport mitigate(ConstView<T, std::type_identity_t<Device>> grads, TensorView<T, Device> out,
-                        const MitigateOptions& options = {}, std::uint64_t step = 0, Stream<Device> stream = {}) {
+                        const MitigateOptions& options = {}, std::uint64_t step = 0,
+                        Stream<Device> stream = current_stream<Device>()) {
     return GradMitigator<T, Device>(options)({grads, out, step}, stream);
 }
 

@@ -143,7 +143,7 @@ public:
 
     // Runs on `stream`; returns when the report is complete (on the GPU `out` is written when
     // `stream` gets past this call's work). Sample n uses the projection orders of (seed, step, n, i), or of its sample id.
-    MitigateReport run(const Arguments& args, void* workspace, Stream<Device> stream = {}) const {
+    MitigateReport run(const Arguments& args, void* workspace, Stream<Device> stream = current_stream<Device>()) const {
         Base::check_run(args, workspace);
         const ConstView<T, Device>& g = args.grads;
         const index_t N = g.dim(0), K = g.dim(1);
@@ -190,7 +190,8 @@ private:
 template <class T, class Device>
 MitigateReport mitigate_batched(ConstView<T, std::type_identity_t<Device>> grads, TensorView<T, Device> out,
                                 const MitigateOptions& options = {}, std::uint64_t step = 0,
-                                const std::uint64_t* sample_ids = nullptr, Stream<Device> stream = {}) {
+                                const std::uint64_t* sample_ids = nullptr,
+                                Stream<Device> stream = current_stream<Device>()) {
     return BatchedGradMitigator<T, Device>(options)({grads, out, step, sample_ids}, stream);
 }
 

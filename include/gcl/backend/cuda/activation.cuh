@@ -3,6 +3,7 @@
 // (backend/detail/activation_items.hpp), so both devices give the same bits. In place allowed.
 #include "gcl/backend/cuda/check.cuh"
 #include "gcl/backend/cuda/launch.cuh"
+#include "gcl/backend/cuda/stream.cuh"
 #include "gcl/backend/detail/activation_items.hpp"
 #include "gcl/backend/kernels.hpp"
 #include "gcl/core/device.hpp"
@@ -41,28 +42,31 @@ struct Activation<cuda> {
     static void relu_forward(ConstView<T, cuda> x, TensorView<T, cuda> y) {
         const index_t n = x.numel();
         if (n == 0) return;
-        cuda_kernels::relu_forward<<<blocks(n), threads>>>(x.data(), y.data(), n);
+        cuda_kernels::relu_forward<<<blocks(n), threads, 0, cuda_detail::stream()>>>(x.data(), y.data(), n);
         GCL_CUDA_CHECK(cudaGetLastError());
     }
     template <class T>
     static void relu_backward(ConstView<T, cuda> dy, ConstView<T, cuda> x, TensorView<T, cuda> dx) {
         const index_t n = x.numel();
         if (n == 0) return;
-        cuda_kernels::relu_backward<<<blocks(n), threads>>>(dy.data(), x.data(), dx.data(), n);
+        cuda_kernels::relu_backward<<<blocks(n), threads, 0, cuda_detail::stream()>>>(dy.data(), x.data(), dx.data(),
+                                                                                      n);
         GCL_CUDA_CHECK(cudaGetLastError());
     }
     template <class T>
     static void leaky_relu_forward(ConstView<T, cuda> x, TensorView<T, cuda> y, T slope) {
         const index_t n = x.numel();
         if (n == 0) return;
-        cuda_kernels::leaky_relu_forward<<<blocks(n), threads>>>(x.data(), y.data(), n, slope);
+        cuda_kernels::leaky_relu_forward<<<blocks(n), threads, 0, cuda_detail::stream()>>>(x.data(), y.data(), n,
+                                                                                           slope);
         GCL_CUDA_CHECK(cudaGetLastError());
     }
     template <class T>
     static void leaky_relu_backward(ConstView<T, cuda> dy, ConstView<T, cuda> x, TensorView<T, cuda> dx, T slope) {
         const index_t n = x.numel();
         if (n == 0) return;
-        cuda_kernels::leaky_relu_backward<<<blocks(n), threads>>>(dy.data(), x.data(), dx.data(), n, slope);
+        cuda_kernels::leaky_relu_backward<<<blocks(n), threads, 0, cuda_detail::stream()>>>(dy.data(), x.data(),
+                                                                                            dx.data(), n, slope);
         GCL_CUDA_CHECK(cudaGetLastError());
     }
 

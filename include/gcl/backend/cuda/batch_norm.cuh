@@ -14,6 +14,7 @@
 #include "gcl/backend/cuda/block_sum.cuh"
 #include "gcl/backend/cuda/buffer.cuh"
 #include "gcl/backend/cuda/check.cuh"
+#include "gcl/backend/cuda/copy.cuh"
 #include "gcl/backend/cuda/launch.cuh"
 #include "gcl/backend/cuda/scratch.cuh"
 #include "gcl/backend/detail/channel_items.hpp"
@@ -172,8 +173,8 @@ struct BatchNorm<cuda> {
                              index_t batch, index_t channels, index_t inner, double eps) {
         if (channels == 0) return;
         double* scale_shift = cuda_detail::scratch<double>(static_cast<std::size_t>(2 * channels));
-        cuda_kernels::eval_scale_shift<<<blocks(channels), threads>>>(gamma.data(), beta.data(), running_mean.data(),
-                                                                      running_var.data(), scale_shift, channels, eps);
+        cuda_kernels::eval_scale_shift<<<blocks(channels), threads, 0, cuda_detail::stream()>>>(
+            gamma.data(), beta.data(), running_mean.data(), running_var.data(), scale_shift, channels, eps);
         GCL_CUDA_CHECK(cudaGetLastError());
         affine(x.data(), y.data(), scale_shift, batch, channels, inner);
     }
@@ -205,10 +206,11 @@ struct BatchNorm<cuda> {
         double* mean_invstd = cuda_detail::scratch<double>(static_cast<std::size_t>(6 * channels + 1));
         double* scale_shift = mean_invstd + 2 * channels;
         double* sums = scale_shift + 2 * channels;
-        cuda_kernels::eval_statistics<<<blocks(channels), threads>>>(gamma.data(), running_mean.data(), running_var.data(),
-                                                                     mean_invstd, scale_shift, channels, eps);
+        cuda_kernels::eval_statistics<<<blocks(channels), threads, 0, cuda_detail::stream()>>>(
+            gamma.data(), running_mean.data(), running_var.data(), mean_invstd, scale_shift, channels, eps);
         GCL_CUDA_CHECK(cudaGetLastError());
-        cuda_kernels::gradient_sums<<<static_cast<unsigned>(channels), cuda_kernels::channel_threads>>>(
+        const auto per_channel = static_cast<unsigned>(channels);
+        cuda_kernels::gradient_sums<<<per_channel, cuda_kernels::channel_threads, 0, cuda_detail::stream()>>>(
             dy.data(), x.data(), mean_invstd, static_cast<const T*>(nullptr), static_cast<const T*>(nullptr), sums,
             dgamma.data(), dbeta.data(), batch, channels, inner, accumulate);
         GCL_CUDA_CHECK(cudaGetLastError());
@@ -224,7 +226,8 @@ private:
     static void affine(const T* x, T* y, const double* scale_shift, index_t batch, index_t channels, index_t inner) {
         const index_t n = batch * channels * inner;
         if (n == 0) return;
-        cuda_kernels::affine_per_channel<<<blocks(n), threads>>>(x, y, scale_shift, n, channels, inner);
+        cuda_kernels::affine_per_channel<<<blocks(n), threads, 0, cuda_detail::stream()>>>(x, y, scale_shift, n,
+                                                                                           channels, inner);
         GCL_CUDA_CHECK(cudaGetLastError());
     }
 
@@ -233,9 +236,9 @@ private:
     static void reduce_on_host(double* device_values, index_t n, Reduce* reduce) {
         std::vector<double> host(static_cast<std::size_t>(n));
         const std::size_t bytes = host.size() * sizeof(double);
-        GCL_CUDA_CHECK(cudaMemcpy(host.data(), device_values, bytes, cudaMemcpyDeviceToHost));
+        cuda_detail::copy_to_host(host.data(), device_values, bytes);
         (*reduce)(host.data(), n);
-        GCL_CUDA_CHECK(cudaMemcpy(device_values, host.data(), bytes, cudaMemcpyHostToDevice));
+        cuda_detail::copy_to_device(device_values, host.data(), bytes);
     }
 
     template <class T, class Reduce>
@@ -249,17 +252,17 @@ private:
         double* squares = sums + channels + 1;
         double* scale_shift = squares + channels;
         const auto per_channel = static_cast<unsigned>(channels);
-        cuda_kernels::channel_sums<<<per_channel, cuda_kernels::channel_threads>>>(x.data(), sums, batch, channels,
-                                                                                   inner);
+        cuda_kernels::channel_sums<<<per_channel, cuda_kernels::channel_threads, 0, cuda_detail::stream()>>>(
+            x.data(), sums, batch, channels, inner);
         GCL_CUDA_CHECK(cudaGetLastError());
         if (reduce) reduce_on_host(sums, channels + 1, reduce);
-        cuda_kernels::channel_square_sums<<<per_channel, cuda_kernels::channel_threads>>>(
+        cuda_kernels::channel_square_sums<<<per_channel, cuda_kernels::channel_threads, 0, cuda_detail::stream()>>>(
             x.data(), sums, squares, batch, channels, inner);
         GCL_CUDA_CHECK(cudaGetLastError());
         if (reduce) reduce_on_host(squares, channels, reduce);
-        cuda_kernels::finish_statistics<<<blocks(channels), threads>>>(
-            sums, squares, gamma.data(), beta.data(), running_mean.data(), running_var.data(),
-            saved_mean.data(), saved_invstd.data(), scale_shift, channels, momentum, eps);
+        cuda_kernels::finish_statistics<<<blocks(channels), threads, 0, cuda_detail::stream()>>>(
+            sums, squares, gamma.data(), beta.data(), running_mean.data(), running_var.data(), saved_mean.data(),
+            saved_invstd.data(), scale_shift, channels, momentum, eps);
         GCL_CUDA_CHECK(cudaGetLastError());
         affine(x.data(), y.data(), scale_shift, batch, channels, inner);
     }
@@ -270,16 +273,17 @@ private:
                          index_t inner, bool accumulate, Reduce* reduce) {
         if (channels == 0) return;
         double* sums = cuda_detail::scratch<double>(static_cast<std::size_t>(2 * channels + 1));
-        cuda_kernels::gradient_sums<<<static_cast<unsigned>(channels), cuda_kernels::channel_threads>>>(
+        const auto per_channel = static_cast<unsigned>(channels);
+        cuda_kernels::gradient_sums<<<per_channel, cuda_kernels::channel_threads, 0, cuda_detail::stream()>>>(
             dy.data(), x.data(), static_cast<const double*>(nullptr), saved_mean.data(), saved_invstd.data(), sums,
             dgamma.data(), dbeta.data(), batch, channels, inner, accumulate);
         GCL_CUDA_CHECK(cudaGetLastError());
         if (reduce) reduce_on_host(sums, 2 * channels + 1, reduce);
         const index_t n = batch * channels * inner;
         if (n == 0) return;
-        cuda_kernels::backward_train_dx<<<blocks(n), threads>>>(dy.data(), x.data(), gamma.data(), saved_mean.data(),
-                                                                saved_invstd.data(), sums, dx.data(), n, channels,
-                                                                inner);
+        cuda_kernels::backward_train_dx<<<blocks(n), threads, 0, cuda_detail::stream()>>>(
+            dy.data(), x.data(), gamma.data(), saved_mean.data(), saved_invstd.data(), sums, dx.data(), n, channels,
+            inner);
         GCL_CUDA_CHECK(cudaGetLastError());
     }
 };

@@ -3,22 +3,23 @@
 //
 //   gcl::BatchUploader<gcl::cuda> uploader;
 //   Tensor<float, cuda> images = uploader.upload(host_images);   // returns before the copy ends
-//   run_kernels(images);                                         // default stream: after the copy
+//   run_kernels(images);                                         // current stream: after the copy
 //
 // start() copies the batch into the next of two pinned staging blocks (StagingRing; the block's
 // previous copy is waited for first), queues cudaMemcpyAsync from it on the copy stream and
 // returns a PendingUpload holding the device tensor. The host may overwrite or free its batch at
-// once and build the next one while the copy runs. Ordering on the device:
-// - the copy starts after the work queued on the default stream before start(): the tensor's
-//   block comes from the caching pool, whose blocks are reused in default-stream order, and is
-//   zeroed there;
-// - PendingUpload::take() makes the default stream wait for the copy (an event recorded on the
-//   copy stream), so kernels queued after it need no synchronisation; work queued on the default
-//   stream between start() and take() runs beside the copy. upload() is start() then take().
-// A PendingUpload destroyed untaken makes the default stream wait too, so its block goes back
-// to the pool only once the copy has written it. Work on another stream that reads the batch
-// must wait for the default stream first. The uploader must be used from the device that was
-// current when it was made; its destructor waits for its copies.
+// once and build the next one while the copy runs. The batch belongs to the stream that is
+// current at start() (core/stream.hpp), its consumer. Ordering on the device:
+// - the copy starts after the work queued on the consumer before start(): the tensor's block
+//   comes from the caching pool, whose blocks are reused in that stream's order, and is zeroed
+//   there;
+// - PendingUpload::take() makes the consumer wait for the copy (an event recorded on the copy
+//   stream), so kernels queued on it afterwards need no synchronisation; work queued on it
+//   between start() and take() runs beside the copy. upload() is start() then take().
+// A PendingUpload destroyed untaken makes the consumer wait too, so its block goes back to the
+// pool only once the copy has written it. Work on another stream that reads the batch must wait
+// for the consumer first. The uploader must be used from the device that was current when it
+// was made; its destructor waits for its copies.
 #include <cstddef>
 #include <cstring>
 #include <memory>
@@ -50,37 +51,40 @@ struct PinnedStaging {
 template <class T>
 class PendingUpload<T, cuda> {
 public:
-    // `batch` is being written by the copy queued on `copy_stream` just before.
-    PendingUpload(Tensor<T, cuda> batch, cudaStream_t copy_stream)
-        : batch_(std::move(batch)), copied_(std::make_unique<cuda_detail::ScopedEvent>()) {
+    // `batch` is being written by the copy queued on `copy_stream` just before; `consumer` is the
+    // stream that will use it.
+    PendingUpload(Tensor<T, cuda> batch, cudaStream_t copy_stream, cudaStream_t consumer)
+        : batch_(std::move(batch)), consumer_(consumer), copied_(std::make_unique<cuda_detail::ScopedEvent>()) {
         GCL_CUDA_CHECK(cudaEventRecord(copied_->get(), copy_stream));
     }
     PendingUpload(PendingUpload&&) noexcept = default;
     PendingUpload& operator=(PendingUpload&& other) noexcept {
         if (this != &other) {
-            order_default_stream();  // before this batch's block can go back to the pool
+            order_consumer();  // before this batch's block can go back to the pool
             batch_ = std::move(other.batch_);
+            consumer_ = other.consumer_;
             copied_ = std::move(other.copied_);
         }
         return *this;
     }
-    ~PendingUpload() { order_default_stream(); }
+    ~PendingUpload() { order_consumer(); }
 
-    // The batch, its copy ordered before everything queued on the default stream from now on.
+    // The batch, its copy ordered before everything queued on its consumer from now on.
     Tensor<T, cuda> take() {
         detail::check_not_taken(copied_ == nullptr);
-        GCL_CUDA_CHECK(cudaStreamWaitEvent(nullptr, copied_->get(), 0));
+        GCL_CUDA_CHECK(cudaStreamWaitEvent(consumer_, copied_->get(), 0));
         copied_.reset();
         return std::move(batch_);
     }
 
 private:
-    void order_default_stream() noexcept {
-        if (copied_) cudaStreamWaitEvent(nullptr, copied_->get(), 0);  // no throw: a destructor's path
+    void order_consumer() noexcept {
+        if (copied_) cudaStreamWaitEvent(consumer_, copied_->get(), 0);  // no throw: a destructor's path
         copied_.reset();
     }
 
     Tensor<T, cuda> batch_;
+    cudaStream_t consumer_ = nullptr;
     std::unique_ptr<cuda_detail::ScopedEvent> copied_;  // null once taken
 };
 
@@ -98,25 +102,26 @@ public:
         GCL_CUDA_CHECK(cudaGetDevice(&current));
         check(current == s.device, "BatchUploader", "the uploader was made for device ", s.device, " but device ",
               current, " is current");
-        Tensor<U, cuda> batch(host.shape());  // zeroed on the default stream
+        const cudaStream_t consumer = cuda_detail::stream();
+        Tensor<U, cuda> batch(host.shape());  // zeroed on the consumer
         const std::size_t bytes = static_cast<std::size_t>(batch.numel()) * sizeof(U);
         if (bytes > 0) {
             auto& slot = s.staging.acquire(bytes);  // after this block's previous copy has finished
             std::memcpy(slot.block, host.data(), bytes);
-            GCL_CUDA_CHECK(cudaEventRecord(s.default_stream_reached.get(), nullptr));
-            GCL_CUDA_CHECK(cudaStreamWaitEvent(s.copy_stream, s.default_stream_reached.get(), 0));
+            GCL_CUDA_CHECK(cudaEventRecord(s.consumer_reached.get(), consumer));
+            GCL_CUDA_CHECK(cudaStreamWaitEvent(s.copy_stream, s.consumer_reached.get(), 0));
             GCL_CUDA_CHECK(
                 cudaMemcpyAsync(batch.data(), slot.block, bytes, cudaMemcpyHostToDevice, s.copy_stream));
             GCL_CUDA_CHECK(cudaEventRecord(slot.copied.get(), s.copy_stream));
         }
-        return PendingUpload<U, cuda>(std::move(batch), s.copy_stream);
+        return PendingUpload<U, cuda>(std::move(batch), s.copy_stream, consumer);
     }
     template <class T>
     PendingUpload<T, cuda> start(const Tensor<T, cpu>& host) {
         return start(host.cview());
     }
 
-    // The batch, ready for kernels on the default stream.
+    // The batch, ready for kernels on the current stream.
     template <class T>
     Tensor<std::remove_const_t<T>, cuda> upload(TensorView<T, cpu> host) {
         return start(host).take();
@@ -135,7 +140,7 @@ private:
     struct State {
         int device = 0;
         cudaStream_t copy_stream = nullptr;
-        cuda_detail::ScopedEvent default_stream_reached;
+        cuda_detail::ScopedEvent consumer_reached;
         StagingRing<cuda_detail::PinnedStaging> staging;
 
         State() {

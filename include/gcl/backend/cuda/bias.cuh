@@ -6,6 +6,7 @@
 #include "gcl/backend/cuda/block_sum.cuh"
 #include "gcl/backend/cuda/check.cuh"
 #include "gcl/backend/cuda/launch.cuh"
+#include "gcl/backend/cuda/stream.cuh"
 #include "gcl/backend/detail/channel_items.hpp"
 #include "gcl/backend/kernels.hpp"
 #include "gcl/core/device.hpp"
@@ -43,8 +44,8 @@ struct Bias<cuda> {
         const index_t n = outer * channels * inner;
         if (n == 0) return;
         constexpr int threads = cuda_detail::elementwise_threads;
-        cuda_kernels::bias_add<<<cuda_detail::grid_blocks(n, threads), threads>>>(bias.data(), y.data(), n, channels,
-                                                                                  inner);
+        cuda_kernels::bias_add<<<cuda_detail::grid_blocks(n, threads), threads, 0, cuda_detail::stream()>>>(
+            bias.data(), y.data(), n, channels, inner);
         GCL_CUDA_CHECK(cudaGetLastError());
     }
 
@@ -53,8 +54,9 @@ struct Bias<cuda> {
     static void backward(ConstView<T, cuda> dy, TensorView<T, cuda> db, index_t outer, index_t channels, index_t inner,
                          bool accumulate) {
         if (channels == 0) return;
-        cuda_kernels::bias_backward<<<static_cast<unsigned>(channels), cuda_kernels::bias_backward_threads>>>(
-            dy.data(), db.data(), outer, channels, inner, accumulate);
+        cuda_kernels::bias_backward<<<static_cast<unsigned>(channels), cuda_kernels::bias_backward_threads, 0,
+                                      cuda_detail::stream()>>>(dy.data(), db.data(), outer, channels, inner,
+                                                               accumulate);
         GCL_CUDA_CHECK(cudaGetLastError());
     }
 };

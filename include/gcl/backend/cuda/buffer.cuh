@@ -6,14 +6,16 @@
 //   gcl::cuda_memory_stats().source_allocations   // cudaMalloc calls so far
 //   gcl::cuda_release_cached_memory();            // cached blocks back to the driver (cudaFree)
 //
-// A freed block is reused at once by the next allocation of its size class. That is safe for
-// work ordered on one stream, as gcl's kernels are (the legacy default stream, which also waits
-// for the blocking streams): the previous owner's kernels finish before the new owner's start.
-// Work on a non-blocking stream must be synchronised before its buffers are destroyed.
+// A buffer belongs to the stream that was current when it was made (stream()): it is zeroed there,
+// and its freed block is reused at once, but only by the next allocation of its size class for
+// that same stream, so the previous owner's kernels finish before the new owner's start. A
+// buffer that work on another stream also uses must outlive that work (synchronise the other
+// stream, or make the buffer's stream wait for it, before the buffer is destroyed).
 #include <cstddef>
 #include <utility>
 
 #include "gcl/backend/cuda/check.cuh"
+#include "gcl/backend/cuda/stream.cuh"
 #include "gcl/core/buffer.hpp"
 #include "gcl/core/caching_pool.hpp"
 
@@ -49,20 +51,23 @@ template <class T>
 class Buffer<T, cuda> {
 public:
     Buffer() = default;
-    explicit Buffer(std::size_t size) : size_(size) {
+    explicit Buffer(std::size_t size) : size_(size), stream_(cuda_detail::stream()) {
         if (size_ == 0) return;
-        data_ = static_cast<T*>(cuda_memory_pool().allocate(bytes()));
-        const cudaError_t zeroed = cudaMemset(data_, 0, bytes());
+        data_ = static_cast<T*>(cuda_memory_pool().allocate(bytes(), stream_));
+        const cudaError_t zeroed = cudaMemsetAsync(data_, 0, bytes(), stream_);
         if (zeroed != cudaSuccess) {
             cuda_memory_pool().release(data_);
             GCL_CUDA_CHECK(zeroed);
         }
     }
+    // A copy on the current stream, which it belongs to.
     Buffer(const Buffer& other) : Buffer(other.size_) {
-        if (size_) GCL_CUDA_CHECK(cudaMemcpy(data_, other.data_, bytes(), cudaMemcpyDeviceToDevice));
+        if (size_) GCL_CUDA_CHECK(cudaMemcpyAsync(data_, other.data_, bytes(), cudaMemcpyDeviceToDevice, stream_));
     }
     Buffer(Buffer&& other) noexcept
-        : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+        : data_(std::exchange(other.data_, nullptr)),
+          size_(std::exchange(other.size_, 0)),
+          stream_(std::exchange(other.stream_, nullptr)) {}
     Buffer& operator=(Buffer other) noexcept {
         swap(other);
         return *this;
@@ -72,16 +77,20 @@ public:
     void swap(Buffer& other) noexcept {
         std::swap(data_, other.data_);
         std::swap(size_, other.size_);
+        std::swap(stream_, other.stream_);
     }
 
     T* data() { return data_; }
     const T* data() const { return data_; }
     std::size_t size() const { return size_; }
     std::size_t bytes() const { return size_ * sizeof(T); }
+    // The stream the buffer was made on, whose later allocations may reuse its block.
+    Stream<cuda> stream() const { return stream_; }
 
 private:
     T* data_ = nullptr;
     std::size_t size_ = 0;
+    cudaStream_t stream_ = nullptr;
 };
 
 }  // namespace gcl

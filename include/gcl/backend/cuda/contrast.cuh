@@ -13,11 +13,12 @@
 // in the CPU's order: the pair passes, the magnitudes, the masks and the pixel copies give the
 // CPU's bits, the softmax and the losses agree with it within rounding, and a run repeats bit
 // for bit. The checks and label_loss wait for the device; the other passes return without waiting.
-#include <cstdint>
-
 #include <cuda_runtime.h>
 
+#include <cstdint>
+
 #include "gcl/backend/cuda/check.cuh"
+#include "gcl/backend/cuda/copy.cuh"
 #include "gcl/backend/cuda/elementwise.cuh"
 #include "gcl/backend/cuda/first_index.cuh"
 #include "gcl/backend/cuda/scratch.cuh"
@@ -164,10 +165,11 @@ struct Contrast<cuda> {
                                                anchor_loss.data(), A});
         });
         double* result = cuda_detail::scratch<double>(2);
-        cuda_kernels::contrast_label_total<<<1, 1>>>(n_pos.data(), anchor_loss.data(), A, losses.data() + m, result);
+        cuda_kernels::contrast_label_total<<<1, 1, 0, cuda_detail::stream()>>>(n_pos.data(), anchor_loss.data(), A,
+                                                                               losses.data() + m, result);
         GCL_CUDA_CHECK_LAUNCH();
         double host[2] = {0, 0};
-        GCL_CUDA_CHECK(cudaMemcpy(host, result, sizeof host, cudaMemcpyDeviceToHost));
+        cuda_detail::copy_to_host(host, result, sizeof host);
         ContrastLabelLoss r;
         r.mean = host[0];
         r.counted = static_cast<index_t>(host[1]);

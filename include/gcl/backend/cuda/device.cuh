@@ -1,6 +1,7 @@
 #pragma once
 // Device discovery and host <-> device transfers of whole tensors.
 #include "gcl/backend/cuda/buffer.cuh"
+#include "gcl/backend/cuda/copy.cuh"
 #include "gcl/core/tensor.hpp"
 
 namespace gcl {
@@ -15,13 +16,12 @@ inline int cuda_device_count() {
     return n;
 }
 
-// A device copy of a host tensor (or contiguous view).
+// A device copy of a host tensor (or contiguous view), on the current stream.
 template <class T>
 Tensor<std::remove_const_t<T>, cuda> to_device(TensorView<T, cpu> host) {
     check(host.is_contiguous(), "to_device", "view of shape ", host.shape(), " must be contiguous");
     Tensor<std::remove_const_t<T>, cuda> out(host.shape());
-    if (out.numel())
-        GCL_CUDA_CHECK(cudaMemcpy(out.data(), host.data(), out.numel() * sizeof(T), cudaMemcpyHostToDevice));
+    if (out.numel()) cuda_detail::copy_to_device(out.data(), host.data(), out.numel() * sizeof(T));
     return out;
 }
 template <class T>
@@ -29,13 +29,12 @@ Tensor<T, cuda> to_device(const Tensor<T, cpu>& host) {
     return to_device(host.cview());
 }
 
-// A host copy of a device tensor (or contiguous view).
+// A host copy of a device tensor (or contiguous view), after the current stream's work.
 template <class T>
 Tensor<std::remove_const_t<T>, cpu> to_host(TensorView<T, cuda> device) {
     check(device.is_contiguous(), "to_host", "view of shape ", device.shape(), " must be contiguous");
     Tensor<std::remove_const_t<T>, cpu> out(device.shape());
-    if (out.numel())
-        GCL_CUDA_CHECK(cudaMemcpy(out.data(), device.data(), out.numel() * sizeof(T), cudaMemcpyDeviceToHost));
+    if (out.numel()) cuda_detail::copy_to_host(out.data(), device.data(), out.numel() * sizeof(T));
     return out;
 }
 template <class T>

@@ -5,13 +5,14 @@
 // only, so exact in-place use is safe, and the item functions also run on the host (the
 // emulation test replays them against the CPU kernels).
 //
-// The kernels run on the default stream, in order with gcl::Buffer's zeroing and with
-// to_host / to_device; they return without waiting.
+// The kernels run on the current stream (core/stream.hpp), in order with gcl::Buffer's zeroing
+// and with to_host / to_device; they return without waiting.
 #include <cuda_runtime.h>
 
 #include "gcl/backend/copy_layout.hpp"
 #include "gcl/backend/cuda/check.cuh"
 #include "gcl/backend/cuda/launch.cuh"
+#include "gcl/backend/cuda/stream.cuh"
 #include "gcl/backend/kernels.hpp"
 #include "gcl/core/config.hpp"
 #include "gcl/core/device.hpp"
@@ -67,7 +68,8 @@ __global__ void __launch_bounds__(elementwise_threads) for_each_item_kernel(inde
 template <class Item>
 void for_each_item(index_t n, const Item& item) {
     if (n == 0) return;
-    for_each_item_kernel<<<grid_blocks(n, elementwise_threads), elementwise_threads>>>(n, item);
+    for_each_item_kernel<<<grid_blocks(n, elementwise_threads), elementwise_threads, 0, cuda_detail::stream()>>>(n,
+                                                                                                                 item);
     GCL_CUDA_CHECK_LAUNCH();
 }
 
@@ -138,7 +140,7 @@ struct Elementwise<cuda> {
         const CopyLayout layout = copy_layout(in, out);
         if (layout.rank == 1 && layout.in_stride[0] == 1 && layout.out_stride[0] == 1) {
             GCL_CUDA_CHECK(cudaMemcpyAsync(out.data(), in.data(), static_cast<std::size_t>(in.numel()) * sizeof(T),
-                                           cudaMemcpyDeviceToDevice, nullptr));
+                                           cudaMemcpyDeviceToDevice, cuda_detail::stream()));
             return;
         }
         cuda_detail::for_each_item(in.numel(), cuda_detail::CopyItem<T>{in.data(), out.data(), layout});

@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include "gcl/backend/cuda/check.cuh"
+#include "gcl/backend/cuda/copy.cuh"
 #include "gcl/backend/cuda/elementwise.cuh"
 #include "gcl/backend/cuda/scratch.cuh"
 #include "gcl/backend/detail/reduce_items.hpp"
@@ -30,10 +31,10 @@ template <class KeyOf>
 unsigned long long smallest_key(index_t n, const KeyOf& key_of) {
     if (n == 0) return no_key;
     unsigned long long* smallest = scratch<unsigned long long>(1);
-    GCL_CUDA_CHECK(cudaMemsetAsync(smallest, 0xff, sizeof *smallest, nullptr));
+    GCL_CUDA_CHECK(cudaMemsetAsync(smallest, 0xff, sizeof *smallest, stream()));
     for_each_item(n, MinKeyItem<KeyOf>{key_of, smallest});
     unsigned long long host = no_key;
-    GCL_CUDA_CHECK(cudaMemcpy(&host, smallest, sizeof host, cudaMemcpyDeviceToHost));
+    cuda_detail::copy_to_host(&host, smallest, sizeof host);
     return host;
 }
 

@@ -3,14 +3,15 @@
 // (optim/flat_optimizer.hpp). One grid-stride kernel per trainable run of equal options, with
 // the rule's flags fixed at compile time around the rule's own GCL_HOST_DEVICE update_item (the
 // function the CPU reference calls), so CPU and GPU run one definition of every update. Kernels
-// run on the default stream; first_nonfinite waits for its result.
+// run on the current stream; first_nonfinite waits for its result.
+#include <cuda_runtime.h>
+
 #include <cmath>
 #include <cstddef>
 #include <vector>
 
-#include <cuda_runtime.h>
-
 #include "gcl/backend/cuda/check.cuh"
+#include "gcl/backend/cuda/copy.cuh"
 #include "gcl/backend/cuda/elementwise.cuh"
 #include "gcl/backend/cuda/first_index.cuh"
 #include "gcl/backend/detail/reduce_items.hpp"
@@ -81,7 +82,7 @@ struct FlatUpdate<cuda> {
     template <class T>
     static T element(const T* g, index_t i) {
         T value{};
-        GCL_CUDA_CHECK(cudaMemcpy(&value, g + i, sizeof(T), cudaMemcpyDeviceToHost));
+        cuda_detail::copy_to_host(&value, g + i, sizeof(T));
         return value;
     }
 };

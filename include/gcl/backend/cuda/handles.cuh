@@ -1,10 +1,12 @@
 #pragma once
 // cuBLAS and cuDNN handles, created lazily and cached per host thread and device (a handle must
-// not be shared between threads that use it concurrently).
+// not be shared between threads that use it concurrently). Each call sets the handle's stream to
+// the current stream, so library calls queue with gcl's own kernels.
 #include <map>
 #include <memory>
 
 #include "gcl/backend/cuda/check.cuh"
+#include "gcl/backend/cuda/stream.cuh"
 
 namespace gcl::cuda_detail {
 
@@ -25,6 +27,7 @@ inline cublasHandle_t cublas_handle() {
         GCL_CUBLAS_CHECK(cublasCreate(&h));
         slot.reset(h);
     }
+    GCL_CUBLAS_CHECK(cublasSetStream(slot.get(), stream()));
     return slot.get();
 }
 
@@ -39,6 +42,7 @@ inline cudnnHandle_t cudnn_handle() {
         GCL_CUDNN_CHECK(cudnnCreate(&h));
         slot.reset(h);
     }
+    GCL_CUDNN_CHECK(cudnnSetStream(slot.get(), stream()));
     return slot.get();
 }
 

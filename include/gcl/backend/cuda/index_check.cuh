@@ -4,9 +4,10 @@
 // when it is not zero, as the CPU kernels do.
 #include <cuda_runtime.h>
 
-#include "gcl/backend/cuda/scratch.cuh"
 #include "gcl/backend/cuda/check.cuh"
+#include "gcl/backend/cuda/copy.cuh"
 #include "gcl/backend/cuda/launch.cuh"
+#include "gcl/backend/cuda/scratch.cuh"
 
 namespace gcl::cuda_detail {
 
@@ -20,11 +21,12 @@ __global__ void count_outside_kernel(const Index* indices, index_t n, Index limi
 inline index_t count_outside(const index_t* indices, index_t n, index_t limit) {
     if (n == 0) return 0;
     unsigned long long* count = scratch<unsigned long long>(1);
-    GCL_CUDA_CHECK(cudaMemsetAsync(count, 0, sizeof *count, nullptr));
-    count_outside_kernel<<<grid_blocks(n, elementwise_threads), elementwise_threads>>>(indices, n, limit, count);
+    GCL_CUDA_CHECK(cudaMemsetAsync(count, 0, sizeof *count, stream()));
+    count_outside_kernel<<<grid_blocks(n, elementwise_threads), elementwise_threads, 0, cuda_detail::stream()>>>(
+        indices, n, limit, count);
     GCL_CUDA_CHECK_LAUNCH();
     unsigned long long host = 0;
-    GCL_CUDA_CHECK(cudaMemcpy(&host, count, sizeof host, cudaMemcpyDeviceToHost));
+    cuda_detail::copy_to_host(&host, count, sizeof host);
     return static_cast<index_t>(host);
 }
 

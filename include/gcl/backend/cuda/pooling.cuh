@@ -12,6 +12,7 @@
 #include "gcl/backend/cuda/check.cuh"
 #include "gcl/backend/cuda/index_check.cuh"
 #include "gcl/backend/cuda/launch.cuh"
+#include "gcl/backend/cuda/stream.cuh"
 #include "gcl/backend/detail/pooling_items.hpp"
 #include "gcl/backend/detail/reduce_items.hpp"
 #include "gcl/backend/kernels.hpp"
@@ -97,10 +98,9 @@ struct Pooling<cuda> {
                                    const Pool2dParams& p) {
         const index_t n = y.numel();
         if (n == 0) return;
-        cuda_kernels::max_pool2d_forward<<<blocks(n), threads>>>(x.data(), y.data(), indices.data(), n, x.dim(2),
-                                                                 x.dim(3), y.dim(2), y.dim(3), p.kernel[0],
-                                                                 p.kernel[1], p.stride[0], p.stride[1], p.padding[0],
-                                                                 p.padding[1]);
+        cuda_kernels::max_pool2d_forward<<<blocks(n), threads, 0, cuda_detail::stream()>>>(
+            x.data(), y.data(), indices.data(), n, x.dim(2), x.dim(3), y.dim(2), y.dim(3), p.kernel[0], p.kernel[1],
+            p.stride[0], p.stride[1], p.padding[0], p.padding[1]);
         GCL_CUDA_CHECK_LAUNCH();
     }
 
@@ -113,7 +113,7 @@ struct Pooling<cuda> {
         if (planes * plane_size == 0) return;
         constexpr int warps = cuda_kernels::pool_backward_threads / cuda_detail::warp_size;
         cuda_kernels::max_pool2d_backward<<<cuda_detail::grid_blocks(planes, warps),
-                                            cuda_kernels::pool_backward_threads>>>(
+                                            cuda_kernels::pool_backward_threads, 0, cuda_detail::stream()>>>(
             dy.data(), indices.data(), dx.data(), planes, plane_size, outputs);
         GCL_CUDA_CHECK_LAUNCH();
         const index_t bad = cuda_detail::count_outside(indices.data(), indices.numel(), plane_size);
@@ -126,8 +126,8 @@ struct Pooling<cuda> {
     template <class T>
     static void global_avg_pool_forward(ConstView<T, cuda> x, TensorView<T, cuda> y, index_t planes, index_t size) {
         if (planes == 0) return;
-        cuda_kernels::global_avg_pool_forward<<<static_cast<unsigned>(planes), cuda_kernels::global_pool_threads>>>(
-            x.data(), y.data(), size);
+        cuda_kernels::global_avg_pool_forward<<<static_cast<unsigned>(planes), cuda_kernels::global_pool_threads, 0,
+                                                cuda_detail::stream()>>>(x.data(), y.data(), size);
         GCL_CUDA_CHECK_LAUNCH();
     }
 
@@ -137,7 +137,8 @@ struct Pooling<cuda> {
                                          index_t size) {
         const index_t n = planes * size;
         if (n == 0) return;
-        cuda_kernels::global_avg_pool_backward<<<blocks(n), threads>>>(dy.data(), dx.data(), n, size);
+        cuda_kernels::global_avg_pool_backward<<<blocks(n), threads, 0, cuda_detail::stream()>>>(dy.data(), dx.data(),
+                                                                                                 n, size);
         GCL_CUDA_CHECK_LAUNCH();
     }
 

@@ -3,7 +3,7 @@
 // memory. Each is a grid-stride kernel around the same per-element rule
 // (backend/detail/random_items.hpp), and the rule's arithmetic is pinned on the device (no fused
 // multiply-adds; log and cos correctly rounded, core/box_muller.hpp), so a fill gives the CPU's
-// numbers bit for bit. The kernels run on the default stream and return without waiting.
+// numbers bit for bit. The kernels run on the current stream and return without waiting.
 #include "gcl/backend/cuda/elementwise.cuh"
 #include "gcl/backend/detail/random_items.hpp"
 #include "gcl/backend/kernels.hpp"

@@ -15,6 +15,7 @@
 
 #include "gcl/backend/cuda/block_sum.cuh"
 #include "gcl/backend/cuda/check.cuh"
+#include "gcl/backend/cuda/copy.cuh"
 #include "gcl/backend/cuda/flat_update.cuh"
 #include "gcl/backend/cuda/index_check.cuh"
 #include "gcl/backend/cuda/launch.cuh"
@@ -142,7 +143,7 @@ struct Reduce<cuda> {
         for (std::size_t r = 0; r < R; ++r)
             queue_total(n, cuda_kernels::SumTerms<T>{rows.data() + static_cast<index_t>(r) * n}, scratch + r * partials,
                         totals + r);
-        GCL_CUDA_CHECK(cudaMemcpy(result.data(), totals, sizeof result, cudaMemcpyDeviceToHost));
+        cuda_detail::copy_to_host(result.data(), totals, sizeof result);
         return result;
     }
 
@@ -159,12 +160,14 @@ struct Reduce<cuda> {
         const unsigned partials = partial_blocks(n);
         index_t* best = cuda_detail::scratch<index_t>(partials + 1);
         const cuda_kernels::MaxRule<T> rule{x.data()};
-        cuda_kernels::best_partials<<<partials, cuda_kernels::reduce_threads>>>(rule, nullptr, n, best);
+        cuda_kernels::best_partials<<<partials, cuda_kernels::reduce_threads, 0, cuda_detail::stream()>>>(rule, nullptr,
+                                                                                                          n, best);
         GCL_CUDA_CHECK_LAUNCH();
-        cuda_kernels::best_partials<<<1, cuda_kernels::reduce_threads>>>(rule, best, index_t{partials}, best + partials);
+        cuda_kernels::best_partials<<<1, cuda_kernels::reduce_threads, 0, cuda_detail::stream()>>>(
+            rule, best, index_t{partials}, best + partials);
         GCL_CUDA_CHECK_LAUNCH();
         index_t at = 0;
-        GCL_CUDA_CHECK(cudaMemcpy(&at, best + partials, sizeof at, cudaMemcpyDeviceToHost));
+        cuda_detail::copy_to_host(&at, best + partials, sizeof at);
         return element(x, at);
     }
 
@@ -187,7 +190,8 @@ struct Reduce<cuda> {
                         double scale) {
         const index_t n = outer * inner;
         if (n == 0) return;
-        cuda_kernels::sum_dim<<<blocks(n), threads>>>(x.data(), out.data(), n, extent, inner, scale);
+        cuda_kernels::sum_dim<<<blocks(n), threads, 0, cuda_detail::stream()>>>(x.data(), out.data(), n, extent, inner,
+                                                                                scale);
         GCL_CUDA_CHECK_LAUNCH();
     }
 
@@ -198,7 +202,8 @@ struct Reduce<cuda> {
                         index_t outer, index_t extent, index_t inner) {
         const index_t n = outer * inner;
         if (n == 0) return;
-        cuda_kernels::max_dim<<<blocks(n), threads>>>(x.data(), out.data(), indices.data(), n, extent, inner);
+        cuda_kernels::max_dim<<<blocks(n), threads, 0, cuda_detail::stream()>>>(x.data(), out.data(), indices.data(), n,
+                                                                                extent, inner);
         GCL_CUDA_CHECK_LAUNCH();
     }
 
@@ -208,7 +213,8 @@ struct Reduce<cuda> {
                               index_t inner, double scale) {
         const index_t n = outer * extent * inner;
         if (n == 0) return;
-        cuda_kernels::broadcast_dim<<<blocks(n), threads>>>(dy.data(), dx.data(), n, extent, inner, scale);
+        cuda_kernels::broadcast_dim<<<blocks(n), threads, 0, cuda_detail::stream()>>>(dy.data(), dx.data(), n, extent,
+                                                                                      inner, scale);
         GCL_CUDA_CHECK_LAUNCH();
     }
 
@@ -219,7 +225,8 @@ struct Reduce<cuda> {
                             index_t outer, index_t extent, index_t inner) {
         const index_t n = outer * extent * inner;
         if (n == 0) return;
-        cuda_kernels::scatter_dim<<<blocks(n), threads>>>(dy.data(), indices.data(), dx.data(), n, extent, inner);
+        cuda_kernels::scatter_dim<<<blocks(n), threads, 0, cuda_detail::stream()>>>(dy.data(), indices.data(),
+                                                                                    dx.data(), n, extent, inner);
         GCL_CUDA_CHECK_LAUNCH();
         const index_t bad = cuda_detail::count_outside(indices.data(), indices.numel(), extent);
         if (bad > 0)
@@ -241,10 +248,11 @@ private:
     template <class Terms>
     static void queue_total(index_t n, Terms terms, double* partial, double* result) {
         const unsigned partials = partial_blocks(n);
-        cuda_kernels::sum_partials<<<partials, cuda_kernels::reduce_threads>>>(terms, n, partial);
+        cuda_kernels::sum_partials<<<partials, cuda_kernels::reduce_threads, 0, cuda_detail::stream()>>>(terms, n,
+                                                                                                         partial);
         GCL_CUDA_CHECK_LAUNCH();
-        cuda_kernels::sum_partials<<<1, cuda_kernels::reduce_threads>>>(cuda_kernels::SumTerms<double>{partial},
-                                                                       index_t{partials}, result);
+        cuda_kernels::sum_partials<<<1, cuda_kernels::reduce_threads, 0, cuda_detail::stream()>>>(
+            cuda_kernels::SumTerms<double>{partial}, index_t{partials}, result);
         GCL_CUDA_CHECK_LAUNCH();
     }
 
@@ -255,7 +263,7 @@ private:
         double* partial = cuda_detail::scratch<double>(partials + 1);
         queue_total(n, terms, partial, partial + partials);
         double result = 0;
-        GCL_CUDA_CHECK(cudaMemcpy(&result, partial + partials, sizeof result, cudaMemcpyDeviceToHost));
+        cuda_detail::copy_to_host(&result, partial + partials, sizeof result);
         return result;
     }
 };

@@ -17,6 +17,7 @@
 #include "gcl/backend/cuda/block_sum.cuh"
 #include "gcl/backend/cuda/buffer.cuh"
 #include "gcl/backend/cuda/check.cuh"
+#include "gcl/backend/cuda/copy.cuh"
 #include "gcl/backend/cuda/launch.cuh"
 #include "gcl/backend/cuda/reduce.cuh"
 #include "gcl/backend/detail/segmentation_items.hpp"
@@ -108,11 +109,12 @@ struct Segmentation<cuda> {
         if (n == 0) return {};
         Buffer<unsigned long long, cuda> first(1);
         const unsigned long long none = ~0ull;
-        GCL_CUDA_CHECK(cudaMemcpy(first.data(), &none, sizeof none, cudaMemcpyHostToDevice));
-        cuda_kernels::first_bad_target<<<blocks(n), threads>>>(targets.data(), n, C, ignore_index, first.data());
+        cuda_detail::copy_to_device(first.data(), &none, sizeof none);
+        cuda_kernels::first_bad_target<<<blocks(n), threads, 0, cuda_detail::stream()>>>(targets.data(), n, C,
+                                                                                         ignore_index, first.data());
         GCL_CUDA_CHECK_LAUNCH();
         unsigned long long at = none;
-        GCL_CUDA_CHECK(cudaMemcpy(&at, first.data(), sizeof at, cudaMemcpyDeviceToHost));
+        cuda_detail::copy_to_host(&at, first.data(), sizeof at);
         if (at == none) return {};
         const auto position = static_cast<index_t>(at);
         return {position, Reduce<cuda>::element(targets, position)};
@@ -127,9 +129,9 @@ struct Segmentation<cuda> {
         const Buffer<double, cuda> weights = upload(class_weight, C);
         Buffer<double, cuda> terms(static_cast<std::size_t>(3 * pixels));  // loss, weight, count per pixel
         double* loss = terms.data();
-        cuda_kernels::cross_entropy_pixels<<<blocks(pixels), threads>>>(prob.data(), targets.data(), weights.data(),
-                                                                        ignore_index, N, C, S, grad.data(), loss,
-                                                                        loss + pixels, loss + 2 * pixels);
+        cuda_kernels::cross_entropy_pixels<<<blocks(pixels), threads, 0, cuda_detail::stream()>>>(
+            prob.data(), targets.data(), weights.data(), ignore_index, N, C, S, grad.data(), loss, loss + pixels,
+            loss + 2 * pixels);
         GCL_CUDA_CHECK_LAUNCH();
         const std::array<double, 3> sums = Reduce<cuda>::row_sums<3>(ConstView<double, cuda>(loss, Shape{3, pixels}));
         r.weighted_loss = sums[0];
@@ -142,7 +144,7 @@ struct Segmentation<cuda> {
     static void divide(TensorView<T, cuda> g, double divisor) {
         const index_t n = g.numel();
         if (n == 0) return;
-        cuda_kernels::divide<<<blocks(n), threads>>>(g.data(), n, divisor);
+        cuda_kernels::divide<<<blocks(n), threads, 0, cuda_detail::stream()>>>(g.data(), n, divisor);
         GCL_CUDA_CHECK_LAUNCH();
     }
 
@@ -153,11 +155,12 @@ struct Segmentation<cuda> {
         if (N * S == 0 || C == 0) return 0;
         const index_t local_groups = per_image ? N : 1;
         Buffer<double, cuda> device(static_cast<std::size_t>(local_groups * C * 4));
-        cuda_kernels::dice_sums<<<static_cast<unsigned>(local_groups * C), cuda_kernels::dice_threads>>>(
-            prob.data(), targets.data(), ignore_index, per_image, N, C, S, device.data());
+        cuda_kernels::dice_sums<<<static_cast<unsigned>(local_groups * C), cuda_kernels::dice_threads, 0,
+                                  cuda_detail::stream()>>>(prob.data(), targets.data(), ignore_index, per_image, N, C,
+                                                           S, device.data());
         GCL_CUDA_CHECK_LAUNCH();
         std::vector<double> host(device.size());
-        GCL_CUDA_CHECK(cudaMemcpy(host.data(), device.data(), device.bytes(), cudaMemcpyDeviceToHost));
+        cuda_detail::copy_to_host(host.data(), device.data(), device.bytes());
         double* inter = sums;
         double* sum_p = inter + groups * C;
         double* sum_t = sum_p + groups * C;
@@ -184,9 +187,9 @@ struct Segmentation<cuda> {
         const index_t G = per_image ? first_image + N : 1;  // the groups the batch's images reach
         const Buffer<double, cuda> weights = upload(class_weight, C);
         const Buffer<double, cuda> pos_device = upload(pos, G * C), neg_device = upload(neg, G * C);
-        cuda_kernels::dice_grad<<<blocks(N * S), threads>>>(prob.data(), targets.data(), ignore_index, per_image,
-                                                            first_image, N, C, S, weights.data(), norm,
-                                                            pos_device.data(), neg_device.data(), grad.data());
+        cuda_kernels::dice_grad<<<blocks(N * S), threads, 0, cuda_detail::stream()>>>(
+            prob.data(), targets.data(), ignore_index, per_image, first_image, N, C, S, weights.data(), norm,
+            pos_device.data(), neg_device.data(), grad.data());
         GCL_CUDA_CHECK_LAUNCH();
     }
 
@@ -197,8 +200,7 @@ private:
     // A device copy of n host doubles.
     static Buffer<double, cuda> upload(const double* host, index_t n) {
         Buffer<double, cuda> device(static_cast<std::size_t>(n));
-        if (n > 0)
-            GCL_CUDA_CHECK(cudaMemcpy(device.data(), host, device.bytes(), cudaMemcpyHostToDevice));
+        if (n > 0) cuda_detail::copy_to_device(device.data(), host, device.bytes());
         return device;
     }
 };

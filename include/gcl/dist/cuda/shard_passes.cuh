@@ -79,7 +79,7 @@ struct ShardPasses<T, cuda> {
         if (buffer.size() >= static_cast<std::size_t>(n)) return;
         comm.synchronize();  // queued work may still use the old buffer
         buffer = Buffer<U, cuda>(static_cast<std::size_t>(n));
-        GCL_CUDA_CHECK(cudaDeviceSynchronize());  // Buffer zeroes on the default stream
+        GCL_CUDA_CHECK(cudaDeviceSynchronize());  // the Buffer is zeroed on the current stream
     }
 
 private:

@@ -22,6 +22,7 @@
 
 #include "gcl/backend/cuda/buffer.cuh"
 #include "gcl/backend/cuda/check.cuh"
+#include "gcl/backend/cuda/copy.cuh"
 #include "gcl/backend/cuda/device.cuh"
 #include "gcl/backend/cuda/stream.cuh"
 #include "gcl/core/error.hpp"
@@ -218,7 +219,7 @@ struct FilterPasses<T, cuda> {
         Buffer<index_t, cuda> active_rank(static_cast<std::size_t>(A));
         Buffer<unsigned long long, cuda> first_invalid(2);
         CudaFilterResult result{Tensor<std::uint8_t, cuda>(Shape{A, M}), Tensor<index_t, cuda>(Shape{kept, 2})};
-        cuda_impl::wait_for_default_stream(stream);
+        cuda_impl::wait_for_current_stream(stream);
 
         check_values(mag, weights, first_invalid.data(), stream);
 
@@ -274,7 +275,7 @@ struct FilterPasses<T, cuda> {
 
     static T value_at(const T* device) {
         T v{};
-        GCL_CUDA_CHECK(cudaMemcpy(&v, device, sizeof(T), cudaMemcpyDeviceToHost));
+        cuda_detail::copy_to_host(&v, device, sizeof(T));
         return v;
     }
 

@@ -20,6 +20,7 @@
 
 #include "gcl/backend/cuda/buffer.cuh"
 #include "gcl/backend/cuda/check.cuh"
+#include "gcl/backend/cuda/copy.cuh"
 #include "gcl/backend/cuda/stream.cuh"
 #include "gcl/core/error.hpp"
 #include "gcl/core/tensor.hpp"
@@ -39,7 +40,7 @@ namespace cuda_impl {
 template <class T>
 const T* host_copy_of_row(std::vector<T>& host, const T* data, index_t P) {
     host.resize(static_cast<std::size_t>(P));
-    GCL_CUDA_CHECK(cudaMemcpy(host.data(), data, static_cast<std::size_t>(P) * sizeof(T), cudaMemcpyDeviceToHost));
+    cuda_detail::copy_to_host(host.data(), data, static_cast<std::size_t>(P) * sizeof(T));
     return host.data();
 }
 

@@ -51,7 +51,7 @@ public:
     }
 
     // Runs with workspace it allocates itself; returns when the output is written.
-    MitigateReport operator()(const Arguments& args, Stream<Device> stream = {}) const {
+    MitigateReport operator()(const Arguments& args, Stream<Device> stream = current_stream<Device>()) const {
         auto workspace = Workspace<Device>::allocate(workspace_size(args), stream);
         MitigateReport report = static_cast<const Op&>(*this).run(args, workspace.data(), stream);
         stream.synchronize();

@@ -20,22 +20,21 @@ using cuda_detail::warp_size;
 using cuda_detail::ScopedEvent;
 using cuda_detail::warp_sum;
 
-// Orders `stream` after the work queued so far on the default stream. gcl::Buffer zeroes new
-// device memory there (cudaMemset), and a non-blocking stream would not wait for it: call this
-// after allocating buffers and before `stream` writes them.
-inline void wait_for_default_stream(cudaStream_t stream) {
-    if (stream == nullptr) return;
+// Orders `stream` after the work queued so far on the current stream. gcl::Buffer zeroes new
+// device memory there, and another stream would not wait for it: call this after allocating
+// buffers and before `stream` writes them.
+inline void wait_for_current_stream(cudaStream_t stream) {
+    if (stream == cuda_detail::stream()) return;
     const ScopedEvent zeroed;
-    GCL_CUDA_CHECK(cudaEventRecord(zeroed.get(), nullptr));
+    GCL_CUDA_CHECK(cudaEventRecord(zeroed.get(), cuda_detail::stream()));
     GCL_CUDA_CHECK(cudaStreamWaitEvent(stream, zeroed.get(), 0));
 }
 
-// Device workspace of at least `bytes`, aligned for double, that `stream` may use at once: new
-// device memory is zeroed on the default stream, which `stream` is made to wait for.
+// Device workspace of at least `bytes`, aligned for double, that `stream` may use at once: it
+// belongs to `stream`, which zeroes it.
 inline Buffer<double, cuda> allocate_workspace(std::size_t bytes, cudaStream_t stream) {
-    Buffer<double, cuda> workspace(bytes / sizeof(double) + 1);
-    wait_for_default_stream(stream);
-    return workspace;
+    const StreamGuard<cuda> on_stream(stream);
+    return Buffer<double, cuda>(bytes / sizeof(double) + 1);
 }
 
 }  // namespace gcl::surgery::cuda_impl
