@@ -104,6 +104,12 @@ TEST_CASE("CachingPool: blocks are cached per stream; release_cached frees every
     CHECK(pool.stats().bytes_in_use == 4 * Pool::size_class(1000));
     for (void* block : {third_a, on_b, second_b, again_default}) pool.release(block);
     CHECK(pool.stats().bytes_cached == 4 * Pool::size_class(1000));
+    // Stream b is going: its two blocks go back to the source, the others stay cached.
+    pool.release_cached(&stream_b);
+    CHECK(CountingSource::releases == 2);
+    CHECK(pool.stats().bytes_cached == 2 * Pool::size_class(1000));
+    CHECK(pool.allocate(1000, &stream_a) == third_a);
+    pool.release(third_a);
     pool.release_cached();
     CHECK(pool.stats().bytes_cached == 0);
     CHECK(CountingSource::live.empty());

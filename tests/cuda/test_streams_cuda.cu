@@ -23,12 +23,12 @@ using CudaStream = gcl::Stream<gcl::cuda>;
 
 namespace {
 
-// A stream made for one test and destroyed after its work.
+// A stream made for one test, destroyed after its work with its cached blocks given back.
 class OwnedStream {
 public:
     explicit OwnedStream(unsigned flags) { GCL_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, flags)); }
     ~OwnedStream() {
-        cudaStreamSynchronize(stream_);
+        gcl::cuda_release_stream_memory(stream_);
         cudaStreamDestroy(stream_);
     }
     OwnedStream(const OwnedStream&) = delete;

@@ -8,6 +8,7 @@
 //   pool.release(p);                         // back to the cache of its stream, not to the device
 //   pool.stats().source_allocations      // how often the device was asked
 //   pool.release_cached();               // gives every cached block back to the device
+//   pool.release_cached(stream);         // only the blocks cached for `stream` (before it goes)
 //
 // The pool knows nothing of devices: Source supplies
 //   static void* allocate(std::size_t bytes);   // nullptr when the device is out of memory
@@ -111,6 +112,13 @@ public:
         release_cached_locked();
     }
 
+    // Gives the cached blocks of `stream` back to the source, on every device: for a stream about
+    // to be destroyed, whose handle a later stream may reuse.
+    void release_cached(const void* stream) noexcept {
+        std::lock_guard<std::mutex> lock(mutex_);
+        release_cached_locked([stream](const Key& key) { return key.stream == stream; });
+    }
+
     CachingPoolStats stats() const {
         std::lock_guard<std::mutex> lock(mutex_);
         return stats_;
@@ -130,8 +138,10 @@ private:
         }
     };
 
-    void release_cached_locked() noexcept {
+    template <class Which = bool (*)(const Key&)>
+    void release_cached_locked(Which which = [](const Key&) { return true; }) noexcept {
         for (auto& [key, blocks] : free_) {
+            if (!which(key)) continue;
             for (void* block : blocks) {
                 Source::release(block);
                 ++stats_.source_releases;
