@@ -1,5 +1,5 @@
-// ops:: on the GPU against the same ops on the CPU: GEMM (cuBLAS), activations, bias, pooling
-// and reductions (softmax, normalisation and the contrasts: test_contrast_cuda.cu).
+// ops:: on the GPU against the same ops on the CPU: GEMM (cuBLAS), linear, activations, bias,
+// pooling, reductions, concat and split, and conversion (softmax, normalisation and the contrasts: test_contrast_cuda.cu).
 // Skipped (exit 77) without a GPU.
 #include <catch2/catch.hpp>
 
@@ -13,10 +13,13 @@
 #include "gcl/ops/activation.hpp"
 #include "gcl/ops/batch_norm.hpp"
 #include "gcl/ops/bias.hpp"
+#include "gcl/ops/concat.hpp"
 #include "gcl/ops/conv2d.hpp"
 #include "gcl/ops/conv_transpose2d.hpp"
+#include "gcl/ops/elementwise.hpp"
 #include "gcl/ops/finite.hpp"
 #include "gcl/ops/gemm.hpp"
+#include "gcl/ops/linear.hpp"
 #include "gcl/ops/pooling.hpp"
 #include "gcl/ops/reduce.hpp"
 #include "gcl/testing/projection.hpp"
@@ -403,4 +406,94 @@ TEMPLATE_TEST_CASE("ops reductions on cuda match the CPU: totals within rounding
         gcl::ops::max_backward<T>(dy_dev.cview(), arg_dev.cview(), dx_dev.view(), dim);
         check_bitwise(dx, gcl::to_host(dx_dev));
     }
+}
+
+TEMPLATE_TEST_CASE("ops linear forward and backward on cuda equal the CPU, accumulating too", "[cuda][ops]", float,
+                   double) {
+    using T = TestType;
+    gcl::Rng rng(27);
+    const Tensor<T> x = gcl::testing::random_tensor<T>(Shape{13, 21}, rng);
+    const Tensor<T> w = gcl::testing::random_tensor<T>(Shape{6, 21}, rng);
+    const Tensor<T> bias = gcl::testing::random_tensor<T>(Shape{6}, rng);
+    const Tensor<T> dy = gcl::testing::random_tensor<T>(Shape{13, 6}, rng);
+    const auto x_dev = gcl::to_device(x), w_dev = gcl::to_device(w), bias_dev = gcl::to_device(bias),
+               dy_dev = gcl::to_device(dy);
+
+    Tensor<T> y(Shape{13, 6}), dx(x.shape());
+    Tensor<T, gcl::cuda> y_dev(y.shape()), dx_dev(x.shape());
+    gcl::ops::linear_forward<T>(x.cview(), w.cview(), y.view());
+    gcl::ops::linear_forward<T>(x_dev.cview(), w_dev.cview(), y_dev.view());
+    check_close(y, gcl::to_host(y_dev), tolerance<T>() * 10);
+    gcl::ops::linear_forward<T>(x.cview(), w.cview(), bias.cview(), y.view());
+    gcl::ops::linear_forward<T>(x_dev.cview(), w_dev.cview(), bias_dev.cview(), y_dev.view());
+    check_close(y, gcl::to_host(y_dev), tolerance<T>() * 10);
+    gcl::ops::linear_backward_data<T>(dy.cview(), w.cview(), dx.view());
+    gcl::ops::linear_backward_data<T>(dy_dev.cview(), w_dev.cview(), dx_dev.view());
+    check_close(dx, gcl::to_host(dx_dev), tolerance<T>() * 10);
+
+    // Gradients accumulate onto what is there: start both from the same non-zero values.
+    Tensor<T> dw = gcl::testing::random_tensor<T>(w.shape(), rng), db = gcl::testing::random_tensor<T>(bias.shape(), rng);
+    auto dw_dev = gcl::to_device(dw), db_dev = gcl::to_device(db);
+    for (gcl::WriteMode mode : {gcl::WriteMode::accumulate, gcl::WriteMode::overwrite}) {
+        INFO("accumulate " << (mode == gcl::WriteMode::accumulate));
+        gcl::ops::linear_backward_weight<T>(dy.cview(), x.cview(), dw.view(), mode);
+        gcl::ops::linear_backward_weight<T>(dy_dev.cview(), x_dev.cview(), dw_dev.view(), mode);
+        check_close(dw, gcl::to_host(dw_dev), tolerance<T>() * 10);
+        gcl::ops::linear_backward_bias<T>(dy.cview(), db.view(), mode);
+        gcl::ops::linear_backward_bias<T>(dy_dev.cview(), db_dev.view(), mode);
+        check_close(db, gcl::to_host(db_dev), tolerance<T>() * 10);
+    }
+}
+
+TEMPLATE_TEST_CASE("ops concat and split on cuda give the CPU's bits along every dimension, strided parts too",
+                   "[cuda][ops][concat]", float, double) {
+    using T = TestType;
+    gcl::Rng rng(28);
+    for (int d : {0, 1, 2, 3}) {
+        INFO("dim " << d);
+        Shape sa{2, 3, 4, 5}, sb = sa;
+        sb[d] = 2;
+        Shape so = sa;
+        so[d] = sa[d] + sb[d];
+        const Tensor<T> a = gcl::testing::random_tensor<T>(sa, rng);
+        // b is read through a transposed view of a tensor laid out the other way round.
+        Shape sb_t = sb;
+        std::swap(sb_t[2], sb_t[3]);
+        const Tensor<T> b_t = gcl::testing::random_tensor<T>(sb_t, rng);
+        const auto a_dev = gcl::to_device(a), b_t_dev = gcl::to_device(b_t);
+
+        Tensor<T> out(so);
+        Tensor<T, gcl::cuda> out_dev(so);
+        gcl::ops::concat<T>({a.cview(), b_t.cview().transpose(2, 3)}, out.view(), d);
+        gcl::ops::concat<T>({a_dev.cview(), b_t_dev.cview().transpose(2, 3)}, out_dev.view(), d);
+        check_bitwise(out, gcl::to_host(out_dev));
+
+        Tensor<T> a_back(sa), b_back(sb);
+        Tensor<T, gcl::cuda> a_back_dev(sa), b_back_dev(sb);
+        gcl::ops::split(out, {a_back.view(), b_back.view()}, d);
+        gcl::ops::split(out_dev, {a_back_dev.view(), b_back_dev.view()}, d);
+        check_bitwise(a_back, gcl::to_host(a_back_dev));
+        check_bitwise(b_back, gcl::to_host(b_back_dev));
+        check_bitwise(a, a_back);
+    }
+    // The device's checks are the CPU's: the same message for a part that does not fit.
+    Tensor<T, gcl::cuda> a_dev(Shape{2, 3, 4, 4}), wrong_dev(Shape{2, 2, 5, 4}), out_dev(Shape{2, 5, 4, 4});
+    CHECK_THROWS_WITH(gcl::ops::concat<T>({a_dev.cview(), wrong_dev.cview()}, out_dev.view()),
+                      Catch::Matchers::Contains("ops::concat") && Catch::Matchers::Contains("[2, 2, 5, 4]") &&
+                          Catch::Matchers::Contains("[2, 5, 4, 4]"));
+}
+
+TEST_CASE("ops::convert on cuda casts float and double as the CPU does", "[cuda][ops]") {
+    gcl::Rng rng(29);
+    const Tensor<double> x = gcl::testing::random_tensor<double>(Shape{7, 33}, rng);
+    Tensor<float> narrowed(x.shape());
+    Tensor<float, gcl::cuda> narrowed_dev(x.shape());
+    gcl::ops::convert<double, float>(x.cview(), narrowed.view());
+    gcl::ops::convert<double, float>(gcl::to_device(x).cview(), narrowed_dev.view());
+    check_bitwise(narrowed, gcl::to_host(narrowed_dev));
+    Tensor<double> widened(x.shape());
+    Tensor<double, gcl::cuda> widened_dev(x.shape());
+    gcl::ops::convert<float, double>(narrowed.cview(), widened.view());
+    gcl::ops::convert<float, double>(gcl::to_device(narrowed).cview(), widened_dev.view());
+    check_bitwise(widened, gcl::to_host(widened_dev));
 }
