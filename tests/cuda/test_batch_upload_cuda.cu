@@ -117,6 +117,7 @@ TEST_CASE("BatchUploader<cuda>: the copy waits for kernels still using the batch
     gcl::Tensor<float, gcl::cuda> batch = uploader.upload(host);
     // upload returned at once: the copy still waits behind the kernel on the default stream.
     CHECK(cudaStreamQuery(uploader.copy_stream()) == cudaErrorNotReady);
+    static_cast<void>(cudaGetLastError());  // the expected "not ready" stays the last error: clear it
     CHECK(batch.data() == recycled);  // the pool handed the kernel's block to the batch
     CHECK(same_bits(gcl::to_host(batch), host));
 }
@@ -157,6 +158,7 @@ TEST_CASE("BatchUploader<cuda>: a started copy runs beside kernels queued before
     // kernel still runs.
     GCL_CUDA_CHECK(cudaStreamSynchronize(uploader.copy_stream()));
     CHECK(cudaStreamQuery(nullptr) == cudaErrorNotReady);
+    static_cast<void>(cudaGetLastError());  // the expected "not ready" stays the last error: clear it
     gcl::Tensor<float, gcl::cuda> batch = next.take();
     gcl::Tensor<float, gcl::cuda> doubled(gcl::Shape{n});
     scale_into<<<1024, 256>>>(batch.data(), doubled.data(), n, 2.0f);

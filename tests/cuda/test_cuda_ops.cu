@@ -263,6 +263,44 @@ TEMPLATE_TEST_CASE("ops convolutions on cuda (cuDNN) equal the CPU", "[cuda][ops
     check_close(y, gcl::to_host(y_d), rtol);
 }
 
+TEMPLATE_TEST_CASE("ops convolutions on cuda write zeros where a sum has no terms, as the CPU does", "[cuda][ops][conv]",
+                   float, double) {
+    using T = TestType;
+    gcl::Rng rng(30);
+    const auto filled_with_nan = [](const Shape& shape) {
+        Tensor<T> t(shape);
+        std::fill(t.data(), t.data() + t.numel(), std::numeric_limits<T>::quiet_NaN());
+        return t;
+    };
+    // No input channels: y = 0 (not what the output held before).
+    const Tensor<T> x_none(Shape{2, 0, 5, 5}), w_none(Shape{3, 0, 3, 3});
+    Tensor<T> y = filled_with_nan(Shape{2, 3, 3, 3});
+    Tensor<T, gcl::cuda> y_d = gcl::to_device(y);
+    gcl::ops::conv2d_forward<T>(x_none.cview(), w_none.cview(), y.view(), {});
+    gcl::ops::conv2d_forward<T>(gcl::to_device(x_none).cview(), gcl::to_device(w_none).cview(), y_d.view(), {});
+    check_bitwise(y, gcl::to_host(y_d));
+    CHECK(y.data()[0] == T(0));
+
+    // No filters: dx = 0. No images: dw = 0 when overwritten, unchanged when accumulated.
+    const Tensor<T> w_empty(Shape{0, 2, 3, 3}), dy_empty(Shape{2, 0, 3, 3});
+    Tensor<T> dx = filled_with_nan(Shape{2, 2, 5, 5});
+    Tensor<T, gcl::cuda> dx_d = gcl::to_device(dx);
+    gcl::ops::conv2d_backward_data<T>(dy_empty.cview(), w_empty.cview(), dx.view(), {});
+    gcl::ops::conv2d_backward_data<T>(gcl::to_device(dy_empty).cview(), gcl::to_device(w_empty).cview(), dx_d.view(), {});
+    check_bitwise(dx, gcl::to_host(dx_d));
+    CHECK(dx.data()[0] == T(0));
+    const Tensor<T> no_images(Shape{0, 2, 5, 5}), dy_none(Shape{0, 3, 3, 3});
+    for (gcl::WriteMode mode : {gcl::WriteMode::accumulate, gcl::WriteMode::overwrite}) {
+        INFO("accumulate " << (mode == gcl::WriteMode::accumulate));
+        Tensor<T> dw = gcl::testing::random_tensor<T>(Shape{3, 2, 3, 3}, rng);
+        Tensor<T, gcl::cuda> dw_d = gcl::to_device(dw);
+        gcl::ops::conv2d_backward_weight<T>(dy_none.cview(), no_images.cview(), dw.view(), {}, mode);
+        gcl::ops::conv2d_backward_weight<T>(gcl::to_device(dy_none).cview(), gcl::to_device(no_images).cview(),
+                                            dw_d.view(), {}, mode);
+        check_bitwise(dw, gcl::to_host(dw_d));
+    }
+}
+
 TEMPLATE_TEST_CASE("ops max pooling on cuda equals the CPU bit for bit, overlapping windows included", "[cuda][ops]",
                    float, double) {
     using T = TestType;

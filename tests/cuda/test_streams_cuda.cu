@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "gcl/cuda.cuh"
 #include "gcl/data/phantom.hpp"
@@ -28,7 +29,11 @@ class OwnedStream {
 public:
     explicit OwnedStream(unsigned flags) { GCL_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, flags)); }
     ~OwnedStream() {
-        gcl::cuda_release_stream_memory(stream_);
+        try {
+            gcl::cuda_release_stream_memory(stream_);
+        } catch (const gcl::Error& e) {  // a destructor must not throw; the test has failed already
+            std::fprintf(stderr, "OwnedStream: %s\n", e.what());
+        }
         cudaStreamDestroy(stream_);
     }
     OwnedStream(const OwnedStream&) = delete;
@@ -84,6 +89,25 @@ TEST_CASE("a device buffer belongs to the stream it was made on; its block is re
     CHECK(again.data() == block);
 }
 
+TEST_CASE("cuda_release_stream_memory gives back the stream's scratch areas and cached blocks", "[cuda][stream][pool]") {
+    OwnedStream a(cudaStreamNonBlocking);
+    const int device = gcl::cuda_detail::current_device();
+    const std::pair<int, cudaStream_t> key{device, a.get().handle};
+    gcl::Rng rng(8);
+    const Tensor<float> host = gcl_test::random<float>({4096}, rng);
+    {
+        const gcl::StreamGuard<gcl::cuda> on_a(a.get());
+        const Tensor<float, gcl::cuda> t = gcl::to_device(host);
+        CHECK(static_cast<double>(gcl::ops::sum(t)) ==
+              Approx(static_cast<double>(gcl::ops::sum(host))).epsilon(1e-5).margin(1e-5));  // partials in scratch
+    }
+    CHECK(gcl::cuda_detail::scratch_areas<double>().count(key) == 1);
+    const std::size_t cached = gcl::cuda_memory_stats().bytes_cached;
+    gcl::cuda_release_stream_memory(a.get());
+    CHECK(gcl::cuda_detail::scratch_areas<double>().count(key) == 0);
+    CHECK(gcl::cuda_memory_stats().bytes_cached < cached);  // t's block and the scratch block
+}
+
 TEST_CASE("a U-Net's forward pass queues all its work on the current stream", "[cuda][stream][graph]") {
     // A blocking stream: work on the legacy default stream while it is captured, or a host wait,
     // invalidates the capture.
@@ -91,16 +115,20 @@ TEST_CASE("a U-Net's forward pass queues all its work on the current stream", "[
     nn::ParameterArena<float, gcl::cuda> arena;
     nn::UNet<float, gcl::cuda> unet(arena, {.in_channels = 1, .classes = 3, .depth = 3, .base_width = 8}, 4);
     gcl::Rng rng(5);
-    const Tensor<float, gcl::cuda> x = gcl::to_device(gcl_test::random<float>({2, 1, 32, 32}, rng));
+    Tensor<float, gcl::cuda> x = gcl::to_device(gcl_test::random<float>({2, 1, 32, 32}, rng));
     const gcl::StreamGuard<gcl::cuda> on_s(s.get());
     // Warm: convolution algorithms found, outputs allocated, the pool's blocks cached for s.
     for (int i = 0; i < 2; ++i) unet.forward(x.cview());
     s.get().synchronize();
 
+    CHECK_FALSE(s.get().capturing());
     REQUIRE(cudaStreamBeginCapture(s.get(), cudaStreamCaptureModeThreadLocal) == cudaSuccess);
     std::string error;
+    bool capturing = false;
+    gcl::ConstView<float, gcl::cuda> logits;
     try {
-        unet.forward(x.cview());
+        capturing = s.get().capturing();
+        logits = unet.forward(x.cview());  // its input check, which waits for the device, is left out
     } catch (const gcl::Error& e) {
         error = e.what();
     }
@@ -114,7 +142,19 @@ TEST_CASE("a U-Net's forward pass queues all its work on the current stream", "[
     std::size_t nodes = 0;
     REQUIRE(cudaGraphGetNodes(graph, nullptr, &nodes) == cudaSuccess);
     std::printf("U-Net forward captured on one stream: %zu graph nodes\n", nodes);
+    CHECK(capturing);
     CHECK(nodes > 20);
+
+    // A replay on new input contents gives the logits a direct forward pass gives.
+    const Tensor<float> new_input = gcl_test::random<float>({2, 1, 32, 32}, rng);
+    gcl::ops::copy(gcl::to_device(new_input).cview(), x.view());  // into the memory the graph reads
+    cudaGraphExec_t replay = nullptr;
+    REQUIRE(cudaGraphInstantiate(&replay, graph, 0) == cudaSuccess);
+    CHECK(cudaGraphLaunch(replay, s.get()) == cudaSuccess);
+    const Tensor<float> replayed = gcl::to_host(logits);
+    const Tensor<float> direct = gcl::to_host(unet.forward(x.cview()));
+    CHECK(gcl_test::same_bits(direct, replayed));
+    cudaGraphExecDestroy(replay);
     cudaGraphDestroy(graph);
 }
 

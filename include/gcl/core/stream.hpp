@@ -22,6 +22,7 @@ struct Stream;
 template <>
 struct Stream<cpu> {
     void synchronize() const {}
+    bool capturing() const { return false; }  // cpu work runs at once, never into a graph
 };
 
 // The calling thread's current stream of `Device` (specialised per device).

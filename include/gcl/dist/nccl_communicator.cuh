@@ -76,6 +76,9 @@ public:
     NcclCommunicator(const NcclCommunicator&) = delete;
     NcclCommunicator& operator=(const NcclCommunicator&) = delete;
     ~NcclCommunicator() {
+        // Queued collectives still use the communicator and the staging buffers, whose blocks go
+        // back to the pool after this body; a destructor cannot report a failure, so none is.
+        static_cast<void>(cudaStreamSynchronize(stream_));
         if (comm_) ncclCommDestroy(comm_);
     }
 
@@ -158,6 +161,9 @@ private:
         const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(T);
         if (raw.size() < bytes) {
             synchronize();  // the old buffer may still be in use by queued work
+            // Made (and zeroed) on the collectives' stream, so that its zeroing is ordered before
+            // the copies into it and its block is cached for that stream.
+            const StreamGuard<cuda> on_collectives(stream_);
             raw = Buffer<std::uint8_t, cuda>(bytes);
         }
         return reinterpret_cast<T*>(raw.data());

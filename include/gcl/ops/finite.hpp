@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "gcl/backend/cpu/reduce.hpp"
+#include "gcl/core/stream.hpp"
 #include "gcl/ops/common.hpp"
 
 namespace gcl::ops {
@@ -24,9 +25,11 @@ bool all_finite(const X& x) {
 }
 
 // Throws gcl::Error for `op` naming `what`, its shape, and the first non-finite element (its
-// multi-index and value) unless every element is finite.
+// multi-index and value) unless every element is finite. While the current stream is captured
+// into a graph (a model's forward pass recorded for replay) nothing runs, so nothing is checked.
 template <ReadableTensor X>
 void check_finite(std::string_view op, const X& x, std::string_view what = "tensor") {
+    if (current_stream<typename X::device_type>().capturing()) return;
     const ConstViewOf<X> v = x;
     const index_t bad = first_nonfinite(v);
     if (bad < 0) return;

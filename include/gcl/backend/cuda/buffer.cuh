@@ -6,6 +6,7 @@
 //   gcl::cuda_memory_stats().source_allocations   // cudaMalloc calls so far
 //   gcl::cuda_release_cached_memory();            // cached blocks back to the driver (cudaFree)
 //   gcl::cuda_release_stream_memory(stream);      // before destroying a stream gcl allocated on
+//                                                 // (backend/cuda/scratch.cuh)
 //
 // A buffer belongs to the stream that was current when it was made (stream()): it is zeroed there,
 // and its freed block is reused at once, but only by the next allocation of its size class for
@@ -47,13 +48,6 @@ inline CachingPool<cuda_detail::CudaMemory>& cuda_memory_pool() {
 }
 inline CachingPoolStats cuda_memory_stats() { return cuda_memory_pool().stats(); }
 inline void cuda_release_cached_memory() { cuda_memory_pool().release_cached(); }
-// Waits for `stream` and gives the blocks cached for it back to the driver. Call it before
-// cudaStreamDestroy, once the buffers made on the stream are gone: a later stream may get the
-// same handle, and must not take blocks that the old one's queued work still uses.
-inline void cuda_release_stream_memory(Stream<cuda> stream) {
-    stream.synchronize();
-    cuda_memory_pool().release_cached(stream.handle);
-}
 
 template <class T>
 class Buffer<T, cuda> {

@@ -26,9 +26,13 @@ inline const char* cublas_status_text(cublasStatus_t s) {
 }
 
 inline void check_cuda(cudaError_t status, const char* call, const char* file, int line) {
-    if (status != cudaSuccess)
+    if (status != cudaSuccess) {
+        // A failed call also stays the thread's last error: clear it, so that a caller who catches
+        // this error is not blamed for it again by the next launch check (sticky errors remain).
+        static_cast<void>(cudaGetLastError());
         fail("cuda", call, " failed with ", cudaGetErrorName(status), " (", cudaGetErrorString(status), ") at ",
              file, ":", line);
+    }
 }
 inline void check_cublas(cublasStatus_t status, const char* call, const char* file, int line) {
     if (status != CUBLAS_STATUS_SUCCESS)

@@ -198,10 +198,19 @@ struct Conv2d<cuda> {
         std::size_t bytes() const { return 0; }
     };
 
+    // An output whose sum has no terms (no input channels, no filters, no images) is zero, as on
+    // the CPU; the ops checked that it is contiguous.
+    template <class T>
+    static void zero(TensorView<T, cuda> out) {
+        if (out.numel() > 0)
+            GCL_CUDA_CHECK(cudaMemsetAsync(out.data(), 0, static_cast<std::size_t>(out.numel()) * sizeof(T),
+                                           cuda_detail::stream()));
+    }
+
     template <class T>
     static void forward(ConstView<T, cuda> x, ConstView<T, cuda> w, TensorView<T, cuda> y, const Conv2dParams& p,
                         OperandCache* = nullptr) {
-        if (x.numel() == 0 || y.numel() == 0) return;
+        if (x.numel() == 0 || y.numel() == 0) return zero(y);
         const auto& plan = cuda_detail::ConvPlans::get<T>(x.shape(), w.shape(), y.shape(), p);
         plan.forward(x.data(), w.data(), y.data(), cuda_detail::ConvPlans::workspace(plan.workspace_bytes()));
     }
@@ -209,7 +218,7 @@ struct Conv2d<cuda> {
     template <class T>
     static void backward_data(ConstView<T, cuda> dy, ConstView<T, cuda> w, TensorView<T, cuda> dx,
                               const Conv2dParams& p) {
-        if (dx.numel() == 0 || dy.numel() == 0) return;
+        if (dx.numel() == 0 || dy.numel() == 0) return zero(dx);
         const auto& plan = cuda_detail::ConvPlans::get<T>(dx.shape(), w.shape(), dy.shape(), p);
         plan.backward_data(dy.data(), w.data(), dx.data(), cuda_detail::ConvPlans::workspace(plan.workspace_bytes()));
     }
@@ -217,7 +226,10 @@ struct Conv2d<cuda> {
     template <class T>
     static void backward_weight(ConstView<T, cuda> dy, ConstView<T, cuda> x, TensorView<T, cuda> dw,
                                 const Conv2dParams& p, bool accumulate) {
-        if (dw.numel() == 0 || dy.numel() == 0) return;
+        if (dw.numel() == 0 || dy.numel() == 0) {
+            if (!accumulate) zero(dw);
+            return;
+        }
         const auto& plan = cuda_detail::ConvPlans::get<T>(x.shape(), dw.shape(), dy.shape(), p);
         plan.backward_weight(dy.data(), x.data(), dw.data(), accumulate,
                              cuda_detail::ConvPlans::workspace(plan.workspace_bytes()));

@@ -27,6 +27,9 @@ struct Gemm<cuda> {
         const index_t m = c.dim(0), n = c.dim(1);
         if (m == 0 || n == 0) return;
         const index_t k = transpose_a ? a.dim(0) : a.dim(1);
+        constexpr index_t most = std::numeric_limits<int>::max();
+        check(m <= most && n <= most && k <= most, "Gemm<cuda>", "a product of ", m, " x ", k, " by ", k, " x ", n,
+              " exceeds cuBLAS's int");
         const cublasOperation_t op_a = transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
         const cublasOperation_t op_b = transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
         cublasHandle_t handle = cuda_detail::cublas_handle();

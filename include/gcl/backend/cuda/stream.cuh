@@ -1,8 +1,9 @@
 #pragma once
 // Stream<cuda>: a CUDA stream handle (not owning); default-constructed, the legacy default stream.
 // It converts from and to cudaStream_t, so a kernel that takes a Stream<cuda> takes a raw stream too.
-// current_stream<cuda>() is kept per host thread (core/stream.hpp); a stream belongs to the device
-// it was created on, so a StreamGuard's scope keeps that device current.
+// current_stream<cuda>() is kept per host thread (core/stream.hpp). A stream belongs to the device
+// it was created on: a StreamGuard does not change the current device, so guard a stream only
+// while its device is current (cudaSetDevice).
 #include <cuda_runtime.h>
 
 #include "gcl/backend/cuda/check.cuh"
@@ -19,6 +20,13 @@ struct Stream<cuda> {
     operator cudaStream_t() const { return handle; }
 
     void synchronize() const { GCL_CUDA_CHECK(cudaStreamSynchronize(handle)); }
+    // True while the work queued on the stream is captured into a CUDA graph: it does not run
+    // then, so no one may wait for its results.
+    bool capturing() const {
+        cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+        GCL_CUDA_CHECK(cudaStreamIsCapturing(handle, &status));
+        return status != cudaStreamCaptureStatusNone;
+    }
 };
 
 namespace cuda_detail {

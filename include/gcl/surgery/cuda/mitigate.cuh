@@ -56,6 +56,7 @@ struct MitigatePasses<T, cuda> {
 
     static void gram(const ConstView<T, cuda>& g, void* workspace, double* gram, Stream<cuda> stream) {
         const index_t K = g.dim(0), P = g.dim(1), row_stride = g.stride(0);
+        cuda_impl::wait_for_current_stream(stream);  // G was written on the current stream
         cuda_impl::gram_pass(g.data(), row_stride, K, P, static_cast<double*>(workspace), gram, stream);
         std::vector<T> host_row;  // filled only to name a non-finite value in the error message
         check_finite_gram(

@@ -103,6 +103,7 @@ struct BatchedPasses<T, cuda> {
         const index_t N = g.dim(0), K = g.dim(1), D = g.dim(2);
         auto* gram_device = static_cast<double*>(workspace);
         const auto sample_blocks = static_cast<unsigned>(std::min<index_t>(N, index_t{1} << 16));
+        cuda_impl::wait_for_current_stream(stream);  // G was written on the current stream
         cuda_impl::batched_gram_kernel<T><<<sample_blocks, cuda_impl::batched_threads, 0, stream>>>(
             g.data(), N, K, D, g.stride(0), g.stride(1), gram_device);
         GCL_CUDA_CHECK_LAUNCH();

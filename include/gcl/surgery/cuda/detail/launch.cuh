@@ -20,9 +20,9 @@ using cuda_detail::warp_size;
 using cuda_detail::ScopedEvent;
 using cuda_detail::warp_sum;
 
-// Orders `stream` after the work queued so far on the current stream. gcl::Buffer zeroes new
-// device memory there, and another stream would not wait for it: call this after allocating
-// buffers and before `stream` writes them.
+// Orders `stream` after the work queued so far on the current stream, where the inputs were
+// written and gcl::Buffer zeroes new device memory (another stream would not wait for either):
+// call this after allocating buffers and before `stream` reads the inputs or writes the buffers.
 inline void wait_for_current_stream(cudaStream_t stream) {
     if (stream == cuda_detail::stream()) return;
     const ScopedEvent zeroed;
