@@ -2,7 +2,8 @@
 # scripts/gpu-bundle packs this build's CUDA programs and scripts/gpu-check runs them from the
 # bundle, as on a GPU machine without gcl's build dependencies. The programs see no GPU here
 # (CUDA_VISIBLE_DEVICES is empty), so the GPU tests report skipped, the emulation tests pass and
-# the check exits 0; a bundled program that fails makes the check fail, naming it.
+# the check exits 0; a bundled program that fails or outlasts its time makes the check fail,
+# naming it.
 #   check_gpu_bundle.sh <build dir> <work dir>
 set -euo pipefail
 build=$1
@@ -33,19 +34,24 @@ done
 tar -tzf "$work/out/gpu-check-logs.tar.gz" | grep -q 'test_cuda_backend_emulated.txt' ||
     fail "the log archive lacks test_cuda_backend_emulated's log"
 
-# A bundle whose one program fails: the check exits non-zero and names it.
+# A bundle of a program that fails and one that hangs past its time: the check exits non-zero
+# and names both, and OUT holds the test report.
 printf '#!/bin/sh\necho "a planted failure"\nexit 3\n' >"$work/broken/planted"
-printf 'commit planted\nnvcc -\ntest planted_failure planted\nlibraries \n' >"$work/broken/MANIFEST"
-if GCL_GPU_BUNDLE=$work/broken bash "$root/scripts/gpu-check" >"$work/broken.txt" 2>&1; then
-    fail "gpu-check passed a bundle whose program failed"
+printf '#!/bin/sh\nexec sleep 30\n' >"$work/broken/hangs"
+printf 'commit planted\nnvcc -\ntest planted_failure planted\ntest planted_hang hangs\nlibraries \n' >"$work/broken/MANIFEST"
+mkdir -p "$work/broken_out"
+if OUT=$work/broken_out GCL_GPU_CHECK_TIMEOUT=1 GCL_GPU_BUNDLE=$work/broken bash "$root/scripts/gpu-check" \
+    >"$work/broken.txt" 2>&1; then
+    fail "gpu-check passed a bundle whose programs failed"
 fi
-grep -q "0 passed, 0 skipped, 1 failed" "$work/broken.txt" && grep -q "planted_failure" "$work/broken.txt" &&
-    grep -q "a planted failure" "$work/broken.txt" ||
-    fail "the failure was not reported:$(printf '\n%s' "$(cat "$work/broken.txt")")"
+grep -q "0 passed, 0 skipped, 2 failed" "$work/broken.txt" && grep -q "planted_failure ... \*\*\*Failed" "$work/broken.txt" &&
+    grep -q "a planted failure" "$work/broken.txt" && grep -q "planted_hang ... \*\*\*Timeout" "$work/broken.txt" &&
+    grep -q "planted_hang" "$work/broken_out/tests.txt" ||
+    fail "the failures were not reported:$(printf '\n%s' "$(cat "$work/broken.txt")")"
 
 # A folder that is no bundle is refused.
 if GCL_GPU_BUNDLE=$work/out bash "$root/scripts/gpu-check" >"$work/none.txt" 2>&1 ||
     ! grep -q "has no MANIFEST" "$work/none.txt"; then
     fail "gpu-check accepted a folder without a MANIFEST"
 fi
-echo "check_gpu_bundle: $tests programs bundled; $emulated passed and the rest skipped without a GPU; a failure is reported"
+echo "check_gpu_bundle: $tests programs bundled; $emulated passed and the rest skipped without a GPU; a failure and a timeout are reported"
