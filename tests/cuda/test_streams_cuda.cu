@@ -165,12 +165,10 @@ TEST_CASE("GCL pre-training steps on a non-blocking stream equal the default str
                                                  .image_out = 6,
                                                  .pixel_hidden = 8,
                                                  .pixel_out = 6};
-    tr::GclPretrainerOptions options;
-    options.steps = 3;
-    options.warmup_steps = 1;
-    options.sampler.batch_size = 6;
-    options.sampler.seed = 1;
-    options.objective.pixel_samples = 4;
+    const tr::GclPretrainerOptions options{.steps = 3,
+                                           .warmup_steps = 1,
+                                           .sampler = {.batch_size = 6, .seed = 1},
+                                           .objective = {.pixel_samples = 4}};
     const auto run = [&] {
         nn::ParameterArena<float, gcl::cuda> arena;
         nn::PretrainModel<float, gcl::cuda> model(arena, model_options, 9);
