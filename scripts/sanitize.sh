@@ -22,7 +22,7 @@ sanitizers=${GCL_SANITIZERS:-address,undefined}
 jobs=${GCL_JOBS:-$(nproc)}
 mpi=${GCL_SANITIZE_MPI:-0}
 CXX=${GCL_SANITIZE_CXX:-clang++} cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O0 -g1" \
-    -DGCL_COMPUTE_HEAVY_TEST_FLAGS=-O1 \
+    -DGCL_COMPUTE_HEAVY_TEST_FLAGS=-O1 -DGCL_TEST_OPTIMIZATION= \
     -DGCL_SANITIZE="$sanitizers" -DGCL_ENABLE_CUDA=OFF -DGCL_BUILD_TESTS=ON -DGCL_BUILD_EXAMPLES=OFF \
     -DGCL_BUILD_BENCHMARKS=OFF "-DCMAKE_DISABLE_FIND_PACKAGE_MPI=$([[ $mpi == 1 ]] && echo OFF || echo ON)"
 cmake --build "$build_dir" -j "$jobs"

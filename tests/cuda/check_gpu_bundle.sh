@@ -31,8 +31,10 @@ grep -qE "CUDA tests +$emulated passed, $((tests - emulated)) skipped, 0 failed"
 for file in summary.txt tests.txt gpu-check-logs.tar.gz; do
     [[ -s "$work/out/$file" ]] || fail "gpu-check left no $file in OUT"
 done
-tar -tzf "$work/out/gpu-check-logs.tar.gz" | grep -q 'test_cuda_backend_emulated.txt' ||
-    fail "the log archive lacks test_cuda_backend_emulated's log"
+# The listing is read whole first: grep -q stops at its match, and under pipefail the tar it
+# would leave writing into a closed pipe fails the check.
+logs=$(tar -tzf "$work/out/gpu-check-logs.tar.gz")
+grep -q 'test_cuda_backend_emulated.txt' <<<"$logs" || fail "the log archive lacks test_cuda_backend_emulated's log"
 
 # A bundle of a program that fails and one that hangs past its time: the check exits non-zero
 # and names both, and OUT holds the test report.

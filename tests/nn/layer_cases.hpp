@@ -58,6 +58,15 @@ struct Defaults {
     static void set_mode(L&) {}
 };
 
+// A layer without parameters or options, made as Layer<T, D>().
+template <template <class, class> class Layer>
+struct WithoutParameters : Defaults {
+    template <class T, class D>
+    static auto make(Arena<T, D>&) {
+        return Layer<T, D>();
+    }
+};
+
 // Each named parameter of a host arena drawn uniformly from [lo, hi).
 template <class T>
 void fill_named(Arena<T>& arena, gcl::Rng& rng, std::initializer_list<const char*> names, double lo, double hi) {
@@ -159,13 +168,9 @@ struct BatchNorm1dIn : BatchNorm2dIn<Training> {
     }
 };
 
-struct ReLUCase : Defaults {
+struct ReLUCase : WithoutParameters<nn::ReLU> {
     static constexpr const char* name = "ReLU";
     static Shape input() { return {2, 3, 4, 5}; }
-    template <class T, class D>
-    static auto make(Arena<T, D>&) {
-        return nn::ReLU<T, D>();
-    }
 };
 
 struct LeakyReLUCase : ReLUCase {
@@ -176,13 +181,9 @@ struct LeakyReLUCase : ReLUCase {
     }
 };
 
-struct MaxPool2dCase : Defaults {
+struct MaxPool2dCase : WithoutParameters<nn::MaxPool2d> {
     static constexpr const char* name = "MaxPool2d 2x2";
     static Shape input() { return {2, 3, 6, 8}; }
-    template <class T, class D>
-    static auto make(Arena<T, D>&) {
-        return nn::MaxPool2d<T, D>();
-    }
 };
 
 struct MaxPool2dOverlapping : MaxPool2dCase {
@@ -193,12 +194,9 @@ struct MaxPool2dOverlapping : MaxPool2dCase {
     }
 };
 
-struct GlobalAvgPoolCase : MaxPool2dCase {
+struct GlobalAvgPoolCase : WithoutParameters<nn::GlobalAvgPool> {
     static constexpr const char* name = "GlobalAvgPool";
-    template <class T, class D>
-    static auto make(Arena<T, D>&) {
-        return nn::GlobalAvgPool<T, D>();
-    }
+    static Shape input() { return MaxPool2dCase::input(); }
 };
 
 struct LinearBias : Defaults {
@@ -220,13 +218,9 @@ struct LinearNoBias : LinearBias {
     }
 };
 
-struct L2NormalizeRows : Defaults {
+struct L2NormalizeRows : WithoutParameters<nn::L2Normalize> {
     static constexpr const char* name = "L2Normalize along features";
     static Shape input() { return {4, 6}; }
-    template <class T, class D>
-    static auto make(Arena<T, D>&) {
-        return nn::L2Normalize<T, D>();
-    }
 };
 
 struct L2NormalizeMaps : L2NormalizeRows {
