@@ -57,7 +57,7 @@ int demo(int argc, char** argv, const Job& job) {
     index_t labelled = 2;
 
     CLI::App app{"gcl_demo: GCL pre-training, fine-tuning and evaluation on the built-in phantom"};
-    app.add_flag("--quick", quick, "a short run (about 5 minutes on 2 cores): 16 unlabelled patients, 4 test patients per scanner, 60 fine-tuning steps");
+    app.add_flag("--quick", quick, "a short run (at most 3 minutes on 2 idle cores): 16 unlabelled patients, 4 test patients per scanner, 60 fine-tuning steps");
     app.add_flag("--no-compare", no_compare, "skip the pre-training without gradient surgery");
     app.add_option("--seed", seed, "seed of the data, the weights and every random choice");
     app.add_option("--mitigation", mitigation, "where GradMitigator acts")

@@ -10,7 +10,8 @@
 # tests in a little over half of g++'s time; g++ compiles them in the normal build. They compile at
 # -O0 -g1, which halves the compile time again and keeps the reports readable; the four that
 # spend their time computing (tests/CMakeLists.txt, gcl_compute_heavy_tests) at -O1, which runs
-# them several times faster under the sanitizers.
+# them several times faster under the sanitizers (GCL_TEST_OPTIMIZATION, -O1 in other builds, is
+# empty here).
 #   scripts/sanitize.sh                            address,undefined in build-sanitize/
 #   GCL_SANITIZERS=thread scripts/sanitize.sh      ThreadSanitizer (clang with libomp + Archer)
 #   GCL_SANITIZE_CXX=g++ scripts/sanitize.sh       the same checks built by g++
